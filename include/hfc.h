@@ -1,0 +1,186 @@
+/* hfc.h - the hfc-eval library: data -> split -> engine -> report.
+ *
+ * Every function that can fail returns an hfc_status and fills an
+ * hfc_error with the path it was reading and a one-line reason; only
+ * src/main.c prints them. Objects come in load/new and free pairs; the
+ * caller owns what a load or new function returns and frees it with its pair.
+ */
+#ifndef HFC_H
+#define HFC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HFC_VERSION "1.0.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    HFC_OK = 0,
+    HFC_ERR_USAGE = 1,  /* bad command line */
+    HFC_ERR_IO = 2,     /* a file could not be opened, read or written */
+    HFC_ERR_DATA = 3,   /* the CIFAR-10 file is malformed */
+    HFC_ERR_MODEL = 4,  /* the model file is malformed or unsupported */
+    HFC_ERR_NOMEM = 5,  /* out of memory or a resource could not be made */
+} hfc_status;
+
+typedef struct {
+    char path[1024];   /* the file the error is about ("" for none) */
+    char reason[512];  /* one line, no trailing newline */
+} hfc_error;
+
+/* Fill err and return status. fmt is printf-style. */
+hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
+                    const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------ data */
+
+#define HFC_CIFAR_SIDE 32
+#define HFC_CIFAR_CHANNELS 3
+#define HFC_CIFAR_PIXELS (HFC_CIFAR_CHANNELS * HFC_CIFAR_SIDE * HFC_CIFAR_SIDE) /* 3072 */
+#define HFC_CIFAR_RECORD (1 + HFC_CIFAR_PIXELS)                                /* 3073 */
+#define HFC_CIFAR_CLASSES 10
+
+typedef struct {
+    size_t n;          /* number of images */
+    uint8_t *labels;   /* (n) values 0..9 */
+    uint8_t *pixels;   /* (n, 3, 32, 32) R, G, B planes, row-major */
+    char path[1024];   /* the file the images came from */
+} hfc_dataset;
+
+/* Read a CIFAR-10 binary file, or DIR/test_batch.bin when path is a
+ * directory. limit > 0 keeps only the first `limit` images. */
+hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit,
+                            hfc_error *err);
+void hfc_dataset_free(hfc_dataset *ds);
+
+/* ----------------------------------------------------------------- split */
+
+/* The paper's frequency split, per channel of a 32x32 image:
+ *   F = fftshift(fft2(x)); M = [sqrt((i-16)^2 + (j-16)^2) < r]
+ *   low = Re(ifft2(ifftshift(F*M))), high = Re(ifft2(ifftshift(F*(1-M))))
+ * A splitter holds FFTW plans and spectra for up to `capacity` images:
+ * hfc_split_forward transforms a batch once, hfc_split_radius then makes
+ * low and high for any number of radii from the stored spectra. */
+typedef struct hfc_splitter hfc_splitter;
+
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, hfc_error *err);
+void hfc_splitter_free(hfc_splitter *s);
+/* x: (n, 3, 32, 32) raw pixel values; n <= capacity. */
+void hfc_split_forward(hfc_splitter *s, const float *x, size_t n);
+/* low, high: (n, 3, 32, 32) for the n images of the last forward. */
+void hfc_split_radius(hfc_splitter *s, double radius, float *low, float *high);
+
+/* ----------------------------------------------------------------- model */
+
+typedef enum {
+    HFC_OP_INPUT,
+    HFC_OP_CONV2D,         /* y = W * x + b, zero padding */
+    HFC_OP_BATCHNORM,      /* y = (x - mean) / sqrt(var + eps) * gamma + beta */
+    HFC_OP_RELU,           /* y = max(x, 0) */
+    HFC_OP_MAXPOOL2D,      /* y = max over the window (padding never wins) */
+    HFC_OP_AVGPOOL2D,      /* y = mean over the window */
+    HFC_OP_GLOBAL_AVGPOOL, /* y[c] = mean over h, w of x[c] */
+    HFC_OP_FLATTEN,        /* (c, h, w) -> (c*h*w, 1, 1), same memory */
+    HFC_OP_LINEAR,         /* y = W x + b */
+    HFC_OP_ADD,            /* y = a + b */
+    HFC_OP_SUBSAMPLE,      /* y = x[:, ::sh, ::sw] */
+    HFC_OP_PAD_CHANNELS,   /* zeros before and after along c */
+    HFC_OP_COUNT
+} hfc_op;
+
+typedef struct {
+    int c, h, w;  /* one image's shape; the batch is outside */
+} hfc_shape;
+
+typedef struct {
+    hfc_op op;
+    char name[64];
+    int n_in;
+    int in[2];            /* indices of earlier nodes */
+    hfc_shape out;        /* worked out when the model loads */
+    int kh, kw;           /* conv, pools */
+    int sh, sw;           /* stride: conv, pools, subsample */
+    int ph, pw;           /* padding: conv, pools */
+    int count_include_pad;/* avgpool2d */
+    int before, after;    /* pad_channels */
+    float eps;            /* batchnorm */
+    /* weights point into hfc_model.arena (never free them) */
+    const float *weight;  /* conv (cout, cin, kh, kw); linear (out, in); bn gamma (c) */
+    const float *bias;    /* conv/linear (cout) or NULL; bn beta (c) or NULL */
+    const float *mean;    /* bn (c) */
+    const float *var;     /* bn (c) */
+} hfc_node;
+
+typedef struct {
+    int channels, height, width;  /* the input the model expects */
+    float scale;                  /* x = pixel * scale */
+    float mean[4], std[4];        /* then (x - mean[c]) / std[c] */
+    int n_classes;
+    char **classes;               /* (n_classes) names */
+    int n_nodes;
+    hfc_node *nodes;              /* nodes[0] is the input, in run order */
+    int output;                   /* index of the logits node */
+    float *arena;                 /* every weight, one allocation */
+    size_t arena_floats;
+    char *metadata_json;          /* the file's "metadata" object, printed */
+    char sha256[65];              /* of the whole file, hex */
+    char path[1024];
+} hfc_model;
+
+/* Read and validate a model file (format: docs/model-format.md). */
+hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err);
+void hfc_model_free(hfc_model *m);
+
+/* ---------------------------------------------------------------- engine */
+
+/* Run-time state for one model: fused plan, per-thread buffers. */
+typedef struct hfc_engine hfc_engine;
+
+hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads,
+                          hfc_error *err);
+void hfc_engine_free(hfc_engine *e);
+/* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
+ * here); logits: (n, n_classes). Each image is computed alone, so results
+ * do not depend on n or on the number of threads. */
+void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits);
+/* Multiply-adds of one image's forward pass (conv and linear layers). */
+double hfc_engine_flops(const hfc_engine *e);
+
+/* -------------------------------------------------------------- evaluate */
+
+enum { HFC_ORIGINAL, HFC_LOW, HFC_HIGH, HFC_VERSIONS };
+
+typedef struct {
+    double radius;
+    size_t images;
+    size_t correct[HFC_VERSIONS];
+    size_t class_images[HFC_CIFAR_CLASSES];
+    size_t class_correct[HFC_CIFAR_CLASSES][HFC_VERSIONS];
+} hfc_tally;
+
+/* The experiment: stream the dataset in batches; per batch, transform each
+ * image once, run every model on the originals once and, per radius, on the
+ * low and high reconstructions. tallies: (n_models, n_radii), filled here.
+ * Every model must take 3x32x32 input and have 10 classes. */
+hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                        const double *radii, int n_radii, const hfc_dataset *ds,
+                        size_t batch, hfc_tally *tallies, hfc_error *err);
+
+/* ---------------------------------------------------------------- report */
+
+/* One JSON object (no newline) for a model at one radius; caller frees. */
+char *hfc_report_json(const hfc_tally *t, const hfc_model *m,
+                      const char *data_path, double seconds, int pretty);
+
+/* ------------------------------------------------------------------ util */
+
+void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);
+/* Read a whole file into *buf (caller frees). */
+hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err);
+
+#endif

@@ -1,0 +1,166 @@
+/* engine_ops.c - the CNN operations, one image at a time, over hfc_tensor.
+ *
+ * Layout is CHW (NCHW with the batch outside). Each op writes its own
+ * output buffer and never allocates; `relu` fuses max(y, 0) into the op.
+ */
+#include <cblas.h>
+#include <float.h>
+#include <string.h>
+
+#include "engine_ops.h"
+
+/* col (c*kh*kw, ho*wo) = the patches of x under a kh x kw window. */
+static void im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
+                   int ho, int wo, float *col)
+{
+    for (int c = 0; c < x->c; c++) {
+        const float *plane = x->data + (size_t)c * x->h * x->w;
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                float *row = col + ((size_t)(c * kh + ky) * kw + kx) * ho * wo;
+                for (int oy = 0; oy < ho; oy++) {
+                    int iy = oy * sh - ph + ky;
+                    float *dst = row + (size_t)oy * wo;
+                    if (iy < 0 || iy >= x->h) {
+                        memset(dst, 0, (size_t)wo * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = plane + (size_t)iy * x->w;
+                    for (int ox = 0; ox < wo; ox++) {
+                        int ix = ox * sw - pw + kx;
+                        dst[ox] = ix >= 0 && ix < x->w ? src[ix] : 0.0f;
+                    }
+                }
+            }
+    }
+}
+
+static void bias_relu(float *y, int channels, int plane, const float *bias, int relu)
+{
+    for (int c = 0; c < channels; c++) {
+        float b = bias ? bias[c] : 0.0f;
+        float *p = y + (size_t)c * plane;
+        if (relu)
+            for (int i = 0; i < plane; i++)
+                p[i] = p[i] + b > 0.0f ? p[i] + b : 0.0f;
+        else if (bias)
+            for (int i = 0; i < plane; i++)
+                p[i] += b;
+    }
+}
+
+void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
+                int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y)
+{
+    int k = x->c * kh * kw, n = y->h * y->w;
+    const float *patches = x->data;
+    if (kh != 1 || kw != 1 || sh != 1 || sw != 1 || ph || pw) {
+        im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
+        patches = col;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, n, k, 1.0f, w, k,
+                patches, n, 0.0f, y->data, n);
+    bias_relu(y->data, y->c, n, bias, relu);
+}
+
+void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
+                     hfc_tensor *y)
+{
+    int plane = x->h * x->w;
+    for (int c = 0; c < x->c; c++) {
+        const float *src = x->data + (size_t)c * plane;
+        float *dst = y->data + (size_t)c * plane;
+        for (int i = 0; i < plane; i++) {
+            float v = src[i] * scale[c] + shift[c];
+            dst[i] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+void hfc_relu(const hfc_tensor *x, hfc_tensor *y)
+{
+    size_t n = hfc_tensor_size(x);
+    for (size_t i = 0; i < n; i++)
+        y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
+}
+
+void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
+                int count_include_pad, hfc_tensor *y)
+{
+    for (int c = 0; c < x->c; c++) {
+        const float *src = x->data + (size_t)c * x->h * x->w;
+        float *dst = y->data + (size_t)c * y->h * y->w;
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox = 0; ox < y->w; ox++) {
+                int y0 = oy * sh - ph, x0 = ox * sw - pw;
+                float acc = is_max ? -FLT_MAX : 0.0f;
+                int inside = 0;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = y0 + ky;
+                    if (iy < 0 || iy >= x->h)
+                        continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int ix = x0 + kx;
+                        if (ix < 0 || ix >= x->w)
+                            continue;
+                        float v = src[(size_t)iy * x->w + ix];
+                        acc = is_max ? (v > acc ? v : acc) : acc + v;
+                        inside++;
+                    }
+                }
+                if (!is_max) {
+                    /* PyTorch divides by the window clipped to the padded input. */
+                    int hend = y0 + kh < x->h + ph ? y0 + kh : x->h + ph;
+                    int wend = x0 + kw < x->w + pw ? x0 + kw : x->w + pw;
+                    int padded = (hend - y0) * (wend - x0);
+                    acc /= (float)(count_include_pad ? padded : inside);
+                }
+                dst[(size_t)oy * y->w + ox] = acc;
+            }
+    }
+}
+
+void hfc_global_avgpool(const hfc_tensor *x, hfc_tensor *y)
+{
+    int plane = x->h * x->w;
+    for (int c = 0; c < x->c; c++) {
+        const float *src = x->data + (size_t)c * plane;
+        float sum = 0.0f;
+        for (int i = 0; i < plane; i++)
+            sum += src[i];
+        y->data[c] = sum / (float)plane;
+    }
+}
+
+void hfc_linear(const hfc_tensor *x, const float *w, const float *bias, int relu, hfc_tensor *y)
+{
+    int in = x->c, out = y->c;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x->data, 1, 0.0f, y->data, 1);
+    bias_relu(y->data, out, 1, bias, relu);
+}
+
+void hfc_add(const hfc_tensor *a, const hfc_tensor *b, int relu, hfc_tensor *y)
+{
+    size_t n = hfc_tensor_size(a);
+    for (size_t i = 0; i < n; i++) {
+        float v = a->data[i] + b->data[i];
+        y->data[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+}
+
+void hfc_subsample(const hfc_tensor *x, int sh, int sw, hfc_tensor *y)
+{
+    for (int c = 0; c < x->c; c++)
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox = 0; ox < y->w; ox++)
+                y->data[((size_t)c * y->h + oy) * y->w + ox] =
+                    x->data[((size_t)c * x->h + oy * sh) * x->w + ox * sw];
+}
+
+void hfc_pad_channels(const hfc_tensor *x, int before, int after, hfc_tensor *y)
+{
+    size_t plane = (size_t)x->h * x->w;
+    memset(y->data, 0, before * plane * sizeof(float));
+    memcpy(y->data + before * plane, x->data, hfc_tensor_size(x) * sizeof(float));
+    memset(y->data + (before + x->c) * plane, 0, after * plane * sizeof(float));
+}

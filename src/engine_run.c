@@ -1,0 +1,387 @@
+/* engine_run.c - plan a model once, then run it on batches of images.
+ *
+ * Planning (hfc_engine_new), done once per model:
+ *   - a BatchNorm that is the only consumer of a conv is folded into it:
+ *     W' = W * s, b' = b * s + t with s = gamma / sqrt(var + eps),
+ *     t = beta - mean * s; other BatchNorms become a per-channel s, t;
+ *   - a ReLU whose producer (conv, bn, add, linear) feeds nothing else is
+ *     fused into it; flatten is free (same memory);
+ *   - every remaining step gets an output slot; a slot is reused once the
+ *     last reader of its value has run, so a deep net needs a few slots.
+ * Running: each thread takes whole images and runs every step on one image
+ * at a time with its own slots and im2col scratch; nothing is allocated.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_ops.h"
+#include "hfc.h"
+
+typedef struct {
+    const hfc_node *node;  /* attributes and shapes */
+    hfc_op op;
+    int relu;              /* max(y, 0) fused into this step */
+    int in[2];             /* slots read */
+    int out;               /* slot written */
+    const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
+} step;
+
+typedef struct {
+    float *slots;  /* (n_slots, slot_floats) */
+    float *col;    /* im2col scratch */
+} workspace;
+
+struct hfc_engine {
+    const hfc_model *model;
+    step *steps;
+    int n_steps;
+    int n_slots;
+    size_t slot_floats;
+    size_t col_floats;
+    int output_slot;
+    float *folded;        /* weights made at planning, one allocation */
+    int threads;
+    workspace *ws;        /* (threads) */
+    double macs;          /* multiply-adds per image */
+};
+
+/* The node whose buffer node i's value lives in. */
+static int root_of(const int *alias, int i)
+{
+    while (alias[i] >= 0)
+        i = alias[i];
+    return i;
+}
+
+/* Count floats for folded weights: conv+bn pairs and standalone bns. */
+static size_t folded_floats(const hfc_model *m, const int *fold_into)
+{
+    size_t n = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (nd->op != HFC_OP_BATCHNORM)
+            continue;
+        if (fold_into[i] >= 0) {
+            const hfc_node *cv = &m->nodes[fold_into[i]];
+            n += (size_t)cv->out.c * m->nodes[cv->in[0]].out.c * cv->kh * cv->kw + cv->out.c;
+        } else {
+            n += 2 * (size_t)nd->out.c;
+        }
+    }
+    return n;
+}
+
+static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
+{
+    double scale = (bn->weight ? bn->weight[c] : 1.0) / sqrt((double)bn->var[c] + bn->eps);
+    *s = (float)scale;
+    *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
+}
+
+hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc_error *err)
+{
+    *out = NULL;
+    int n = m->n_nodes;
+    hfc_engine *e = calloc(1, sizeof *e);
+    int *consumers = calloc((size_t)n, sizeof *consumers);
+    int *alias = malloc((size_t)n * sizeof *alias);
+    int *fold_into = malloc((size_t)n * sizeof *fold_into);  /* bn -> conv */
+    int *fused_relu = calloc((size_t)n, sizeof *fused_relu);
+    int *last_use = calloc((size_t)n, sizeof *last_use);
+    int *slot_of = malloc((size_t)n * sizeof *slot_of);
+    int *slot_free = calloc((size_t)n, sizeof *slot_free);
+    int *step_of = malloc((size_t)n * sizeof *step_of);
+    hfc_status st = HFC_OK;
+    if (!e || !consumers || !alias || !fold_into || !fused_relu || !last_use || !slot_of ||
+        !slot_free || !step_of) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
+        goto done;
+    }
+    e->model = m;
+    openblas_set_num_threads(1);  /* we thread across images ourselves */
+
+    for (int i = 0; i < n; i++) {
+        alias[i] = fold_into[i] = -1;
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            consumers[m->nodes[i].in[k]]++;
+    }
+    consumers[m->output]++;  /* the logits are read after the run */
+
+    /* Fusion: decide which nodes are absorbed into an earlier step. */
+    for (int i = 1; i < n; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        int src = nd->in[0];
+        if (nd->op == HFC_OP_FLATTEN) {
+            alias[i] = src;
+        } else if (nd->op == HFC_OP_BATCHNORM && m->nodes[src].op == HFC_OP_CONV2D &&
+                   consumers[src] == 1 && alias[src] < 0 && !fused_relu[src]) {
+            fold_into[i] = src;
+            alias[i] = src;
+        } else if (nd->op == HFC_OP_RELU) {
+            int r = root_of(alias, src), single = 1;
+            for (int p = src; single; p = alias[p]) {
+                single = consumers[p] == 1;
+                if (alias[p] < 0)
+                    break;
+            }
+            hfc_op rop = m->nodes[r].op;
+            if (single && !fused_relu[r] && (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM ||
+                                             rop == HFC_OP_ADD || rop == HFC_OP_LINEAR)) {
+                fused_relu[r] = 1;
+                alias[i] = src;
+            }
+        }
+    }
+
+    /* Folded weights. */
+    size_t nf = folded_floats(m, fold_into);
+    e->folded = malloc((nf ? nf : 1) * sizeof(float));
+    if (!e->folded) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for folded weights");
+        goto done;
+    }
+    e->steps = calloc((size_t)n, sizeof *e->steps);
+    if (!e->steps) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
+        goto done;
+    }
+
+    /* Liveness: the last step that reads each root buffer. */
+    for (int i = 1; i < n; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++) {
+            int r = root_of(alias, m->nodes[i].in[k]);
+            if (last_use[r] < i)
+                last_use[r] = i;
+        }
+    last_use[root_of(alias, m->output)] = n;  /* never released */
+
+    /* Steps and slots, in node order. */
+    float *fw = e->folded;
+    size_t max_floats = 0, max_col = 1;
+    for (int i = 0; i < n; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        step_of[i] = -1;
+        if (alias[i] >= 0) {
+            if (fold_into[i] >= 0) {  /* rewrite the conv's step with folded weights */
+                step *cs = &e->steps[step_of[fold_into[i]]];
+                const hfc_node *cv = cs->node;
+                size_t per = (size_t)m->nodes[cv->in[0]].out.c * cv->kh * cv->kw;
+                float *w = fw, *b = fw + (size_t)cv->out.c * per;
+                for (int c = 0; c < cv->out.c; c++) {
+                    float s, t;
+                    bn_scale_shift(nd, c, &s, &t);
+                    for (size_t k = 0; k < per; k++)
+                        w[c * per + k] = cv->weight[c * per + k] * s;
+                    b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t;
+                }
+                cs->w = w;
+                cs->b = b;
+                fw = b + cv->out.c;
+            }
+            continue;
+        }
+        step *s = &e->steps[e->n_steps];
+        s->node = nd;
+        s->op = nd->op;
+        s->relu = fused_relu[i];
+        s->w = nd->weight;
+        s->b = nd->bias;
+        for (int k = 0; k < nd->n_in; k++)
+            s->in[k] = slot_of[root_of(alias, nd->in[k])];
+        if (nd->op == HFC_OP_BATCHNORM) {
+            float *sc = fw, *sh = fw + nd->out.c;
+            for (int c = 0; c < nd->out.c; c++)
+                bn_scale_shift(nd, c, &sc[c], &sh[c]);
+            s->w = sc;
+            s->b = sh;
+            fw = sh + nd->out.c;
+        }
+        /* A free slot for the output (never one of the inputs). */
+        int slot = 0;
+        while (slot < e->n_slots && !slot_free[slot])
+            slot++;
+        if (slot == e->n_slots)
+            e->n_slots++;
+        slot_free[slot] = 0;
+        slot_of[i] = s->out = slot;
+        step_of[i] = e->n_steps++;
+        /* Release the inputs whose last reader this was. */
+        for (int k = 0; k < nd->n_in; k++) {
+            int r = root_of(alias, nd->in[k]);
+            if (last_use[r] == i)
+                slot_free[slot_of[r]] = 1;
+        }
+        size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
+        if (floats > max_floats)
+            max_floats = floats;
+        if (nd->op == HFC_OP_CONV2D) {
+            size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+            size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
+            if (col > max_col)
+                max_col = col;
+            e->macs += (double)nd->out.c * cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
+        } else if (nd->op == HFC_OP_LINEAR) {
+            e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
+        }
+    }
+    e->output_slot = slot_of[root_of(alias, m->output)];
+    e->slot_floats = max_floats;
+    e->col_floats = max_col;
+
+    e->threads = threads < 1 ? 1 : threads;
+    e->ws = calloc((size_t)e->threads, sizeof *e->ws);
+    if (!e->ws) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for thread buffers");
+        goto done;
+    }
+    for (int t = 0; t < e->threads; t++) {
+        e->ws[t].slots = malloc((size_t)e->n_slots * e->slot_floats * sizeof(float));
+        e->ws[t].col = malloc(e->col_floats * sizeof(float));
+        if (!e->ws[t].slots || !e->ws[t].col) {
+            st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
+            goto done;
+        }
+    }
+done:
+    free(consumers);
+    free(alias);
+    free(fold_into);
+    free(fused_relu);
+    free(last_use);
+    free(slot_of);
+    free(slot_free);
+    free(step_of);
+    if (st) {
+        hfc_engine_free(e);
+        return st;
+    }
+    *out = e;
+    return HFC_OK;
+}
+
+void hfc_engine_free(hfc_engine *e)
+{
+    if (!e)
+        return;
+    for (int t = 0; e->ws && t < e->threads; t++) {
+        free(e->ws[t].slots);
+        free(e->ws[t].col);
+    }
+    free(e->ws);
+    free(e->steps);
+    free(e->folded);
+    free(e);
+}
+
+double hfc_engine_flops(const hfc_engine *e) { return 2.0 * e->macs; }
+
+static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s)
+{
+    return (hfc_tensor){s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
+}
+
+/* Run every step on one image; the logits end in the output slot. */
+static void forward_image(const hfc_engine *e, const workspace *ws, const float *pixels)
+{
+    const hfc_model *m = e->model;
+    for (int i = 0; i < e->n_steps; i++) {
+        const step *s = &e->steps[i];
+        const hfc_node *nd = s->node;
+        hfc_tensor y = slot_tensor(e, ws, s->out, nd->out);
+        hfc_tensor x = {0};
+        if (s->op != HFC_OP_INPUT)
+            x = slot_tensor(e, ws, s->in[0], m->nodes[nd->in[0]].out);
+        switch (s->op) {
+        case HFC_OP_INPUT: {
+            size_t plane = (size_t)nd->out.h * nd->out.w;
+            for (int c = 0; c < nd->out.c; c++)
+                for (size_t k = 0; k < plane; k++)
+                    y.data[c * plane + k] =
+                        (pixels[c * plane + k] * m->scale - m->mean[c]) / m->std[c];
+            break;
+        }
+        case HFC_OP_CONV2D:
+            hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
+                       ws->col, &y);
+            break;
+        case HFC_OP_BATCHNORM:
+            hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
+            break;
+        case HFC_OP_RELU:
+            hfc_relu(&x, &y);
+            break;
+        case HFC_OP_MAXPOOL2D:
+        case HFC_OP_AVGPOOL2D:
+            hfc_pool2d(&x, s->op == HFC_OP_MAXPOOL2D, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
+                       nd->pw, nd->count_include_pad, &y);
+            break;
+        case HFC_OP_GLOBAL_AVGPOOL:
+            hfc_global_avgpool(&x, &y);
+            break;
+        case HFC_OP_FLATTEN:  /* always an alias; never a step */
+            break;
+        case HFC_OP_LINEAR: {
+            hfc_tensor flat = {x.c * x.h * x.w, 1, 1, x.data};
+            hfc_linear(&flat, s->w, s->b, s->relu, &y);
+            break;
+        }
+        case HFC_OP_ADD: {
+            hfc_tensor b = slot_tensor(e, ws, s->in[1], m->nodes[nd->in[1]].out);
+            hfc_add(&x, &b, s->relu, &y);
+            break;
+        }
+        case HFC_OP_SUBSAMPLE:
+            hfc_subsample(&x, nd->sh, nd->sw, &y);
+            break;
+        case HFC_OP_PAD_CHANNELS:
+            hfc_pad_channels(&x, nd->before, nd->after, &y);
+            break;
+        case HFC_OP_COUNT:
+            break;
+        }
+    }
+}
+
+typedef struct {
+    const hfc_engine *e;
+    const workspace *ws;
+    const float *x;
+    float *logits;
+    size_t first, stride, n;
+} job;
+
+static void *run_job(void *arg)
+{
+    const job *j = arg;
+    const hfc_model *m = j->e->model;
+    size_t in_floats = (size_t)m->channels * m->height * m->width;
+    const float *out = j->ws->slots + (size_t)j->e->output_slot * j->e->slot_floats;
+    for (size_t i = j->first; i < j->n; i += j->stride) {
+        forward_image(j->e, j->ws, j->x + i * in_floats);
+        memcpy(j->logits + i * m->n_classes, out, (size_t)m->n_classes * sizeof(float));
+    }
+    return NULL;
+}
+
+void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
+{
+    size_t t = (size_t)e->threads < n ? (size_t)e->threads : n;
+    job jobs[t ? t : 1];
+    pthread_t tid[t ? t : 1];
+    int started[t ? t : 1];
+    for (size_t k = 0; k < t; k++) {
+        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, n};
+        started[k] = k > 0 && pthread_create(&tid[k], NULL, run_job, &jobs[k]) == 0;
+    }
+    if (t)
+        run_job(&jobs[0]);
+    for (size_t k = 1; k < t; k++) {
+        if (started[k])
+            pthread_join(tid[k], NULL);
+        else
+            run_job(&jobs[k]);  /* no thread could be made: do its share here */
+    }
+}

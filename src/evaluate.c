@@ -1,0 +1,95 @@
+/* evaluate.c - the experiment loop: data -> split -> engine -> tallies. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+static void count(hfc_tally *t, int version, const float *logits, int k, const uint8_t *labels,
+                  size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ok = argmax(logits + i * k, k) == labels[i];
+        t->correct[version] += ok;
+        t->class_correct[labels[i]][version] += ok;
+    }
+}
+
+hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                        const double *radii, int n_radii, const hfc_dataset *ds,
+                        size_t batch, hfc_tally *tallies, hfc_error *err)
+{
+    for (int j = 0; j < n_models; j++) {
+        const hfc_model *m = models[j];
+        if (m->channels != HFC_CIFAR_CHANNELS || m->height != HFC_CIFAR_SIDE ||
+            m->width != HFC_CIFAR_SIDE)
+            return hfc_fail(err, HFC_ERR_MODEL, m->path,
+                            "model takes %dx%dx%d input; CIFAR-10 images are 3x32x32",
+                            m->channels, m->height, m->width);
+        if (m->n_classes != HFC_CIFAR_CLASSES)
+            return hfc_fail(err, HFC_ERR_MODEL, m->path,
+                            "model has %d classes; CIFAR-10 has 10", m->n_classes);
+    }
+    if (batch > ds->n)
+        batch = ds->n ? ds->n : 1;
+
+    hfc_splitter *split = NULL;
+    hfc_status st = hfc_splitter_new(&split, batch, err);
+    if (st)
+        return st;
+    float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
+    float *low = malloc(batch * HFC_CIFAR_PIXELS * sizeof *low);
+    float *high = malloc(batch * HFC_CIFAR_PIXELS * sizeof *high);
+    float *logits = malloc(batch * HFC_CIFAR_CLASSES * sizeof *logits);
+    if (!x || !low || !high || !logits) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
+        goto done;
+    }
+    for (int k = 0; k < n_models * n_radii; k++) {
+        memset(&tallies[k], 0, sizeof tallies[k]);
+        tallies[k].radius = radii[k % n_radii];
+        tallies[k].images = ds->n;
+    }
+    for (size_t i = 0; i < ds->n; i++)
+        for (int k = 0; k < n_models * n_radii; k++)
+            tallies[k].class_images[ds->labels[i]]++;
+
+    for (size_t first = 0; first < ds->n; first += batch) {
+        size_t n = ds->n - first < batch ? ds->n - first : batch;
+        const uint8_t *labels = ds->labels + first;
+        const uint8_t *pixels = ds->pixels + first * HFC_CIFAR_PIXELS;
+        for (size_t k = 0; k < n * HFC_CIFAR_PIXELS; k++)
+            x[k] = pixels[k];
+        hfc_split_forward(split, x, n);
+        for (int j = 0; j < n_models; j++) {
+            hfc_engine_forward(engines[j], x, n, logits);
+            for (int r = 0; r < n_radii; r++)
+                count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, HFC_CIFAR_CLASSES, labels, n);
+        }
+        for (int r = 0; r < n_radii; r++) {
+            hfc_split_radius(split, radii[r], low, high);
+            for (int j = 0; j < n_models; j++) {
+                hfc_tally *t = &tallies[j * n_radii + r];
+                hfc_engine_forward(engines[j], low, n, logits);
+                count(t, HFC_LOW, logits, HFC_CIFAR_CLASSES, labels, n);
+                hfc_engine_forward(engines[j], high, n, logits);
+                count(t, HFC_HIGH, logits, HFC_CIFAR_CLASSES, labels, n);
+            }
+        }
+    }
+done:
+    free(x);
+    free(low);
+    free(high);
+    free(logits);
+    hfc_splitter_free(split);
+    return st;
+}

@@ -1,0 +1,601 @@
+/* model_load.c - read and validate an hfc-eval model file.
+ *
+ * Layout (docs/model-format.md):
+ *   0   8 bytes  magic "HFCMODEL"
+ *   8   u32      version (1)
+ *   12  u32      flags (0)
+ *   16  u64      header length L
+ *   24  L bytes  JSON header: input, classes, tensors, nodes, output, metadata
+ *   D = 24 + L rounded up to 64: the data section; tensor offsets count from D.
+ * All integers little-endian; tensors are little-endian f32 or f16.
+ *
+ * Nothing is trusted: every size is checked against the file's length before
+ * it is used, every node's inputs must come before it (no cycles, no
+ * dangling names), and every tensor's shape must be what its layer needs.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+#define MAGIC "HFCMODEL"
+#define FORMAT_VERSION 1
+#define PREAMBLE 24
+#define ALIGN 64
+#define MAX_NODES 4096
+#define MAX_TENSORS 4096
+#define MAX_CLASSES 1000
+#define MAX_CHANNELS 65536
+#define MAX_SIDE 4096
+#define MAX_IMAGE_ELEMS ((size_t)1 << 28)
+
+typedef struct {
+    const char *name;
+    int ndim;
+    size_t dims[4];
+    size_t count;
+    size_t arena_offset;  /* floats into hfc_model.arena */
+} tensor_info;
+
+/* The parse state: one struct so that helpers can report with the path. */
+typedef struct {
+    const char *path;
+    hfc_error *err;
+    const uint8_t *data;  /* the data section */
+    size_t data_len;
+    tensor_info *tensors;
+    int n_tensors;
+} loader;
+
+static const char *OP_NAMES[HFC_OP_COUNT] = {
+    [HFC_OP_INPUT] = "input",          [HFC_OP_CONV2D] = "conv2d",
+    [HFC_OP_BATCHNORM] = "batchnorm",  [HFC_OP_RELU] = "relu",
+    [HFC_OP_MAXPOOL2D] = "maxpool2d",  [HFC_OP_AVGPOOL2D] = "avgpool2d",
+    [HFC_OP_GLOBAL_AVGPOOL] = "global_avgpool", [HFC_OP_FLATTEN] = "flatten",
+    [HFC_OP_LINEAR] = "linear",        [HFC_OP_ADD] = "add",
+    [HFC_OP_SUBSAMPLE] = "subsample",  [HFC_OP_PAD_CHANNELS] = "pad_channels",
+};
+
+#define FAIL(L, ...) hfc_fail((L)->err, HFC_ERR_MODEL, (L)->path, __VA_ARGS__)
+
+static uint64_t read_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static float half_to_float(uint16_t h)
+{
+    int sign = h >> 15, exp = (h >> 10) & 31, frac = h & 1023;
+    float v;
+    if (exp == 0)
+        v = ldexpf((float)frac, -24);
+    else if (exp == 31)
+        v = frac ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(frac | 1024), exp - 25);
+    return sign ? -v : v;
+}
+
+/* A JSON number that must be an integer in [lo, hi]. */
+static hfc_status get_int(loader *L, const cJSON *obj, const char *key, const char *where,
+                          long long lo, long long hi, long long *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v))
+        return FAIL(L, "%s: \"%s\" is missing or not a number", where, key);
+    double d = v->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
+        return FAIL(L, "%s: \"%s\" = %g is not an integer in %lld..%lld", where, key, d, lo, hi);
+    *out = (long long)d;
+    return HFC_OK;
+}
+
+/* [a, b] of integers in [lo, hi]; absent gives `dflt` for both. */
+static hfc_status get_pair(loader *L, const cJSON *obj, const char *key, const char *where,
+                           int lo, int hi, int dflt, int *a, int *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        *a = *b = dflt;
+        return HFC_OK;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return FAIL(L, "%s: \"%s\" must be an array of two integers", where, key);
+    int out[2];
+    for (int i = 0; i < 2; i++) {
+        const cJSON *e = cJSON_GetArrayItem(v, i);
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) ||
+            e->valuedouble < lo || e->valuedouble > hi)
+            return FAIL(L, "%s: \"%s\" values must be integers in %d..%d", where, key, lo, hi);
+        out[i] = (int)e->valuedouble;
+    }
+    *a = out[0];
+    *b = out[1];
+    return HFC_OK;
+}
+
+static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
+{
+    if (!cJSON_IsArray(arr))
+        return FAIL(L, "header: \"tensors\" must be an array");
+    int n = cJSON_GetArraySize(arr);
+    if (n > MAX_TENSORS)
+        return FAIL(L, "header: %d tensors (at most %d)", n, MAX_TENSORS);
+    L->tensors = calloc(n ? (size_t)n : 1, sizeof *L->tensors);
+    if (!L->tensors)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    size_t total = 0;
+    const cJSON *t;
+    int i = 0;
+    cJSON_ArrayForEach(t, arr) {
+        tensor_info *ti = &L->tensors[i];
+        char where[192];
+        snprintf(where, sizeof where, "tensor %d", i);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0])
+            return FAIL(L, "%s: \"name\" is missing", where);
+        ti->name = name->valuestring;
+        snprintf(where, sizeof where, "tensor %.120s", ti->name);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(L->tensors[j].name, ti->name))
+                return FAIL(L, "%s: defined twice", where);
+        const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+        size_t elsize;
+        if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f32"))
+            elsize = 4;
+        else if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f16"))
+            elsize = 2;
+        else
+            return FAIL(L, "%s: \"dtype\" must be \"f32\" or \"f16\"", where);
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+        int nd = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : -1;
+        if (nd < 1 || nd > 4)
+            return FAIL(L, "%s: \"shape\" must be an array of 1 to 4 sizes", where);
+        ti->ndim = nd;
+        ti->count = 1;
+        for (int d = 0; d < nd; d++) {
+            const cJSON *e = cJSON_GetArrayItem(shape, d);
+            if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > (1 << 24) ||
+                e->valuedouble != floor(e->valuedouble))
+                return FAIL(L, "%s: shape[%d] is not an integer in 1..%d", where, d, 1 << 24);
+            ti->dims[d] = (size_t)e->valuedouble;
+            if (ti->count > SIZE_MAX / 8 / ti->dims[d])
+                return FAIL(L, "%s: element count overflows", where);
+            ti->count *= ti->dims[d];
+        }
+        long long offset, nbytes;
+        hfc_status st;
+        if ((st = get_int(L, t, "offset", where, 0, (long long)1 << 50, &offset)) ||
+            (st = get_int(L, t, "nbytes", where, 0, (long long)1 << 50, &nbytes)))
+            return st;
+        if ((size_t)nbytes != ti->count * elsize)
+            return FAIL(L, "%s: nbytes %lld does not match shape (%zu elements of %zu bytes)",
+                        where, nbytes, ti->count, elsize);
+        if ((size_t)offset > L->data_len || (size_t)nbytes > L->data_len - (size_t)offset)
+            return FAIL(L, "%s: bytes %lld..%lld of the data section are past the end of the file "
+                        "(data section is %zu bytes)", where, offset, offset + nbytes, L->data_len);
+        ti->arena_offset = total;
+        total += ti->count;
+        i++;
+    }
+    L->n_tensors = n;
+    m->arena = malloc((total ? total : 1) * sizeof(float));
+    if (!m->arena)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory for %zu weights", total);
+    m->arena_floats = total;
+    /* Second pass: copy and check the values (offsets were checked above). */
+    i = 0;
+    cJSON_ArrayForEach(t, arr) {
+        tensor_info *ti = &L->tensors[i++];
+        size_t off = (size_t)cJSON_GetObjectItemCaseSensitive(t, "offset")->valuedouble;
+        int half = !strcmp(cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring, "f16");
+        const uint8_t *src = L->data + off;
+        float *dst = m->arena + ti->arena_offset;
+        for (size_t k = 0; k < ti->count; k++) {
+            float v;
+            if (half) {
+                v = half_to_float((uint16_t)read_le(src + 2 * k, 2));
+            } else {
+                uint32_t bits = (uint32_t)read_le(src + 4 * k, 4);
+                memcpy(&v, &bits, sizeof v);
+            }
+            if (!isfinite(v))
+                return FAIL(L, "tensor %.120s: element %zu is NaN or Inf", ti->name, k);
+            dst[k] = v;
+        }
+    }
+    return HFC_OK;
+}
+
+/* The tensor named by node[key]: must exist with exactly the given dims
+ * (a dim of 0 means any). Absent and optional gives NULL. */
+static hfc_status get_tensor(loader *L, const hfc_model *m, const cJSON *node, const char *key,
+                             const char *where, int optional, int ndim, const size_t *dims,
+                             const float **out, const tensor_info **info)
+{
+    *out = NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (optional)
+            return HFC_OK;
+        return FAIL(L, "%s: \"%s\" tensor is missing", where, key);
+    }
+    if (!cJSON_IsString(v))
+        return FAIL(L, "%s: \"%s\" must name a tensor", where, key);
+    for (int i = 0; i < L->n_tensors; i++) {
+        const tensor_info *ti = &L->tensors[i];
+        if (strcmp(ti->name, v->valuestring))
+            continue;
+        int ok = ti->ndim == ndim;
+        for (int d = 0; ok && d < ndim; d++)
+            ok = dims[d] == 0 || dims[d] == ti->dims[d];
+        if (!ok) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", d ? "x" : "", dims[d]);
+            for (int d = 0; d < ti->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", d ? "x" : "", ti->dims[d]);
+            return FAIL(L, "%s: tensor %.100s has shape %s, the layer needs %s (0 = any)",
+                        where, ti->name, got, want);
+        }
+        *out = m->arena + ti->arena_offset;
+        if (info)
+            *info = ti;
+        return HFC_OK;
+    }
+    return FAIL(L, "%s: tensor \"%.100s\" is not in the file", where, v->valuestring);
+}
+
+static int find_node(const hfc_model *m, int before, const char *name)
+{
+    for (int i = 0; i < before; i++)
+        if (!strcmp(m->nodes[i].name, name))
+            return i;
+    return -1;
+}
+
+static hfc_status pool_shape(loader *L, const char *where, hfc_node *nd, hfc_shape in,
+                             const cJSON *j)
+{
+    hfc_status st;
+    if ((st = get_pair(L, j, "kernel", where, 1, MAX_SIDE, 0, &nd->kh, &nd->kw)) ||
+        (st = get_pair(L, j, "stride", where, 1, MAX_SIDE, 0, &nd->sh, &nd->sw)) ||
+        (st = get_pair(L, j, "padding", where, 0, MAX_SIDE, 0, &nd->ph, &nd->pw)))
+        return st;
+    if (nd->kh == 0)
+        return FAIL(L, "%s: \"kernel\" is missing", where);
+    if (nd->sh == 0)
+        nd->sh = nd->kh, nd->sw = nd->kw;
+    if (2 * nd->ph > nd->kh || 2 * nd->pw > nd->kw)
+        return FAIL(L, "%s: padding must be at most half the kernel", where);
+    if (in.h + 2 * nd->ph < nd->kh || in.w + 2 * nd->pw < nd->kw)
+        return FAIL(L, "%s: kernel %dx%d is larger than the padded %dx%d input",
+                    where, nd->kh, nd->kw, in.h + 2 * nd->ph, in.w + 2 * nd->pw);
+    nd->out = (hfc_shape){in.c, (in.h + 2 * nd->ph - nd->kh) / nd->sh + 1,
+                          (in.w + 2 * nd->pw - nd->kw) / nd->sw + 1};
+    return HFC_OK;
+}
+
+/* Fill node i from its JSON: op, inputs, attributes, weights, output shape. */
+static hfc_status parse_node(loader *L, hfc_model *m, int i, const cJSON *j)
+{
+    hfc_node *nd = &m->nodes[i];
+    char where[160];
+    snprintf(where, sizeof where, "node %d", i);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+    if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof nd->name)
+        return FAIL(L, "%s: \"name\" is missing or longer than %zu characters", where, sizeof nd->name - 1);
+    snprintf(nd->name, sizeof nd->name, "%s", name->valuestring);
+    snprintf(where, sizeof where, "node %s", nd->name);
+    if (find_node(m, i, nd->name) >= 0)
+        return FAIL(L, "%s: name used twice", where);
+
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
+    if (!cJSON_IsString(op))
+        return FAIL(L, "%s: \"op\" is missing", where);
+    nd->op = HFC_OP_COUNT;
+    for (int k = HFC_OP_CONV2D; k < HFC_OP_COUNT; k++)
+        if (!strcmp(op->valuestring, OP_NAMES[k]))
+            nd->op = (hfc_op)k;
+    if (nd->op == HFC_OP_COUNT)
+        return FAIL(L, "%s: unknown layer type \"%.60s\"", where, op->valuestring);
+
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
+    int want = nd->op == HFC_OP_ADD ? 2 : 1;
+    if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != want)
+        return FAIL(L, "%s: %s takes %d input%s", where, OP_NAMES[nd->op], want, want > 1 ? "s" : "");
+    nd->n_in = want;
+    for (int k = 0; k < want; k++) {
+        const cJSON *in = cJSON_GetArrayItem(inputs, k);
+        if (!cJSON_IsString(in))
+            return FAIL(L, "%s: inputs must be node names", where);
+        nd->in[k] = find_node(m, i, in->valuestring);
+        if (nd->in[k] < 0)
+            return FAIL(L, "%s: input \"%.60s\" is not defined before it "
+                        "(dangling name or a cycle)", where, in->valuestring);
+    }
+    hfc_shape in = m->nodes[nd->in[0]].out;
+    size_t c = (size_t)in.c;
+    hfc_status st = HFC_OK;
+    switch (nd->op) {
+    case HFC_OP_CONV2D: {
+        if ((st = get_pair(L, j, "stride", where, 1, MAX_SIDE, 1, &nd->sh, &nd->sw)) ||
+            (st = get_pair(L, j, "padding", where, 0, MAX_SIDE, 0, &nd->ph, &nd->pw)))
+            return st;
+        size_t wdims[4] = {0, c, 0, 0};
+        const tensor_info *wt;
+        if ((st = get_tensor(L, m, j, "weight", where, 0, 4, wdims, &nd->weight, &wt)))
+            return st;
+        if (wt->dims[0] > MAX_CHANNELS)
+            return FAIL(L, "%s: %zu output channels (at most %d)", where, wt->dims[0], MAX_CHANNELS);
+        nd->kh = (int)wt->dims[2];
+        nd->kw = (int)wt->dims[3];
+        if (in.h + 2 * nd->ph < nd->kh || in.w + 2 * nd->pw < nd->kw)
+            return FAIL(L, "%s: kernel %dx%d is larger than the padded input", where, nd->kh, nd->kw);
+        size_t bdims[1] = {wt->dims[0]};
+        if ((st = get_tensor(L, m, j, "bias", where, 1, 1, bdims, &nd->bias, NULL)))
+            return st;
+        nd->out = (hfc_shape){(int)wt->dims[0], (in.h + 2 * nd->ph - nd->kh) / nd->sh + 1,
+                              (in.w + 2 * nd->pw - nd->kw) / nd->sw + 1};
+        break;
+    }
+    case HFC_OP_BATCHNORM: {
+        size_t dims[1] = {c};
+        if ((st = get_tensor(L, m, j, "mean", where, 0, 1, dims, &nd->mean, NULL)) ||
+            (st = get_tensor(L, m, j, "var", where, 0, 1, dims, &nd->var, NULL)) ||
+            (st = get_tensor(L, m, j, "weight", where, 1, 1, dims, &nd->weight, NULL)) ||
+            (st = get_tensor(L, m, j, "bias", where, 1, 1, dims, &nd->bias, NULL)))
+            return st;
+        const cJSON *eps = cJSON_GetObjectItemCaseSensitive(j, "eps");
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !isfinite(eps->valuedouble))
+            return FAIL(L, "%s: \"eps\" must be a positive number", where);
+        nd->eps = (float)eps->valuedouble;
+        for (size_t k = 0; k < c; k++)
+            if (nd->var[k] < 0)
+                return FAIL(L, "%s: running variance %zu is negative", where, k);
+        nd->out = in;
+        break;
+    }
+    case HFC_OP_RELU:
+        nd->out = in;
+        break;
+    case HFC_OP_MAXPOOL2D:
+        st = pool_shape(L, where, nd, in, j);
+        break;
+    case HFC_OP_AVGPOOL2D: {
+        const cJSON *inc = cJSON_GetObjectItemCaseSensitive(j, "count_include_pad");
+        nd->count_include_pad = inc ? cJSON_IsTrue(inc) : 1;
+        st = pool_shape(L, where, nd, in, j);
+        break;
+    }
+    case HFC_OP_GLOBAL_AVGPOOL:
+        nd->out = (hfc_shape){in.c, 1, 1};
+        break;
+    case HFC_OP_FLATTEN:
+        if ((size_t)in.c * in.h * in.w > MAX_IMAGE_ELEMS)
+            return FAIL(L, "%s: flattened size is too large", where);
+        nd->out = (hfc_shape){in.c * in.h * in.w, 1, 1};
+        break;
+    case HFC_OP_LINEAR: {
+        if (in.h != 1 || in.w != 1)
+            return FAIL(L, "%s: linear needs a flat input, got %dx%dx%d (add a flatten)",
+                        where, in.c, in.h, in.w);
+        size_t wdims[2] = {0, c};
+        const tensor_info *wt;
+        if ((st = get_tensor(L, m, j, "weight", where, 0, 2, wdims, &nd->weight, &wt)))
+            return st;
+        size_t out = wt->dims[0];
+        if (out > MAX_CHANNELS)
+            return FAIL(L, "%s: %zu outputs (at most %d)", where, out, MAX_CHANNELS);
+        size_t bdims[1] = {out};
+        if ((st = get_tensor(L, m, j, "bias", where, 1, 1, bdims, &nd->bias, NULL)))
+            return st;
+        nd->out = (hfc_shape){(int)out, 1, 1};
+        break;
+    }
+    case HFC_OP_ADD: {
+        hfc_shape b = m->nodes[nd->in[1]].out;
+        if (b.c != in.c || b.h != in.h || b.w != in.w)
+            return FAIL(L, "%s: adds %dx%dx%d to %dx%dx%d", where, in.c, in.h, in.w, b.c, b.h, b.w);
+        nd->out = in;
+        break;
+    }
+    case HFC_OP_SUBSAMPLE:
+        if ((st = get_pair(L, j, "stride", where, 1, MAX_SIDE, 1, &nd->sh, &nd->sw)))
+            return st;
+        nd->out = (hfc_shape){in.c, (in.h + nd->sh - 1) / nd->sh, (in.w + nd->sw - 1) / nd->sw};
+        break;
+    case HFC_OP_PAD_CHANNELS: {
+        long long before, after;
+        if ((st = get_int(L, j, "before", where, 0, MAX_CHANNELS, &before)) ||
+            (st = get_int(L, j, "after", where, 0, MAX_CHANNELS, &after)))
+            return st;
+        if (in.c + before + after > MAX_CHANNELS)
+            return FAIL(L, "%s: too many channels after padding", where);
+        nd->before = (int)before;
+        nd->after = (int)after;
+        nd->out = (hfc_shape){in.c + (int)(before + after), in.h, in.w};
+        break;
+    }
+    default:
+        return FAIL(L, "%s: unsupported op", where);
+    }
+    if (st)
+        return st;
+    if (nd->out.c < 1 || nd->out.h < 1 || nd->out.w < 1 ||
+        (size_t)nd->out.c * nd->out.h * nd->out.w > MAX_IMAGE_ELEMS)
+        return FAIL(L, "%s: output shape %dx%dx%d is empty or too large", where,
+                    nd->out.c, nd->out.h, nd->out.w);
+    return HFC_OK;
+}
+
+static hfc_status parse_input(loader *L, const cJSON *in, hfc_model *m)
+{
+    if (!cJSON_IsObject(in))
+        return FAIL(L, "header: \"input\" must be an object");
+    long long c, h, w;
+    hfc_status st;
+    if ((st = get_int(L, in, "channels", "input", 1, 4, &c)) ||
+        (st = get_int(L, in, "height", "input", 1, MAX_SIDE, &h)) ||
+        (st = get_int(L, in, "width", "input", 1, MAX_SIDE, &w)))
+        return st;
+    m->channels = (int)c;
+    m->height = (int)h;
+    m->width = (int)w;
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(in, "scale");
+    if (!cJSON_IsNumber(scale) || !(scale->valuedouble > 0) || !isfinite(scale->valuedouble))
+        return FAIL(L, "input: \"scale\" must be a positive number");
+    m->scale = (float)scale->valuedouble;
+    const char *keys[2] = {"mean", "std"};
+    float *dst[2] = {m->mean, m->std};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(in, keys[k]);
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != c)
+            return FAIL(L, "input: \"%s\" must hold %lld numbers", keys[k], c);
+        for (int i = 0; i < c; i++) {
+            const cJSON *e = cJSON_GetArrayItem(a, i);
+            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || (k == 1 && !(e->valuedouble > 0)))
+                return FAIL(L, "input: \"%s\"[%d] is not a %snumber", keys[k], i, k ? "positive " : "");
+            dst[k][i] = (float)e->valuedouble;
+        }
+    }
+    return HFC_OK;
+}
+
+static hfc_status parse_header(loader *L, const cJSON *root, hfc_model *m)
+{
+    if (!cJSON_IsObject(root))
+        return FAIL(L, "header is not a JSON object");
+    hfc_status st;
+    if ((st = parse_input(L, cJSON_GetObjectItemCaseSensitive(root, "input"), m)) ||
+        (st = parse_tensors(L, cJSON_GetObjectItemCaseSensitive(root, "tensors"), m)))
+        return st;
+
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
+    if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1)
+        return FAIL(L, "header: \"nodes\" must be a non-empty array");
+    int n = cJSON_GetArraySize(nodes);
+    if (n >= MAX_NODES)
+        return FAIL(L, "header: %d nodes (at most %d)", n, MAX_NODES - 1);
+    m->nodes = calloc((size_t)n + 1, sizeof *m->nodes);
+    if (!m->nodes)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    m->nodes[0] = (hfc_node){.op = HFC_OP_INPUT, .name = "input",
+                             .out = {m->channels, m->height, m->width}};
+    m->n_nodes = 1;
+    const cJSON *j;
+    cJSON_ArrayForEach(j, nodes) {
+        if ((st = parse_node(L, m, m->n_nodes, j)))
+            return st;
+        m->n_nodes++;
+    }
+
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(root, "output");
+    if (!cJSON_IsString(out) || (m->output = find_node(m, m->n_nodes, out->valuestring)) < 0)
+        return FAIL(L, "header: \"output\" must name a node");
+    hfc_shape os = m->nodes[m->output].out;
+    if (os.h != 1 || os.w != 1)
+        return FAIL(L, "output node %s is %dx%dx%d, not a vector of logits", m->nodes[m->output].name,
+                    os.c, os.h, os.w);
+
+    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(root, "classes");
+    int k = cJSON_IsArray(classes) ? cJSON_GetArraySize(classes) : -1;
+    if (k < 1 || k > MAX_CLASSES)
+        return FAIL(L, "header: \"classes\" must be an array of 1..%d names", MAX_CLASSES);
+    if (k != os.c)
+        return FAIL(L, "header: %d class names but the model has %d outputs", k, os.c);
+    m->classes = calloc((size_t)k, sizeof *m->classes);
+    if (!m->classes)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    m->n_classes = k;
+    for (int i = 0; i < k; i++) {
+        const cJSON *e = cJSON_GetArrayItem(classes, i);
+        if (!cJSON_IsString(e))
+            return FAIL(L, "header: class %d is not a string", i);
+        if (!(m->classes[i] = strdup(e->valuestring)))
+            return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    }
+
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    char *printed = cJSON_IsObject(meta) ? cJSON_PrintUnformatted(meta) : NULL;
+    m->metadata_json = strdup(printed ? printed : "{}");
+    cJSON_free(printed);
+    if (!m->metadata_json)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    return HFC_OK;
+}
+
+hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s", path);
+    uint8_t *raw;
+    size_t len;
+    hfc_status st = hfc_read_file(path, &raw, &len, err);
+    if (st)
+        return st;
+    loader L = {.path = path, .err = err};
+    cJSON *root = NULL;
+    if (len < PREAMBLE || memcmp(raw, MAGIC, 8)) {
+        st = FAIL(&L, "not an hfc-eval model file (bad magic; convert with tools/export_pytorch.py)");
+        goto done;
+    }
+    uint32_t version = (uint32_t)read_le(raw + 8, 4), flags = (uint32_t)read_le(raw + 12, 4);
+    uint64_t hlen = read_le(raw + 16, 8);
+    if (version != FORMAT_VERSION) {
+        st = FAIL(&L, "format version %u, this hfc-eval reads version %d", version, FORMAT_VERSION);
+        goto done;
+    }
+    if (flags) {
+        st = FAIL(&L, "unknown flags 0x%x", flags);
+        goto done;
+    }
+    if (hlen > len - PREAMBLE) {
+        st = FAIL(&L, "header length %llu runs past the end of the file (%zu bytes)",
+                  (unsigned long long)hlen, len);
+        goto done;
+    }
+    size_t base = PREAMBLE + (size_t)hlen;
+    base += (ALIGN - base % ALIGN) % ALIGN;
+    if (base > len) {
+        st = FAIL(&L, "data section starts at byte %zu, past the end of the file (%zu bytes)", base, len);
+        goto done;
+    }
+    L.data = raw + base;
+    L.data_len = len - base;
+    root = cJSON_ParseWithLength((const char *)raw + PREAMBLE, (size_t)hlen);
+    if (!root) {
+        st = FAIL(&L, "header is not valid JSON");
+        goto done;
+    }
+    if ((st = parse_header(&L, root, m)))
+        goto done;
+    hfc_sha256_hex(raw, len, m->sha256);
+done:
+    cJSON_Delete(root);
+    free(L.tensors);
+    free(raw);
+    if (st)
+        hfc_model_free(m);
+    return st;
+}
+
+void hfc_model_free(hfc_model *m)
+{
+    for (int i = 0; m->classes && i < m->n_classes; i++)
+        free(m->classes[i]);
+    free(m->classes);
+    free(m->nodes);
+    free(m->arena);
+    free(m->metadata_json);
+    char path[sizeof m->path];
+    memcpy(path, m->path, sizeof path);
+    memset(m, 0, sizeof *m);
+    memcpy(m->path, path, sizeof path);
+}

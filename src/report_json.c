@@ -1,0 +1,49 @@
+/* report_json.c - one JSON object per model and radius (schema: README). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+static const char *VERSION_NAMES[HFC_VERSIONS] = {"original", "low", "high"};
+
+static double fraction(size_t num, size_t den) { return den ? (double)num / (double)den : 0.0; }
+
+char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const char *data_path,
+                      double seconds, int pretty)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "radius", t->radius);
+    cJSON_AddNumberToObject(o, "images", (double)t->images);
+    cJSON *acc = cJSON_AddObjectToObject(o, "accuracy");
+    cJSON *cor = cJSON_AddObjectToObject(o, "correct");
+    for (int v = 0; v < HFC_VERSIONS; v++) {
+        cJSON_AddNumberToObject(acc, VERSION_NAMES[v], fraction(t->correct[v], t->images));
+        cJSON_AddNumberToObject(cor, VERSION_NAMES[v], (double)t->correct[v]);
+    }
+    cJSON *per = cJSON_AddObjectToObject(o, "per_class");
+    for (int c = 0; c < HFC_CIFAR_CLASSES && c < m->n_classes; c++) {
+        cJSON *pc = cJSON_AddObjectToObject(per, m->classes[c]);
+        if (!pc)  /* duplicate or unprintable names still get a row */
+            continue;
+        cJSON_AddNumberToObject(pc, "images", (double)t->class_images[c]);
+        for (int v = 0; v < HFC_VERSIONS; v++)
+            cJSON_AddNumberToObject(pc, VERSION_NAMES[v],
+                                    fraction(t->class_correct[c][v], t->class_images[c]));
+    }
+    const char *base = strrchr(m->path, '/');
+    cJSON_AddStringToObject(o, "model", base ? base + 1 : m->path);
+    cJSON_AddStringToObject(o, "model_path", m->path);
+    cJSON_AddStringToObject(o, "model_sha256", m->sha256);
+    cJSON_AddStringToObject(o, "data", data_path);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return NULL;
+    char *copy = strdup(text);  /* callers free() it */
+    cJSON_free(text);
+    return copy;
+}

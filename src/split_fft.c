@@ -1,0 +1,117 @@
+/* split_fft.c - the paper's low/high frequency split with FFTW.
+ *
+ * The paper shifts the spectrum, masks a centred disc and shifts back. We
+ * skip the shifts: after fftshift, index i holds frequency k with
+ * i - 16 = k for k < 16 and k - 32 otherwise, so the disc is
+ * sqrt(fy^2 + fx^2) < r with fy, fx the signed frequencies. The mask is
+ * symmetric under (fy, fx) -> (-fy, -fx) (|-16| = |16 - 32|), so the masked
+ * spectrum stays Hermitian: its inverse is real and a real-to-complex /
+ * complex-to-real pair of transforms gives exactly Re(ifft2(...)).
+ */
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+#define SIDE HFC_CIFAR_SIDE
+#define HALF (SIDE / 2 + 1)         /* 17 columns kept by r2c */
+#define PLANE (SIDE * SIDE)
+#define SPECTRUM (SIDE * HALF)
+
+struct hfc_splitter {
+    size_t capacity;        /* images */
+    size_t n;               /* images in the last forward */
+    float *real;            /* (capacity*3, 32, 32) transform input/output */
+    fftwf_complex *freq;    /* (capacity*3, 32, 17) spectra of the last forward */
+    fftwf_complex *masked;  /* (capacity*3, 32, 17) scratch: c2r destroys its input */
+    fftwf_plan r2c, c2r;
+    double dist[SPECTRUM];  /* sqrt(fy^2 + fx^2) per kept frequency */
+};
+
+static int signed_freq(int k) { return k < SIDE / 2 ? k : k - SIDE; }
+
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, hfc_error *err)
+{
+    *out = NULL;
+    hfc_splitter *s = calloc(1, sizeof *s);
+    if (!s)
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for the splitter");
+    size_t planes = capacity * HFC_CIFAR_CHANNELS;
+    s->capacity = capacity;
+    s->real = fftwf_alloc_real(planes * PLANE);
+    s->freq = fftwf_alloc_complex(planes * SPECTRUM);
+    s->masked = fftwf_alloc_complex(planes * SPECTRUM);
+    if (!s->real || !s->freq || !s->masked) {
+        hfc_splitter_free(s);
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for %zu images of spectra", capacity);
+    }
+    memset(s->masked, 0, planes * SPECTRUM * sizeof *s->masked);
+    int dims[2] = {SIDE, SIDE};
+    /* FFTW_ESTIMATE: the same algorithm every run, so results are repeatable. */
+    s->r2c = fftwf_plan_many_dft_r2c(2, dims, (int)planes, s->real, NULL, 1, PLANE,
+                                     s->freq, NULL, 1, SPECTRUM, FFTW_ESTIMATE);
+    s->c2r = fftwf_plan_many_dft_c2r(2, dims, (int)planes, s->masked, NULL, 1, SPECTRUM,
+                                     s->real, NULL, 1, PLANE, FFTW_ESTIMATE);
+    if (!s->r2c || !s->c2r) {
+        hfc_splitter_free(s);
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "FFTW could not make a plan");
+    }
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < HALF; j++) {
+            int fy = signed_freq(i), fx = signed_freq(j);
+            s->dist[i * HALF + j] = sqrt((double)(fy * fy + fx * fx));
+        }
+    *out = s;
+    return HFC_OK;
+}
+
+void hfc_splitter_free(hfc_splitter *s)
+{
+    if (!s)
+        return;
+    if (s->r2c)
+        fftwf_destroy_plan(s->r2c);
+    if (s->c2r)
+        fftwf_destroy_plan(s->c2r);
+    fftwf_free(s->real);
+    fftwf_free(s->freq);
+    fftwf_free(s->masked);
+    free(s);
+}
+
+void hfc_split_forward(hfc_splitter *s, const float *x, size_t n)
+{
+    size_t used = n * HFC_CIFAR_PIXELS;
+    memcpy(s->real, x, used * sizeof *x);
+    memset(s->real + used, 0, (s->capacity * HFC_CIFAR_PIXELS - used) * sizeof *x);
+    fftwf_execute(s->r2c);
+    s->n = n;
+}
+
+/* out = ifft2(freq * [dist < r] (keep_inside) or [dist >= r] (!keep_inside)) */
+static void inverse_masked(hfc_splitter *s, double radius, int keep_inside, float *out)
+{
+    size_t planes = s->n * HFC_CIFAR_CHANNELS;
+    for (size_t p = 0; p < planes; p++) {
+        fftwf_complex *src = s->freq + p * SPECTRUM;
+        fftwf_complex *dst = s->masked + p * SPECTRUM;
+        for (int k = 0; k < SPECTRUM; k++) {
+            int inside = s->dist[k] < radius;
+            float keep = inside == keep_inside ? 1.0f : 0.0f;
+            dst[k][0] = src[k][0] * keep;
+            dst[k][1] = src[k][1] * keep;
+        }
+    }
+    fftwf_execute(s->c2r);
+    const float norm = 1.0f / PLANE;  /* FFTW's inverse is unnormalised */
+    for (size_t i = 0; i < planes * PLANE; i++)
+        out[i] = s->real[i] * norm;
+}
+
+void hfc_split_radius(hfc_splitter *s, double radius, float *low, float *high)
+{
+    inverse_masked(s, radius, 1, low);
+    inverse_masked(s, radius, 0, high);
+}
