@@ -46,3 +46,25 @@ clean:
 
 .PHONY: all check bench install clean
 -include $(wildcard build/*.d build/tests/*.d)
+
+# --- data and demo ------------------------------------------------------
+CIFAR_URL := https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+DATA_DIR  := $(or $(HFC_DATA),$(wildcard ../shared/cifar-10-batches-bin),data/cifar-10-batches-bin)
+
+data: data/cifar-10-batches-bin/test_batch.bin
+
+data/cifar-10-batches-bin/test_batch.bin:
+	curl -fL --retry 3 -o data/cifar-10-binary.tar.gz $(CIFAR_URL)
+	tar -xzf data/cifar-10-binary.tar.gz -C data
+	cd data && sha256sum -c cifar-10-batches-bin.sha256
+	rm -f data/cifar-10-binary.tar.gz
+
+demo: all
+	@if [ ! -f "$(DATA_DIR)/test_batch.bin" ]; then \
+	  echo "CIFAR-10 not found at $(DATA_DIR)."; \
+	  echo "Get it with:  make data   (downloads $(CIFAR_URL))"; \
+	  echo "or set HFC_DATA to a directory holding test_batch.bin."; exit 2; fi
+	./build/hfc-eval compare --data "$(DATA_DIR)" --radius 4,8,12,16 \
+	  data/models/preact20-bn.bin data/models/preact20-nobn.bin
+
+.PHONY: data demo

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Generate the reference files the C tests compare against (into DIR).
+
+  split.ref           random images, radii, and the paper's numpy low/high
+  FAMILY.bin          a model with random weights and random BN statistics,
+                      exported with tools/export_pytorch.py
+  FAMILY.in / .out    random raw-pixel inputs and PyTorch's logits for them
+  tiny.cifar          a small CIFAR-format file (random pixels and labels)
+
+Binary layouts (little-endian):
+  split.ref: u32 n, u32 n_radii, f64 radii[n_radii], f32 images[n,3,32,32],
+             then per radius f64 low[n,3,32,32], f64 high[n,3,32,32]
+  .in:  u32 n, u32 3072, f32 pixels[n,3,32,32]
+  .out: u32 n, u32 k,    f32 logits[n,k]
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import export_pytorch  # noqa: E402
+import hfc_models  # noqa: E402
+from reference import paper_split  # noqa: E402
+
+SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 22.5, 23, 30]
+
+
+class Misc(nn.Module):
+    """Covers the rest of the supported operations and spellings."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 5, stride=2, padding=2)           # 16x16
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1)             # 8x8
+        self.c2 = nn.Conv2d(8, 8, 1)
+        self.bn = nn.BatchNorm2d(8, eps=1e-3)
+        self.c3 = nn.Conv2d(8, 8, (3, 1), padding=(1, 0), bias=False)
+        self.drop = nn.Dropout(0.5)
+        self.id = nn.Identity()
+        self.fc = nn.Linear(8 * 3 * 3, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        y = self.pool(x)
+        y = F.avg_pool2d(y, 2, 1, 1, count_include_pad=False)       # 9x9
+        z = self.bn(self.c2(y))
+        y = torch.add(y, z).relu()
+        y = nn.functional.relu(self.c3(y))
+        y = F.max_pool2d(y, 3, 3, 1)                                 # 3x3
+        y = self.drop(self.id(y))
+        return self.fc(y.flatten(1))
+
+
+def randomize(model, gen):
+    """Random weights everywhere and random BN running statistics."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+                m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+    return model.eval()
+
+
+def write(path, header, *arrays):
+    with open(path, "wb") as f:
+        f.write(np.asarray(header, dtype="<u4").tobytes())
+        for a in arrays:
+            f.write(np.ascontiguousarray(a).tobytes())
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(1)
+    gen = torch.Generator().manual_seed(1)
+
+    images = rng.integers(0, 256, size=(3, 3, 32, 32)).astype(np.float64)
+    images[2] = rng.uniform(0, 255, size=(3, 32, 32))  # non-integer values too
+    parts = [np.asarray(SPLIT_RADII, "<f8"), images.astype("<f4")]
+    for r in SPLIT_RADII:
+        low, high = paper_split(images, r)
+        parts += [low.astype("<f8"), high.astype("<f8")]
+    write(os.path.join(out, "split.ref"), [len(images), len(SPLIT_RADII)], *parts)
+
+    models = {
+        "preact": hfc_models.PreActResNet(bn=True),
+        "preact-nobn": hfc_models.PreActResNet(bn=False),
+        "resnet20": hfc_models.ResNet20(),
+        "resnet18": hfc_models.ResNet18(),
+        "vgg": hfc_models.VGG(bn=True),
+        "vgg-nobn": hfc_models.VGG(bn=False),
+        "misc": Misc(),
+        "misc-f16": Misc(),  # weights stored as f16
+    }
+    pixels = torch.from_numpy(rng.uniform(0, 255, size=(4, 3, 32, 32)).astype(np.float32))
+    mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
+    norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    for name, model in models.items():
+        randomize(model, gen)
+        dtype = "f16" if name.endswith("-f16") else "f32"
+        if dtype == "f16":  # the reference sees the rounded weights the file holds
+            with torch.no_grad():
+                for t in list(model.parameters()) + list(model.buffers()):
+                    if t.is_floating_point():
+                        t.copy_(t.half().float())
+        export_pytorch.export(model, os.path.join(out, name + ".bin"), mean=mean, std=std,
+                              classes=hfc_models.CIFAR10_CLASSES, metadata={"test": name},
+                              dtype=dtype)
+        with torch.no_grad():
+            logits = model(norm).numpy().astype("<f4")
+        write(os.path.join(out, name + ".in"), [len(pixels), 3072], pixels.numpy().astype("<f4"))
+        write(os.path.join(out, name + ".out"), list(logits.shape), logits)
+
+    n = 40
+    labels = np.arange(n, dtype=np.uint8) % 10
+    rec = np.concatenate([labels[:, None], rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)], 1)
+    rec.astype(np.uint8).tofile(os.path.join(out, "tiny.cifar"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "build/tests/ref")

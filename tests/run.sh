@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# tests/run.sh - the whole suite (run it through `make check`).
+#
+# Counts every PASS/FAIL line and ends with "N passed, N failed"; exits 1 if
+# anything failed. Tests that need the real CIFAR-10 test set look in
+# $HFC_DATA, then ../shared/cifar-10-batches-bin, and say SKIP when absent.
+# HFC_FULL=1 runs the fidelity test on all 10,000 images (default: 1,000).
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-/usr/bin/python3}
+HFC=build/hfc-eval
+REF=build/tests/ref
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+
+ok() { echo "PASS: $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+expect() { if [ "$1" = 0 ]; then ok "$2"; else bad "$2"; fi; }
+
+# Run a command whose output has PASS/FAIL lines of its own and count them.
+counted() {
+    local out rc p f
+    out=$("$@" 2>&1)
+    rc=$?
+    echo "$out"
+    p=$(grep -c '^PASS' <<<"$out")
+    f=$(grep -c '^FAIL' <<<"$out")
+    [ "$rc" != 0 ] && [ "$f" = 0 ] && { echo "FAIL: $* exited $rc"; f=1; }
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+# expect_error CODE TEXT -- hfc-eval ARGS: exit CODE, one stderr line naming TEXT.
+expect_error() {
+    local code=$1 text=$2
+    shift 3
+    "$HFC" "$@" >"$T/out" 2>"$T/err"
+    local rc=$? lines
+    lines=$(wc -l <"$T/err")
+    if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && grep -q '^hfc-eval: ' "$T/err" &&
+        grep -qF -- "$text" "$T/err"; then
+        ok "exit $code: $(cat "$T/err")"
+    else
+        bad "expected exit $code with '$text', got exit $rc: $(head -c 300 "$T/err")"
+    fi
+}
+
+echo "== references (PyTorch + numpy)"
+"$PY" tests/gen_refs.py "$REF" >/dev/null
+expect $? "tests/gen_refs.py made the reference files"
+
+echo "== split vs the paper's numpy code"
+counted build/test_split "$REF/split.ref"
+
+echo "== engine vs PyTorch, random weights and BN statistics"
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16; do
+    counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+done
+
+echo "== exporter"
+out=$("$PY" - <<'EOF' 2>&1
+import sys; sys.path.insert(0, "tools")
+import torch, torch.nn as nn, export_pytorch
+class Bad(nn.Module):
+    def __init__(self):
+        super().__init__(); self.c = nn.Conv2d(3, 10, 3)
+    def forward(self, x):
+        return torch.sigmoid(self.c(x)).mean((2, 3))
+try:
+    export_pytorch.export(Bad(), "/dev/null", mean=(0, 0, 0), std=(1, 1, 1))
+except export_pytorch.ExportError as e:
+    print("error:", e)
+EOF
+)
+[[ "$out" == *"unsupported operation sigmoid"* ]]
+expect $? "exporter names an unsupported operation ($out)"
+
+echo "== command line"
+"$HFC" --help | grep -q '^usage: hfc-eval'
+expect $? "--help prints the usage"
+"$HFC" --version | grep -q '^hfc-eval [0-9]'
+expect $? "--version prints the version"
+
+TINY=$REF/tiny.cifar
+MODEL=$REF/preact.bin
+"$HFC" --data "$TINY" --radius 0,4,30 -j 1 "$MODEL" >"$T/a.jsonl"
+expect $? "a run on a generated 40-image CIFAR file succeeds"
+"$PY" - "$T/a.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["radius"] for r in rows] == [0, 4, 30], rows
+for r in rows:
+    assert r["images"] == 40 and r["model"] == "preact.bin" and len(r["model_sha256"]) == 64
+    assert all(0 <= r["accuracy"][k] <= 1 for k in ("original", "low", "high"))
+    assert r["correct"]["original"] == round(r["accuracy"]["original"] * 40)
+    assert sum(c["images"] for c in r["per_class"].values()) == 40
+    assert r["data"].endswith("tiny.cifar") and "seconds" in r
+# r=0: every low image is all zero, so one class wins for all: 4 of 40 labels.
+assert rows[0]["accuracy"]["low"] == 0.1, rows[0]
+# r=30 covers every frequency: every high image is all zero.
+assert rows[2]["accuracy"]["high"] == 0.1, rows[2]
+EOF
+expect $? "JSON Lines schema; r=0 gives an all-zero low image, r=30 an all-zero high image"
+
+"$HFC" --data "$TINY" --radius 0,4,30 -j 2 -b 7 "$MODEL" >"$T/b.jsonl"
+sed 's/"seconds":[0-9.e+-]*//' "$T/a.jsonl" >"$T/a.cmp"
+sed 's/"seconds":[0-9.e+-]*//' "$T/b.jsonl" >"$T/b.cmp"
+cmp -s "$T/a.cmp" "$T/b.cmp"
+expect $? "1 thread/batch 256 and 2 threads/batch 7 give byte-identical JSON (timing aside)"
+
+HFC_DATA=$TINY "$HFC" --radius 4 --limit 10 --pretty "$MODEL" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["images"] == 10'
+expect $? "HFC_DATA, --limit and --pretty"
+
+"$HFC" compare --data "$TINY" --radius 4,8 "$MODEL" "$REF/vgg.bin" >"$T/table"
+[ "$(grep -c '^preact.bin\|^vgg.bin' "$T/table")" = 4 ] && head -1 "$T/table" | grep -q 'original'
+expect $? "compare prints a table of 2 models x 2 radii"
+
+echo previous >"$T/keep.jsonl"
+"$HFC" --data "$TINY" --radius 4 -o "$T/new.jsonl" "$MODEL" && [ -s "$T/new.jsonl" ]
+expect $? "--output writes the file"
+"$HFC" --data "$T/missing" --radius 4 -o "$T/keep.jsonl" "$MODEL" 2>/dev/null
+[ "$(cat "$T/keep.jsonl")" = previous ] && [ -z "$(ls "$T" | grep tmp-)" ]
+expect $? "a failed run leaves the previous --output file intact and no temporary file"
+
+echo "== bad inputs: one line on stderr, documented exit code"
+head -c 3000 "$TINY" >"$T/short.cifar"
+: >"$T/empty.cifar"
+cp "$TINY" "$T/label.cifar"
+printf '\x0c' | dd of="$T/label.cifar" bs=1 seek=6146 conv=notrunc status=none
+mkdir -p "$T/nobatches"
+expect_error 1 "no MODEL" --
+expect_error 1 "unknown option" -- --frobnicate "$MODEL"
+expect_error 1 "--radius" -- --radius -1 "$MODEL"
+expect_error 1 "--radius" -- --radius 4,abc "$MODEL"
+expect_error 1 "--radius" -- --radius 4,,8 "$MODEL"
+expect_error 1 "--radius" -- --radius nan "$MODEL"
+expect_error 1 "--limit" -- --limit 0 "$MODEL"
+expect_error 1 "--batch-size" -- --batch-size 0 "$MODEL"
+expect_error 1 "--batch-size" -- --batch-size 99999999 "$MODEL"
+expect_error 1 "--threads" -- --threads 100000 "$MODEL"
+expect_error 1 "needs a value" -- "$MODEL" --radius
+expect_error 2 "no_such.bin" -- --data "$TINY" "$T/no_such.bin"
+expect_error 2 "missing" -- --data "$T/missing" "$MODEL"
+expect_error 2 "no test_batch.bin" -- --data "$T/nobatches" "$MODEL"
+expect_error 3 "not a multiple of 3073" -- --data "$T/short.cifar" "$MODEL"
+expect_error 3 "empty file" -- --data "$T/empty.cifar" "$MODEL"
+expect_error 3 "label 12 at byte offset 6146" -- --data "$T/label.cifar" "$MODEL"
+expect_error 2 "cannot" -- --data "$TINY" -o "$T/no/such/dir/out.json" "$MODEL"
+"$PY" tests/make_bad_models.py "$MODEL" "$T/bad"
+for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-end:past the end" \
+    "truncated:past the end" "empty:bad magic" "not-json:not valid JSON" \
+    "tensor-past-end:past the end" "tensor-size-mismatch:does not match shape" \
+    "shape-mismatch:the layer needs" "unknown-op:unknown layer type \"gelu\"" \
+    "dangling-input:not defined before it" "cycle:not defined before it" \
+    "nan-weight:NaN or Inf" "class-count:class names"; do
+    expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
+done
+
+echo "== training recipe (CPU smoke run)"
+mkdir -p "$T/cifar"
+for i in 1 2 3 4 5; do ln -s "$PWD/$TINY" "$T/cifar/data_batch_$i.bin"; done
+ln -s "$PWD/$TINY" "$T/cifar/test_batch.bin"
+"$PY" train/train.py --family preact --no-bn --epochs 1 --batch-size 20 --device cpu \
+    --data "$T/cifar" --out "$T/smoke" >/dev/null 2>&1 &&
+    "$HFC" --data "$TINY" --radius 4 "$T/smoke.bin" | grep -q '"images":40'
+expect $? "train/train.py trains, writes OUT.bin, and hfc-eval runs it"
+
+echo "== real CIFAR-10 test set"
+DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}
+if [ -f "$DATA/test_batch.bin" ] || [ -f "$DATA" ]; then
+    limit=${HFC_FULL:+0}
+    limit=${limit:-1000}
+    for m in data/models/*.bin; do
+        "$HFC" --data "$DATA" --limit "$limit" --radius 4,8,12,16 "$m" >"$T/ours" &&
+            "$PY" tools/reference.py --data "$DATA" --limit "$limit" --radius 4,8,12,16 \
+                --threads 2 "$m" >"$T/theirs"
+        msg=$("$PY" - "$T/ours" "$T/theirs" <<'EOF'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1])]
+theirs = [json.loads(l) for l in open(sys.argv[2])]
+worst, parts = 0, []
+for a, b in zip(ours, theirs):
+    d = [abs(a["correct"][k] - b["correct"][k]) for k in ("original", "low", "high")]
+    worst = max(worst, *d)
+    parts.append("r=%g %d/%d/%d vs %d/%d/%d" % (a["radius"], *[a["correct"][k] for k in ("original", "low", "high")],
+                 *[b["correct"][k] for k in ("original", "low", "high")]))
+print("%d images; worst difference %d images; %s" % (ours[0]["images"], worst, "; ".join(parts)))
+sys.exit(0 if len(ours) == len(theirs) == 4 and worst <= 2 else 1)
+EOF
+)
+        expect $? "fidelity $(basename "$m") vs tools/reference.py: $msg"
+    done
+else
+    echo "SKIP: real-data fidelity tests: no CIFAR-10 at $DATA (set HFC_DATA)"
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,60 @@
+/* test_engine.c - logits of an exported model against PyTorch's.
+ *
+ *   test_engine NAME MODEL.bin INPUT.in LOGITS.out
+ * passes when max |ours - torch| <= 1e-4 * max |torch| and when 1 and 2
+ * threads give bit-identical logits. */
+#include <math.h>
+
+#include "test_util.h"
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: test_engine NAME MODEL INPUT LOGITS\n");
+        return 2;
+    }
+    ref_file in = read_ref(argv[3], 4), out = read_ref(argv[4], 4);
+    size_t n = in.a;
+    hfc_model m;
+    hfc_error err;
+    if (hfc_model_load(&m, argv[2], &err)) {
+        printf("FAIL: %s: model: %s: %s\n", argv[1], err.path, err.reason);
+        return 1;
+    }
+    if (out.a != n || out.b != (uint32_t)m.n_classes || in.b != HFC_CIFAR_PIXELS) {
+        printf("FAIL: %s: reference shapes do not match the model\n", argv[1]);
+        return 1;
+    }
+    float *x = malloc(n * HFC_CIFAR_PIXELS * 4), *ref = malloc(n * m.n_classes * 4);
+    float *y1 = malloc(n * m.n_classes * 4), *y2 = malloc(n * m.n_classes * 4);
+    memcpy(x, in.body, n * HFC_CIFAR_PIXELS * 4);
+    memcpy(ref, out.body, n * m.n_classes * 4);
+
+    hfc_engine *e1, *e2;
+    if (hfc_engine_new(&e1, &m, 1, &err) || hfc_engine_new(&e2, &m, 2, &err)) {
+        printf("FAIL: %s: engine: %s\n", argv[1], err.reason);
+        return 1;
+    }
+    hfc_engine_forward(e1, x, n, y1);
+    hfc_engine_forward(e2, x, n, y2);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n * m.n_classes; i++) {
+        diff = fmax(diff, fabs((double)y1[i] - ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    double rel = diff / (scale > 0 ? scale : 1);
+    check(rel <= 1e-4, "%s: logits vs PyTorch: max abs err %.3e, relative %.3e (%zu images)",
+          argv[1], diff, rel, n);
+    check(!memcmp(y1, y2, n * m.n_classes * 4), "%s: 1 and 2 threads give identical logits",
+          argv[1]);
+    hfc_engine_free(e1);
+    hfc_engine_free(e2);
+    hfc_model_free(&m);
+    free(x);
+    free(ref);
+    free(y1);
+    free(y2);
+    free(in.raw);
+    free(out.raw);
+    return test_failures != 0;
+}

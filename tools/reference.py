@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""The hfc-eval experiment in PyTorch + numpy: the reference for fidelity
+tests and the peer for benchmarks.
+
+The split is the paper's numpy code (fftshift, centred disc mask, ifftshift,
+real part); the model is the hfc-eval model file run with torch.nn.functional
+ops, node by node, so the same file is judged by an independent engine.
+
+  tools/reference.py --data ../shared/cifar-10-batches-bin --radius 4,8 model.bin
+
+prints one JSON object per radius: radius, images, accuracy, correct.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_pytorch  # noqa: E402
+
+
+def paper_mask(radius, side=32):
+    """M(i, j) = 1 where sqrt((i - 16)^2 + (j - 16)^2) < r, as in the paper's code."""
+    i, j = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    c = side // 2
+    return (np.sqrt((i - c) ** 2 + (j - c) ** 2) < radius).astype(np.float64)
+
+
+def paper_split(images, radius):
+    """images: (n, 3, 32, 32) float64 raw pixels -> (low, high), the paper's definition."""
+    f = np.fft.fftshift(np.fft.fft2(images, axes=(-2, -1)), axes=(-2, -1))
+    m = paper_mask(radius, images.shape[-1])
+    low = np.real(np.fft.ifft2(np.fft.ifftshift(f * m, axes=(-2, -1)), axes=(-2, -1)))
+    high = np.real(np.fft.ifft2(np.fft.ifftshift(f * (1 - m), axes=(-2, -1)), axes=(-2, -1)))
+    return low, high
+
+
+def torch_split(images, radius):
+    """The same split with torch.fft (used by the benchmark as the PyTorch peer)."""
+    f = torch.fft.fftshift(torch.fft.fft2(images), dim=(-2, -1))
+    m = torch.from_numpy(paper_mask(radius, images.shape[-1])).to(images.dtype)
+    low = torch.fft.ifft2(torch.fft.ifftshift(f * m, dim=(-2, -1))).real
+    high = torch.fft.ifft2(torch.fft.ifftshift(f * (1 - m), dim=(-2, -1))).real
+    return low, high
+
+
+class GraphModel(torch.nn.Module):
+    """Runs an hfc-eval model file's node list with torch.nn.functional."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.header, tensors = export_pytorch.read(path)
+        self.t = {k: torch.from_numpy(v.copy()) for k, v in tensors.items()}
+        inp = self.header["input"]
+        self.scale = inp["scale"]
+        self.mean = torch.tensor(inp["mean"]).view(1, -1, 1, 1)
+        self.std = torch.tensor(inp["std"]).view(1, -1, 1, 1)
+
+    def w(self, node, key):
+        name = node.get(key)
+        return self.t[name] if name else None
+
+    def forward(self, pixels):
+        v = {"input": (pixels * self.scale - self.mean) / self.std}
+        for n in self.header["nodes"]:
+            x = v[n["inputs"][0]]
+            op = n["op"]
+            if op == "conv2d":
+                y = F.conv2d(x, self.w(n, "weight"), self.w(n, "bias"), n.get("stride", [1, 1]),
+                             n.get("padding", [0, 0]))
+            elif op == "batchnorm":
+                y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
+                                 self.w(n, "bias"), False, 0.0, n["eps"])
+            elif op == "relu":
+                y = F.relu(x)
+            elif op == "maxpool2d":
+                y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]))
+            elif op == "avgpool2d":
+                y = F.avg_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
+                                 count_include_pad=n.get("count_include_pad", True))
+            elif op == "global_avgpool":
+                y = x.mean((2, 3), keepdim=True)
+            elif op == "flatten":
+                y = x.reshape(x.shape[0], -1, 1, 1)
+            elif op == "linear":
+                y = F.linear(x.flatten(1), self.w(n, "weight"), self.w(n, "bias"))[:, :, None, None]
+            elif op == "add":
+                y = x + v[n["inputs"][1]]
+            elif op == "subsample":
+                sh, sw = n["stride"]
+                y = x[:, :, ::sh, ::sw]
+            elif op == "pad_channels":
+                y = F.pad(x, (0, 0, 0, 0, n["before"], n["after"]))
+            else:
+                raise ValueError(f"unknown op {op}")
+            v[n["name"]] = y
+        return v[self.header["output"]].flatten(1)
+
+
+def read_cifar(path, limit=0):
+    if os.path.isdir(path):
+        path = os.path.join(path, "test_batch.bin")
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 3073)
+    if limit:
+        raw = raw[:limit]
+    return raw[:, 1:].reshape(-1, 3, 32, 32), raw[:, 0].astype(np.int64), path
+
+
+def evaluate(model, images, labels, radii, batch=500, split=paper_split):
+    """-> {radius: [correct original, low, high]}"""
+    counts = {r: [0, 0, 0] for r in radii}
+    with torch.no_grad():
+        for s in range(0, len(labels), batch):
+            x = images[s:s + batch].astype(np.float64)
+            y = torch.from_numpy(labels[s:s + batch])
+            orig = (model(torch.from_numpy(x).float()).argmax(1) == y).sum().item()
+            for r in radii:
+                low, high = split(x, r)
+                counts[r][0] += orig
+                counts[r][1] += (model(torch.from_numpy(np.ascontiguousarray(low)).float()).argmax(1) == y).sum().item()
+                counts[r][2] += (model(torch.from_numpy(np.ascontiguousarray(high)).float()).argmax(1) == y).sum().item()
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--radius", default="4,8,12,16")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    radii = [float(r) for r in args.radius.split(",")]
+    images, labels, path = read_cifar(args.data, args.limit)
+    t0 = time.time()
+    counts = evaluate(GraphModel(args.model).eval(), images, labels, radii)
+    for r in radii:
+        c = counts[r]
+        print(json.dumps({"radius": r, "images": len(labels),
+                          "accuracy": {"original": c[0] / len(labels), "low": c[1] / len(labels),
+                                       "high": c[2] / len(labels)},
+                          "correct": {"original": c[0], "low": c[1], "high": c[2]},
+                          "data": path, "seconds": round(time.time() - t0, 3)}))
+
+
+if __name__ == "__main__":
+    main()
