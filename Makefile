@@ -13,6 +13,11 @@ LIB_SRC := src/util.c src/data_cifar.c src/split_fft.c src/model_load.c \
            src/engine_ops.c src/engine_run.c src/evaluate.c src/report_json.c
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
 TEST_BINS := build/test_split build/test_engine
+# The same code built with AddressSanitizer + UndefinedBehaviorSanitizer;
+# make check runs the unit tests and a small end-to-end run with these.
+SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_OBJ   := $(LIB_SRC:src/%.c=build/asan/%.o)
+SAN_BINS  := build/asan/hfc-eval build/asan/test_split build/asan/test_engine
 
 all: build/hfc-eval
 
@@ -23,7 +28,35 @@ build/tests/%.o: tests/%.c | build
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Isrc -c $< -o $@
 
+build/asan/%.o: src/%.c
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+build/asan/test_%.o: tests/test_%.c
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Isrc -c $< -o $@
+
+build/asan/hfc-eval: build/asan/main.o $(SAN_OBJ)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+asan: $(SAN_BINS)
+
+# libFuzzer harnesses (clang): make fuzz; tests/fuzz/run.sh SECONDS runs them.
+FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS)) $^ -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+
 build/hfc-eval: build/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+build/bench_parts: bench/bench_parts.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 build/test_%: build/tests/test_%.o $(LIB_OBJ)
@@ -32,10 +65,10 @@ build/test_%: build/tests/test_%.o $(LIB_OBJ)
 build:
 	@mkdir -p build
 
-check: all $(TEST_BINS)
+check: all $(TEST_BINS) $(SAN_BINS)
 	PYTHON=$(PYTHON) bash tests/run.sh
 
-bench: all
+bench: all build/bench_parts
 	PYTHON=$(PYTHON) bash bench/run
 
 install: all
@@ -44,8 +77,8 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all check bench install clean
--include $(wildcard build/*.d build/tests/*.d)
+.PHONY: all check bench asan fuzz install clean
+-include $(wildcard build/*.d build/tests/*.d build/asan/*.d)
 
 # --- data and demo ------------------------------------------------------
 CIFAR_URL := https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz

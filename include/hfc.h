@@ -56,6 +56,9 @@ typedef struct {
  * directory. limit > 0 keeps only the first `limit` images. */
 hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit,
                             hfc_error *err);
+/* The same from a file already in memory (raw is not kept). */
+hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
+                             size_t limit, hfc_error *err);
 void hfc_dataset_free(hfc_dataset *ds);
 
 /* ----------------------------------------------------------------- split */
@@ -72,8 +75,11 @@ hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, hfc_error *err)
 void hfc_splitter_free(hfc_splitter *s);
 /* x: (n, 3, 32, 32) raw pixel values; n <= capacity. */
 void hfc_split_forward(hfc_splitter *s, const float *x, size_t n);
-/* low, high: (n, 3, 32, 32) for the n images of the last forward. */
-void hfc_split_radius(hfc_splitter *s, double radius, float *low, float *high);
+/* Make the low and high images of the last forward's n images at radius. */
+void hfc_split_radius(hfc_splitter *s, double radius);
+/* (n, 3, 32, 32) results of the last hfc_split_radius; owned by s. */
+const float *hfc_split_low(const hfc_splitter *s);
+const float *hfc_split_high(const hfc_splitter *s);
 
 /* ----------------------------------------------------------------- model */
 
@@ -134,6 +140,10 @@ typedef struct {
 
 /* Read and validate a model file (format: docs/model-format.md). */
 hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err);
+/* The same from a file already in memory (raw is not kept); path names it
+ * in errors. */
+hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const char *path,
+                           hfc_error *err);
 void hfc_model_free(hfc_model *m);
 
 /* ---------------------------------------------------------------- engine */

@@ -38,14 +38,23 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit, hfc
 
     uint8_t *raw;
     size_t len;
-    if ((st = hfc_read_file(ds->path, &raw, &len, err)))
+    char file[sizeof ds->path];
+    memcpy(file, ds->path, sizeof file);
+    if ((st = hfc_read_file(file, &raw, &len, err)))
         return st;
-    if (len == 0) {
-        free(raw);
+    st = hfc_dataset_parse(ds, raw, len, file, limit, err);
+    free(raw);
+    return st;
+}
+
+hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
+                             size_t limit, hfc_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->path, sizeof ds->path, "%s", path);
+    if (len == 0)
         return hfc_fail(err, HFC_ERR_DATA, ds->path, "empty file");
-    }
     if (len % HFC_CIFAR_RECORD) {
-        free(raw);
         return hfc_fail(err, HFC_ERR_DATA, ds->path,
                         "size %zu is not a multiple of %d (1 label byte + 3072 pixel bytes); "
                         "truncated or not a CIFAR-10 binary file (last record starts at byte %zu)",
@@ -57,7 +66,6 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit, hfc
     ds->labels = malloc(n);
     ds->pixels = malloc(n * HFC_CIFAR_PIXELS);
     if (!ds->labels || !ds->pixels) {
-        free(raw);
         hfc_dataset_free(ds);
         return hfc_fail(err, HFC_ERR_NOMEM, ds->path, "out of memory for %zu images", n);
     }
@@ -65,7 +73,6 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit, hfc
         const uint8_t *rec = raw + i * HFC_CIFAR_RECORD;
         if (rec[0] >= HFC_CIFAR_CLASSES) {
             unsigned label = rec[0];
-            free(raw);
             hfc_dataset_free(ds);
             return hfc_fail(err, HFC_ERR_DATA, ds->path,
                             "label %u at byte offset %zu (record %zu) is not in 0..9",
@@ -74,7 +81,6 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit, hfc
         ds->labels[i] = rec[0];
         memcpy(ds->pixels + i * HFC_CIFAR_PIXELS, rec + 1, HFC_CIFAR_PIXELS);
     }
-    free(raw);
     ds->n = n;
     return HFC_OK;
 }

@@ -227,6 +227,12 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
         }
     }
+    if (max_col > ((size_t)1 << 26)) {
+        st = hfc_fail(err, HFC_ERR_MODEL, m->path,
+                      "a convolution needs %zu MB of im2col scratch per thread (at most 256)",
+                      max_col * sizeof(float) >> 20);
+        goto done;
+    }
     e->output_slot = slot_of[root_of(alias, m->output)];
     e->slot_floats = max_floats;
     e->col_floats = max_col;

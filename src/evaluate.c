@@ -46,10 +46,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     if (st)
         return st;
     float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
-    float *low = malloc(batch * HFC_CIFAR_PIXELS * sizeof *low);
-    float *high = malloc(batch * HFC_CIFAR_PIXELS * sizeof *high);
     float *logits = malloc(batch * HFC_CIFAR_CLASSES * sizeof *logits);
-    if (!x || !low || !high || !logits) {
+    if (!x || !logits) {
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
         goto done;
     }
@@ -75,20 +73,18 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                 count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, HFC_CIFAR_CLASSES, labels, n);
         }
         for (int r = 0; r < n_radii; r++) {
-            hfc_split_radius(split, radii[r], low, high);
+            hfc_split_radius(split, radii[r]);
             for (int j = 0; j < n_models; j++) {
                 hfc_tally *t = &tallies[j * n_radii + r];
-                hfc_engine_forward(engines[j], low, n, logits);
+                hfc_engine_forward(engines[j], hfc_split_low(split), n, logits);
                 count(t, HFC_LOW, logits, HFC_CIFAR_CLASSES, labels, n);
-                hfc_engine_forward(engines[j], high, n, logits);
+                hfc_engine_forward(engines[j], hfc_split_high(split), n, logits);
                 count(t, HFC_HIGH, logits, HFC_CIFAR_CLASSES, labels, n);
             }
         }
     }
 done:
     free(x);
-    free(low);
-    free(high);
     free(logits);
     hfc_splitter_free(split);
     return st;

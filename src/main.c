@@ -175,7 +175,7 @@ static char *render(const options *o, hfc_model *models, const hfc_tally *tallie
     for (int j = 0; j < o->n_models; j++)
         for (int r = 0; r < o->n_radii; r++) {
             const hfc_tally *t = &tallies[j * o->n_radii + r];
-            char *line = NULL, row[512];
+            char *line = NULL, row[1200];
             if (o->table) {
                 const char *base = strrchr(models[j].path, '/');
                 double n = t->images ? (double)t->images : 1.0;

@@ -30,7 +30,7 @@
 #define MAX_CLASSES 1000
 #define MAX_CHANNELS 65536
 #define MAX_SIDE 4096
-#define MAX_IMAGE_ELEMS ((size_t)1 << 28)
+#define MAX_IMAGE_ELEMS ((size_t)1 << 24) /* floats of one activation */
 
 typedef struct {
     const char *name;
@@ -533,13 +533,24 @@ static hfc_status parse_header(loader *L, const cJSON *root, hfc_model *m)
 
 hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err)
 {
-    memset(m, 0, sizeof *m);
-    snprintf(m->path, sizeof m->path, "%s", path);
     uint8_t *raw;
     size_t len;
     hfc_status st = hfc_read_file(path, &raw, &len, err);
-    if (st)
+    if (st) {
+        memset(m, 0, sizeof *m);
         return st;
+    }
+    st = hfc_model_parse(m, raw, len, path, err);
+    free(raw);
+    return st;
+}
+
+hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const char *path,
+                           hfc_error *err)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s", path);
+    hfc_status st;
     loader L = {.path = path, .err = err};
     cJSON *root = NULL;
     if (len < PREAMBLE || memcmp(raw, MAGIC, 8)) {
@@ -580,7 +591,6 @@ hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err)
 done:
     cJSON_Delete(root);
     free(L.tensors);
-    free(raw);
     if (st)
         hfc_model_free(m);
     return st;

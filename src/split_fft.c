@@ -23,7 +23,8 @@
 struct hfc_splitter {
     size_t capacity;        /* images */
     size_t n;               /* images in the last forward */
-    float *real;            /* (capacity*3, 32, 32) transform input/output */
+    float *real;            /* (capacity*3, 32, 32) forward transform input */
+    float *low, *high;      /* (capacity*3, 32, 32) results of the last radius */
     fftwf_complex *freq;    /* (capacity*3, 32, 17) spectra of the last forward */
     fftwf_complex *masked;  /* (capacity*3, 32, 17) scratch: c2r destroys its input */
     fftwf_plan r2c, c2r;
@@ -41,9 +42,11 @@ hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, hfc_error *err)
     size_t planes = capacity * HFC_CIFAR_CHANNELS;
     s->capacity = capacity;
     s->real = fftwf_alloc_real(planes * PLANE);
+    s->low = fftwf_alloc_real(planes * PLANE);
+    s->high = fftwf_alloc_real(planes * PLANE);
     s->freq = fftwf_alloc_complex(planes * SPECTRUM);
     s->masked = fftwf_alloc_complex(planes * SPECTRUM);
-    if (!s->real || !s->freq || !s->masked) {
+    if (!s->real || !s->low || !s->high || !s->freq || !s->masked) {
         hfc_splitter_free(s);
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for %zu images of spectra", capacity);
     }
@@ -52,8 +55,9 @@ hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, hfc_error *err)
     /* FFTW_ESTIMATE: the same algorithm every run, so results are repeatable. */
     s->r2c = fftwf_plan_many_dft_r2c(2, dims, (int)planes, s->real, NULL, 1, PLANE,
                                      s->freq, NULL, 1, SPECTRUM, FFTW_ESTIMATE);
+    /* Planned on low; executed on low and on high (same size and alignment). */
     s->c2r = fftwf_plan_many_dft_c2r(2, dims, (int)planes, s->masked, NULL, 1, SPECTRUM,
-                                     s->real, NULL, 1, PLANE, FFTW_ESTIMATE);
+                                     s->low, NULL, 1, PLANE, FFTW_ESTIMATE);
     if (!s->r2c || !s->c2r) {
         hfc_splitter_free(s);
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "FFTW could not make a plan");
@@ -76,6 +80,8 @@ void hfc_splitter_free(hfc_splitter *s)
     if (s->c2r)
         fftwf_destroy_plan(s->c2r);
     fftwf_free(s->real);
+    fftwf_free(s->low);
+    fftwf_free(s->high);
     fftwf_free(s->freq);
     fftwf_free(s->masked);
     free(s);
@@ -90,28 +96,30 @@ void hfc_split_forward(hfc_splitter *s, const float *x, size_t n)
     s->n = n;
 }
 
-/* out = ifft2(freq * [dist < r] (keep_inside) or [dist >= r] (!keep_inside)) */
-static void inverse_masked(hfc_splitter *s, double radius, int keep_inside, float *out)
+/* out = ifft2(freq * mask), mask already holding FFTW's 1/(32*32). */
+static void inverse_masked(hfc_splitter *s, const float *mask, float *out)
 {
     size_t planes = s->n * HFC_CIFAR_CHANNELS;
     for (size_t p = 0; p < planes; p++) {
-        fftwf_complex *src = s->freq + p * SPECTRUM;
-        fftwf_complex *dst = s->masked + p * SPECTRUM;
-        for (int k = 0; k < SPECTRUM; k++) {
-            int inside = s->dist[k] < radius;
-            float keep = inside == keep_inside ? 1.0f : 0.0f;
-            dst[k][0] = src[k][0] * keep;
-            dst[k][1] = src[k][1] * keep;
-        }
+        const float *src = (const float *)(s->freq + p * SPECTRUM);
+        float *dst = (float *)(s->masked + p * SPECTRUM);
+        for (int k = 0; k < 2 * SPECTRUM; k++)
+            dst[k] = src[k] * mask[k];
     }
-    fftwf_execute(s->c2r);
-    const float norm = 1.0f / PLANE;  /* FFTW's inverse is unnormalised */
-    for (size_t i = 0; i < planes * PLANE; i++)
-        out[i] = s->real[i] * norm;
+    fftwf_execute_dft_c2r(s->c2r, s->masked, out);
 }
 
-void hfc_split_radius(hfc_splitter *s, double radius, float *low, float *high)
+void hfc_split_radius(hfc_splitter *s, double radius)
 {
-    inverse_masked(s, radius, 1, low);
-    inverse_masked(s, radius, 0, high);
+    float low_mask[2 * SPECTRUM], high_mask[2 * SPECTRUM];  /* (re, im) interleaved */
+    for (int k = 0; k < SPECTRUM; k++) {
+        int inside = s->dist[k] < radius;
+        low_mask[2 * k] = low_mask[2 * k + 1] = inside ? 1.0f / PLANE : 0.0f;
+        high_mask[2 * k] = high_mask[2 * k + 1] = inside ? 0.0f : 1.0f / PLANE;
+    }
+    inverse_masked(s, low_mask, s->low);
+    inverse_masked(s, high_mask, s->high);
 }
+
+const float *hfc_split_low(const hfc_splitter *s) { return s->low; }
+const float *hfc_split_high(const hfc_splitter *s) { return s->high; }

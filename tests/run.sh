@@ -158,6 +158,32 @@ for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-en
     expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
 done
 
+echo "== sanitizers (ASan + UBSan) and valgrind"
+counted build/asan/test_split "$REF/split.ref"
+for f in preact misc-f16; do
+    counted build/asan/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+done
+build/asan/hfc-eval --data "$TINY" --radius 0,4,30 -b 7 -j 2 "$REF/vgg.bin" >/dev/null
+expect $? "ASan/UBSan build: an end-to-end run is clean"
+build/asan/hfc-eval --data "$TINY" "$T/bad/cycle.bin" 2>/dev/null
+[ $? = 4 ]
+expect $? "ASan/UBSan build: an error path is clean (exit 4, no leak report)"
+if command -v valgrind >/dev/null; then
+    valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+        "$HFC" --data "$TINY" --limit 8 --radius 4,30 -j 2 "$REF/misc.bin" >/dev/null
+    expect $? "valgrind: a small end-to-end run has no errors and no leaks"
+else
+    echo "SKIP: valgrind not installed"
+fi
+
+echo "== fuzzing smoke run (libFuzzer)"
+if make -s fuzz >/dev/null 2>&1; then
+    tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-15}"
+    expect $? "model and CIFAR loader harnesses run ${HFC_FUZZ_SECONDS:-15} s each without a crash"
+else
+    echo "SKIP: clang with libFuzzer is not available"
+fi
+
 echo "== training recipe (CPU smoke run)"
 mkdir -p "$T/cifar"
 for i in 1 2 3 4 5; do ln -s "$PWD/$TINY" "$T/cifar/data_batch_$i.bin"; done

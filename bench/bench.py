@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""hfc-eval against PyTorch CPU on the same machine, model, images and
+thread count, in one run. Prints each ratio on its own line.
+
+  bench/run [--model M] [--data DIR] [--images N] [--threads T] [--reps R]
+
+(a) end to end: hfc-eval (load, split, three forward passes, JSON) against the
+    same job in PyTorch (torch.fft split, the equivalent nn.Module, no_grad,
+    the best of a few batch sizes);
+(b) the split alone: hfc's FFTW split against the paper's numpy code and
+    against torch.fft;
+(c) the engine's GFLOP/s against the SGEMM peak of the same BLAS;
+(d) peak RSS of a full run, and the split's share of an 8-radius sweep.
+Medians over --reps repetitions.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import export_pytorch  # noqa: E402
+import hfc_models  # noqa: E402
+from reference import paper_split, read_cifar, torch_split  # noqa: E402
+
+
+def median_time(fn, reps):
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def torch_job(model, images, labels, radius, batch, mean, std):
+    """The whole experiment in PyTorch: split with torch.fft, three forward passes."""
+    correct = [0, 0, 0]
+    with torch.no_grad():
+        for s in range(0, len(labels), batch):
+            x = torch.from_numpy(images[s:s + batch]).float()
+            y = torch.from_numpy(labels[s:s + batch])
+            low, high = torch_split(x, radius)
+            for k, v in enumerate((x, low, high)):
+                logits = model((v / 255.0 - mean) / std)
+                correct[k] += (logits.argmax(1) == y).sum().item()
+    return correct
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(ROOT, "data/models/preact20-bn.bin"))
+    ap.add_argument("--family", default="preact")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", os.path.join(ROOT, "../shared/cifar-10-batches-bin")))
+    ap.add_argument("--images", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    hfc = os.path.join(ROOT, "build/hfc-eval")
+    parts_bin = os.path.join(ROOT, "build/bench_parts")
+
+    tmp = tempfile.mkdtemp()
+    if os.path.exists(os.path.join(args.data, "test_batch.bin")) or os.path.isfile(args.data):
+        images, labels, data_path = read_cifar(args.data, args.images)
+        source = "CIFAR-10 test set"
+    else:  # generated data of the same shape
+        rng = np.random.default_rng(0)
+        n = args.images
+        rec = np.concatenate([(np.arange(n) % 10).astype(np.uint8)[:, None],
+                              rng.integers(0, 256, (n, 3072), dtype=np.uint8)], 1)
+        data_path = os.path.join(tmp, "generated.bin")
+        rec.tofile(data_path)
+        images, labels = rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
+        source = "generated images"
+    n = len(labels)
+    print(f"machine: {os.cpu_count()} CPUs, {args.threads} threads; torch {torch.__version__}; "
+          f"{n} images ({source}); model {os.path.basename(args.model)}; {args.reps} reps, medians")
+
+    # (a) end to end
+    cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
+           "--limit", str(n), args.model]
+    ours_out, rss = [], []
+
+    def run_ours():
+        with tempfile.TemporaryFile() as out:
+            p = subprocess.Popen(cmd, stdout=out)
+            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+            if status:
+                raise SystemExit(f"bench: {' '.join(cmd)} failed")
+            out.seek(0)
+            ours_out.append(out.read())
+            rss.append(usage.ru_maxrss)
+    t_ours = median_time(run_ours, args.reps)
+    rss_kb = max(rss)
+
+    header, _ = export_pytorch.read(args.model)
+    meta = header["metadata"]
+    model = hfc_models.build(meta.get("family", args.family), bn=meta.get("bn", True)).eval()
+    export_pytorch.load_into(model, args.model)
+    mean = torch.tensor(header["input"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(header["input"]["std"]).view(1, 3, 1, 1)
+    best_batch, best_rate = None, 0
+    for b in (64, 256, 1000):
+        k = min(n, 2000)
+        t = median_time(lambda: torch_job(model, images[:k], labels[:k], 4, b, mean, std), 1)
+        if k / t > best_rate:
+            best_batch, best_rate = b, k / t
+    theirs = []
+    t_torch = median_time(lambda: theirs.append(torch_job(model, images, labels, 4, best_batch, mean, std)), args.reps)
+    ours = json.loads(ours_out[0])["correct"]
+    agree = [ours["original"], ours["low"], ours["high"]] == theirs[0]
+    print(f"hfc-eval end to end: {t_ours:.2f} s; pytorch-cpu (batch {best_batch}): {t_torch:.2f} s; "
+          f"same correct counts: {agree} ({theirs[0]})")
+    print(f"end-to-end speedup vs pytorch-cpu: {t_torch / t_ours:.2f}x")
+
+    # (b) split alone, (c) engine, (d) sweep share
+    parts = json.loads(subprocess.run([parts_bin, args.model, data_path, str(n), str(args.threads)],
+                                      check=True, capture_output=True, text=True).stdout)
+    t_split = parts["fft_forward_s"] + parts["fft_inverse_per_radius_s"]
+    x64 = images.astype(np.float64)
+    t_numpy = median_time(lambda: paper_split(x64, 4), args.reps)
+    xt = torch.from_numpy(images).float()
+    t_tfft = median_time(lambda: torch_split(xt, 4), args.reps)
+    print(f"split of {n} images: hfc {t_split * 1e3:.1f} ms, numpy (paper) {t_numpy * 1e3:.1f} ms, "
+          f"torch.fft {t_tfft * 1e3:.1f} ms")
+    print(f"split speedup vs numpy reference: {t_numpy / t_split:.1f}x")
+    print(f"split speedup vs torch.fft: {t_tfft / t_split:.1f}x")
+    print(f"engine: {parts['engine_gflops']:.1f} GFLOP/s; sgemm peak (OpenBLAS, {args.threads} threads): "
+          f"{parts['sgemm_peak_gflops']:.1f} GFLOP/s")
+    print(f"engine fraction of sgemm peak: {parts['engine_gflops'] / parts['sgemm_peak_gflops'] * 100:.0f}%")
+    print(f"peak RSS of hfc-eval on {n} images: {rss_kb / 1024:.0f} MB")
+    sweep_split = parts["fft_forward_s"] + 8 * parts["fft_inverse_per_radius_s"]
+    sweep_total = sweep_split + 17 * parts["engine_forward_s"]
+    print(f"8-radius sweep: split share {sweep_split / sweep_total * 100:.1f}% of split+inference "
+          f"(forward FFT once, inverse per radius)")
+
+
+if __name__ == "__main__":
+    main()

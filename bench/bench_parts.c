@@ -1,0 +1,113 @@
+/* bench_parts.c - time hfc-eval's parts on one machine, print one JSON line.
+ *
+ *   bench_parts MODEL DATA N THREADS
+ * DATA is a CIFAR-10 file or directory, or "-" for N generated images.
+ * Measures: the forward FFTs, the inverse FFTs for one radius, the engine's
+ * forward pass (and its GFLOP/s), and the SGEMM peak of the same BLAS with
+ * the same thread count on 1024x1024x1024 matrices. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hfc.h"
+
+#define BATCH 256
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double sgemm_gflops(int threads)
+{
+    const int n = 1024;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++)
+        a[i] = b[i] = (float)(i % 7) * 0.1f;
+    openblas_set_num_threads(threads);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t = now() - t;
+        double g = 2.0 * n * n * n / t / 1e9;
+        best = g > best ? g : best;
+    }
+    openblas_set_num_threads(1);
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: bench_parts MODEL DATA|- N THREADS\n");
+        return 1;
+    }
+    size_t n = (size_t)atol(argv[3]);
+    int threads = atoi(argv[4]);
+    hfc_error err;
+    hfc_model m;
+    hfc_dataset ds = {0};
+    if (hfc_model_load(&m, argv[1], &err)) {
+        fprintf(stderr, "bench_parts: %s: %s\n", err.path, err.reason);
+        return 1;
+    }
+    uint8_t *pixels;
+    if (strcmp(argv[2], "-")) {
+        if (hfc_dataset_load(&ds, argv[2], n, &err)) {
+            fprintf(stderr, "bench_parts: %s: %s\n", err.path, err.reason);
+            return 1;
+        }
+        n = ds.n;
+        pixels = ds.pixels;
+    } else {
+        pixels = malloc(n * HFC_CIFAR_PIXELS);
+        for (size_t i = 0; i < n * HFC_CIFAR_PIXELS; i++)
+            pixels[i] = (uint8_t)(rand() & 255);
+    }
+    double peak = sgemm_gflops(threads);
+    hfc_engine *e;
+    hfc_splitter *s;
+    if (hfc_engine_new(&e, &m, threads, &err) || hfc_splitter_new(&s, BATCH, &err)) {
+        fprintf(stderr, "bench_parts: %s\n", err.reason);
+        return 1;
+    }
+    float *x = malloc(sizeof(float) * BATCH * HFC_CIFAR_PIXELS);
+    float *logits = malloc(sizeof(float) * BATCH * m.n_classes);
+    double t_fwd_fft = 0, t_inv_fft = 0, t_engine = 0;
+    for (size_t first = 0; first < n; first += BATCH) {
+        size_t b = n - first < BATCH ? n - first : BATCH;
+        for (size_t k = 0; k < b * HFC_CIFAR_PIXELS; k++)
+            x[k] = pixels[first * HFC_CIFAR_PIXELS + k];
+        double t = now();
+        hfc_split_forward(s, x, b);
+        t_fwd_fft += now() - t;
+        t = now();
+        hfc_split_radius(s, 4.0);
+        t_inv_fft += now() - t;
+        t = now();
+        hfc_engine_forward(e, x, b, logits);
+        t_engine += now() - t;
+    }
+    printf("{\"images\":%zu,\"threads\":%d,\"fft_forward_s\":%.4f,\"fft_inverse_per_radius_s\":%.4f,"
+           "\"engine_forward_s\":%.4f,\"engine_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f}\n",
+           n, threads, t_fwd_fft, t_inv_fft, t_engine,
+           hfc_engine_flops(e) * (double)n / t_engine / 1e9, peak);
+    free(x);
+    free(logits);
+    if (!strcmp(argv[2], "-"))
+        free(pixels);
+    hfc_dataset_free(&ds);
+    hfc_splitter_free(s);
+    hfc_engine_free(e);
+    hfc_model_free(&m);
+    return 0;
+}
