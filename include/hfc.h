@@ -148,6 +148,13 @@ void hfc_model_free(hfc_model *m);
 
 /* ---------------------------------------------------------------- engine */
 
+/* Images run together through each layer (one GEMM per conv for the group).
+ * Groups are cut at multiples of this from the first image a forward call
+ * gets, and threads take whole groups, so a result never depends on the
+ * thread count; callers that stream batches whose sizes are multiples of it
+ * get results that do not depend on the batch size either. */
+#define HFC_ENGINE_GROUP 8
+
 /* Run-time state for one model: fused plan, per-thread buffers. */
 typedef struct hfc_engine hfc_engine;
 
@@ -155,8 +162,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads,
                           hfc_error *err);
 void hfc_engine_free(hfc_engine *e);
 /* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
- * here); logits: (n, n_classes). Each image is computed alone, so results
- * do not depend on n or on the number of threads. */
+ * here); logits: (n, n_classes). */
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits);
 /* Multiply-adds of one image's forward pass (conv and linear layers). */
 double hfc_engine_flops(const hfc_engine *e);

@@ -9,15 +9,16 @@
 
 #include "engine_ops.h"
 
-/* col (c*kh*kw, ho*wo) = the patches of x under a kh x kw window. */
+/* col (c*kh*kw, ld) gets, in its first ho*wo columns, the patches of one
+ * image x under a kh x kw window. */
 static void im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
-                   int ho, int wo, float *col)
+                   int ho, int wo, float *col, size_t ld)
 {
     for (int c = 0; c < x->c; c++) {
         const float *plane = x->data + (size_t)c * x->h * x->w;
         for (int ky = 0; ky < kh; ky++)
             for (int kx = 0; kx < kw; kx++) {
-                float *row = col + ((size_t)(c * kh + ky) * kw + kx) * ho * wo;
+                float *row = col + ((size_t)(c * kh + ky) * kw + kx) * ld;
                 for (int oy = 0; oy < ho; oy++) {
                     int iy = oy * sh - ph + ky;
                     float *dst = row + (size_t)oy * wo;
@@ -50,26 +51,47 @@ static void bias_relu(float *y, int channels, int plane, const float *bias, int 
 }
 
 void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
-                int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y)
+                int sh, int sw, int ph, int pw, int relu, float *col, float *tmp,
+                hfc_tensor *y)
 {
-    int k = x->c * kh * kw, n = y->h * y->w;
-    const float *patches = x->data;
-    if (kh != 1 || kw != 1 || sh != 1 || sw != 1 || ph || pw) {
-        im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
-        patches = col;
+    int k = x->c * kh * kw, plane = y->h * y->w;
+    size_t n = (size_t)x->n * plane;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw;
+    if (x->n == 1) {  /* (cout, k) x (k, plane) lands in y as it is */
+        const float *patches = x->data;
+        if (!direct) {
+            hfc_tensor img = hfc_tensor_image(x, 0);
+            im2col(&img, kh, kw, sh, sw, ph, pw, y->h, y->w, col, n);
+            patches = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, plane, k, 1.0f, w, k,
+                    patches, plane, 0.0f, y->data, plane);
+        bias_relu(y->data, y->c, plane, bias, relu);
+        return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, n, k, 1.0f, w, k,
-                patches, n, 0.0f, y->data, n);
-    bias_relu(y->data, y->c, n, bias, relu);
+    for (int b = 0; b < x->n; b++) {
+        hfc_tensor img = hfc_tensor_image(x, b);
+        im2col(&img, kh, kw, sh, sw, ph, pw, y->h, y->w, col + (size_t)b * plane, n);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, (int)n, k, 1.0f, w, k, col,
+                (int)n, 0.0f, tmp, (int)n);
+    /* tmp is (cout, n, plane); y is (n, cout, plane) */
+    for (int b = 0; b < y->n; b++)
+        for (int c = 0; c < y->c; c++)
+            memcpy(y->data + ((size_t)b * y->c + c) * plane, tmp + (size_t)c * n + (size_t)b * plane,
+                   (size_t)plane * sizeof(float));
+    for (int b = 0; b < y->n; b++)
+        bias_relu(y->data + (size_t)b * y->c * plane, y->c, plane, bias, relu);
 }
 
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
                      hfc_tensor *y)
 {
     int plane = x->h * x->w;
-    for (int c = 0; c < x->c; c++) {
-        const float *src = x->data + (size_t)c * plane;
-        float *dst = y->data + (size_t)c * plane;
+    for (int bc = 0; bc < x->n * x->c; bc++) {
+        int c = bc % x->c;
+        const float *src = x->data + (size_t)bc * plane;
+        float *dst = y->data + (size_t)bc * plane;
         for (int i = 0; i < plane; i++) {
             float v = src[i] * scale[c] + shift[c];
             dst[i] = relu && v < 0.0f ? 0.0f : v;
@@ -87,7 +109,7 @@ void hfc_relu(const hfc_tensor *x, hfc_tensor *y)
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
                 int count_include_pad, hfc_tensor *y)
 {
-    for (int c = 0; c < x->c; c++) {
+    for (int c = 0; c < x->n * x->c; c++) {
         const float *src = x->data + (size_t)c * x->h * x->w;
         float *dst = y->data + (size_t)c * y->h * y->w;
         for (int oy = 0; oy < y->h; oy++)
@@ -123,7 +145,7 @@ void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw,
 void hfc_global_avgpool(const hfc_tensor *x, hfc_tensor *y)
 {
     int plane = x->h * x->w;
-    for (int c = 0; c < x->c; c++) {
+    for (int c = 0; c < x->n * x->c; c++) {
         const float *src = x->data + (size_t)c * plane;
         float sum = 0.0f;
         for (int i = 0; i < plane; i++)
@@ -135,8 +157,10 @@ void hfc_global_avgpool(const hfc_tensor *x, hfc_tensor *y)
 void hfc_linear(const hfc_tensor *x, const float *w, const float *bias, int relu, hfc_tensor *y)
 {
     int in = x->c, out = y->c;
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x->data, 1, 0.0f, y->data, 1);
-    bias_relu(y->data, out, 1, bias, relu);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, out, in, 1.0f, x->data, in, w, in,
+                0.0f, y->data, out);
+    for (int b = 0; b < y->n; b++)
+        bias_relu(y->data + (size_t)b * out, out, 1, bias, relu);
 }
 
 void hfc_add(const hfc_tensor *a, const hfc_tensor *b, int relu, hfc_tensor *y)
@@ -150,7 +174,7 @@ void hfc_add(const hfc_tensor *a, const hfc_tensor *b, int relu, hfc_tensor *y)
 
 void hfc_subsample(const hfc_tensor *x, int sh, int sw, hfc_tensor *y)
 {
-    for (int c = 0; c < x->c; c++)
+    for (int c = 0; c < x->n * x->c; c++)
         for (int oy = 0; oy < y->h; oy++)
             for (int ox = 0; ox < y->w; ox++)
                 y->data[((size_t)c * y->h + oy) * y->w + ox] =
@@ -160,7 +184,10 @@ void hfc_subsample(const hfc_tensor *x, int sh, int sw, hfc_tensor *y)
 void hfc_pad_channels(const hfc_tensor *x, int before, int after, hfc_tensor *y)
 {
     size_t plane = (size_t)x->h * x->w;
-    memset(y->data, 0, before * plane * sizeof(float));
-    memcpy(y->data + before * plane, x->data, hfc_tensor_size(x) * sizeof(float));
-    memset(y->data + (before + x->c) * plane, 0, after * plane * sizeof(float));
+    for (int b = 0; b < x->n; b++) {
+        float *dst = y->data + (size_t)b * y->c * plane;
+        memset(dst, 0, before * plane * sizeof(float));
+        memcpy(dst + before * plane, x->data + (size_t)b * x->c * plane, x->c * plane * sizeof(float));
+        memset(dst + (before + x->c) * plane, 0, after * plane * sizeof(float));
+    }
 }

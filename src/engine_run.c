@@ -8,8 +8,9 @@
  *     fused into it; flatten is free (same memory);
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
- * Running: each thread takes whole images and runs every step on one image
- * at a time with its own slots and im2col scratch; nothing is allocated.
+ * Running: images go through in groups of HFC_ENGINE_GROUP; each thread takes
+ * whole groups and runs every step on a group with its own slots and
+ * scratch; nothing is allocated.
  */
 #include <cblas.h>
 #include <math.h>
@@ -30,8 +31,9 @@ typedef struct {
 } step;
 
 typedef struct {
-    float *slots;  /* (n_slots, slot_floats) */
-    float *col;    /* im2col scratch */
+    float *slots;  /* (n_slots, slot_floats): each slot holds a group */
+    float *col;    /* im2col scratch for a group */
+    float *tmp;    /* conv output before it is reordered to (n, c, h, w) */
 } workspace;
 
 struct hfc_engine {
@@ -39,8 +41,9 @@ struct hfc_engine {
     step *steps;
     int n_steps;
     int n_slots;
-    size_t slot_floats;
+    size_t slot_floats;   /* a group's largest activation */
     size_t col_floats;
+    size_t tmp_floats;
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     int threads;
@@ -160,7 +163,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
 
     /* Steps and slots, in node order. */
     float *fw = e->folded;
-    size_t max_floats = 0, max_col = 1;
+    size_t max_floats = 0, max_col = 1, max_conv_out = 1;
     for (int i = 0; i < n; i++) {
         const hfc_node *nd = &m->nodes[i];
         step_of[i] = -1;
@@ -222,6 +225,8 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             if (col > max_col)
                 max_col = col;
+            if (floats > max_conv_out)
+                max_conv_out = floats;
             e->macs += (double)nd->out.c * cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
         } else if (nd->op == HFC_OP_LINEAR) {
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
@@ -234,8 +239,9 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
         goto done;
     }
     e->output_slot = slot_of[root_of(alias, m->output)];
-    e->slot_floats = max_floats;
-    e->col_floats = max_col;
+    e->slot_floats = HFC_ENGINE_GROUP * max_floats;
+    e->col_floats = HFC_ENGINE_GROUP * max_col;
+    e->tmp_floats = HFC_ENGINE_GROUP * max_conv_out;
 
     e->threads = threads < 1 ? 1 : threads;
     e->ws = calloc((size_t)e->threads, sizeof *e->ws);
@@ -246,7 +252,8 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = malloc((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = malloc(e->col_floats * sizeof(float));
-        if (!e->ws[t].slots || !e->ws[t].col) {
+        e->ws[t].tmp = malloc(e->tmp_floats * sizeof(float));
+        if (!e->ws[t].slots || !e->ws[t].col || !e->ws[t].tmp) {
             st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
             goto done;
         }
@@ -275,6 +282,7 @@ void hfc_engine_free(hfc_engine *e)
     for (int t = 0; e->ws && t < e->threads; t++) {
         free(e->ws[t].slots);
         free(e->ws[t].col);
+        free(e->ws[t].tmp);
     }
     free(e->ws);
     free(e->steps);
@@ -284,34 +292,37 @@ void hfc_engine_free(hfc_engine *e)
 
 double hfc_engine_flops(const hfc_engine *e) { return 2.0 * e->macs; }
 
-static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s)
+static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s,
+                              int n)
 {
-    return (hfc_tensor){s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
+    return (hfc_tensor){n, s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
 }
 
-/* Run every step on one image; the logits end in the output slot. */
-static void forward_image(const hfc_engine *e, const workspace *ws, const float *pixels)
+/* Run every step on a group of n images; the logits end in the output slot. */
+static void forward_group(const hfc_engine *e, const workspace *ws, const float *pixels, int n)
 {
     const hfc_model *m = e->model;
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         const hfc_node *nd = s->node;
-        hfc_tensor y = slot_tensor(e, ws, s->out, nd->out);
+        hfc_tensor y = slot_tensor(e, ws, s->out, nd->out, n);
         hfc_tensor x = {0};
         if (s->op != HFC_OP_INPUT)
-            x = slot_tensor(e, ws, s->in[0], m->nodes[nd->in[0]].out);
+            x = slot_tensor(e, ws, s->in[0], m->nodes[nd->in[0]].out, n);
         switch (s->op) {
         case HFC_OP_INPUT: {
             size_t plane = (size_t)nd->out.h * nd->out.w;
-            for (int c = 0; c < nd->out.c; c++)
+            for (int bc = 0; bc < n * nd->out.c; bc++) {
+                int c = bc % nd->out.c;
                 for (size_t k = 0; k < plane; k++)
-                    y.data[c * plane + k] =
-                        (pixels[c * plane + k] * m->scale - m->mean[c]) / m->std[c];
+                    y.data[bc * plane + k] =
+                        (pixels[bc * plane + k] * m->scale - m->mean[c]) / m->std[c];
+            }
             break;
         }
         case HFC_OP_CONV2D:
             hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
-                       ws->col, &y);
+                       ws->col, ws->tmp, &y);
             break;
         case HFC_OP_BATCHNORM:
             hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
@@ -330,12 +341,12 @@ static void forward_image(const hfc_engine *e, const workspace *ws, const float 
         case HFC_OP_FLATTEN:  /* always an alias; never a step */
             break;
         case HFC_OP_LINEAR: {
-            hfc_tensor flat = {x.c * x.h * x.w, 1, 1, x.data};
+            hfc_tensor flat = {n, x.c * x.h * x.w, 1, 1, x.data};
             hfc_linear(&flat, s->w, s->b, s->relu, &y);
             break;
         }
         case HFC_OP_ADD: {
-            hfc_tensor b = slot_tensor(e, ws, s->in[1], m->nodes[nd->in[1]].out);
+            hfc_tensor b = slot_tensor(e, ws, s->in[1], m->nodes[nd->in[1]].out, n);
             hfc_add(&x, &b, s->relu, &y);
             break;
         }
@@ -356,7 +367,7 @@ typedef struct {
     const workspace *ws;
     const float *x;
     float *logits;
-    size_t first, stride, n;
+    size_t first, stride, groups, n;  /* this job's groups: first, first + stride, ... */
 } job;
 
 static void *run_job(void *arg)
@@ -365,21 +376,24 @@ static void *run_job(void *arg)
     const hfc_model *m = j->e->model;
     size_t in_floats = (size_t)m->channels * m->height * m->width;
     const float *out = j->ws->slots + (size_t)j->e->output_slot * j->e->slot_floats;
-    for (size_t i = j->first; i < j->n; i += j->stride) {
-        forward_image(j->e, j->ws, j->x + i * in_floats);
-        memcpy(j->logits + i * m->n_classes, out, (size_t)m->n_classes * sizeof(float));
+    for (size_t g = j->first; g < j->groups; g += j->stride) {
+        size_t start = g * HFC_ENGINE_GROUP;
+        size_t count = j->n - start < HFC_ENGINE_GROUP ? j->n - start : HFC_ENGINE_GROUP;
+        forward_group(j->e, j->ws, j->x + start * in_floats, (int)count);
+        memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
     }
     return NULL;
 }
 
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
 {
-    size_t t = (size_t)e->threads < n ? (size_t)e->threads : n;
+    size_t groups = (n + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
+    size_t t = (size_t)e->threads < groups ? (size_t)e->threads : groups;
     job jobs[t ? t : 1];
     pthread_t tid[t ? t : 1];
     int started[t ? t : 1];
     for (size_t k = 0; k < t; k++) {
-        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, n};
+        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n};
         started[k] = k > 0 && pthread_create(&tid[k], NULL, run_job, &jobs[k]) == 0;
     }
     if (t)

@@ -40,6 +40,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     }
     if (batch > ds->n)
         batch = ds->n ? ds->n : 1;
+    /* Whole engine groups per batch: results then do not depend on --batch-size. */
+    batch = (batch + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP * HFC_ENGINE_GROUP;
 
     hfc_splitter *split = NULL;
     hfc_status st = hfc_splitter_new(&split, batch, err);

@@ -105,7 +105,7 @@ def main(out):
         "misc": Misc(),
         "misc-f16": Misc(),  # weights stored as f16
     }
-    pixels = torch.from_numpy(rng.uniform(0, 255, size=(4, 3, 32, 32)).astype(np.float32))
+    pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
     norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     for name, model in models.items():
