@@ -90,18 +90,18 @@ def main():
     cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
            "--limit", str(n), args.model]
     ours_out, rss = [], []
+    timer = "/usr/bin/time"  # GNU time reports the child's own peak RSS
 
     def run_ours():
-        with tempfile.TemporaryFile() as out:
-            p = subprocess.Popen(cmd, stdout=out)
-            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
-            if status:
-                raise SystemExit(f"bench: {' '.join(cmd)} failed")
-            out.seek(0)
-            ours_out.append(out.read())
-            rss.append(usage.ru_maxrss)
+        if os.path.exists(timer):
+            p = subprocess.run([timer, "-f", "%M"] + cmd, check=True, capture_output=True)
+            rss.append(int(p.stderr.split()[-1]))
+        else:
+            p = subprocess.run(cmd, check=True, capture_output=True)
+        ours_out.append(p.stdout)
+
     t_ours = median_time(run_ours, args.reps)
-    rss_kb = max(rss)
+    rss_text = f"{max(rss) / 1024:.0f} MB" if rss else "n/a (install GNU time)"
 
     header, _ = export_pytorch.read(args.model)
     meta = header["metadata"]
@@ -138,7 +138,7 @@ def main():
     print(f"engine: {parts['engine_gflops']:.1f} GFLOP/s; sgemm peak (OpenBLAS, {args.threads} threads): "
           f"{parts['sgemm_peak_gflops']:.1f} GFLOP/s")
     print(f"engine fraction of sgemm peak: {parts['engine_gflops'] / parts['sgemm_peak_gflops'] * 100:.0f}%")
-    print(f"peak RSS of hfc-eval on {n} images: {rss_kb / 1024:.0f} MB")
+    print(f"peak RSS of hfc-eval on {n} images: {rss_text}")
     sweep_split = parts["fft_forward_s"] + 8 * parts["fft_inverse_per_radius_s"]
     sweep_total = sweep_split + 17 * parts["engine_forward_s"]
     print(f"8-radius sweep: split share {sweep_split / sweep_total * 100:.1f}% of split+inference "

@@ -73,7 +73,6 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n * HFC_CIFAR_PIXELS; i++)
             pixels[i] = (uint8_t)(rand() & 255);
     }
-    double peak = sgemm_gflops(threads);
     hfc_engine *e;
     hfc_splitter *s;
     if (hfc_engine_new(&e, &m, threads, &err) || hfc_splitter_new(&s, BATCH, &err)) {
@@ -97,6 +96,8 @@ int main(int argc, char **argv)
         hfc_engine_forward(e, x, b, logits);
         t_engine += now() - t;
     }
+    /* Last: OpenBLAS's own threads keep spinning for a while after a call. */
+    double peak = sgemm_gflops(threads);
     printf("{\"images\":%zu,\"threads\":%d,\"fft_forward_s\":%.4f,\"fft_inverse_per_radius_s\":%.4f,"
            "\"engine_forward_s\":%.4f,\"engine_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f}\n",
            n, threads, t_fwd_fft, t_inv_fft, t_engine,
