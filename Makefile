@@ -1,7 +1,7 @@
 # hfc-eval: plain Makefile. Dependencies come from pkg-config:
 #   fftw3f, libpng, libcjson, openblas (Debian: see README "Set up").
 CC      ?= cc
-PKGS    := fftw3f libcjson openblas
+PKGS    := fftw3f libpng libcjson openblas
 CFLAGS  ?= -O3 -march=x86-64-v3 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Iinclude \
            $(shell pkg-config --cflags $(PKGS)) -MMD -MP
@@ -9,15 +9,16 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC := src/util.c src/data_cifar.c src/split_fft.c src/model_load.c \
-           src/engine_ops.c src/engine_run.c src/evaluate.c src/report_json.c
+LIB_SRC := src/util.c src/cli_args.c src/data_cifar.c src/split_fft.c src/model_load.c \
+           src/engine_ops.c src/engine_run.c src/evaluate.c src/report_json.c \
+           src/canvas.c src/report_png.c
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
-TEST_BINS := build/test_split build/test_engine
+TEST_BINS := build/test_split build/test_engine build/test_png
 # The same code built with AddressSanitizer + UndefinedBehaviorSanitizer;
 # make check runs the unit tests and a small end-to-end run with these.
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_OBJ   := $(LIB_SRC:src/%.c=build/asan/%.o)
-SAN_BINS  := build/asan/hfc-eval build/asan/test_split build/asan/test_engine
+SAN_BINS  := build/asan/hfc-eval build/asan/test_split build/asan/test_engine build/asan/test_png
 
 all: build/hfc-eval
 
@@ -45,7 +46,7 @@ build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
 asan: $(SAN_BINS)
 
 # libFuzzer harnesses (clang): make fuzz; tests/fuzz/run.sh SECONDS runs them.
-FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar
+FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
@@ -100,4 +101,24 @@ demo: all
 	./build/hfc-eval compare --data "$(DATA_DIR)" --radius 4,8,12,16 \
 	  data/models/preact20-bn.bin data/models/preact20-nobn.bin
 
-.PHONY: data demo
+# docs/pictures: the README's examples. Grids and spectra come from generated
+# test-card images (the repository never carries CIFAR-10 pixels); kernels
+# need no data; the accuracy plot needs the real test set.
+MODELS := data/models/preact20-bn.bin data/models/preact20-nobn.bin \
+          data/models/vgg-bn.bin data/models/vgg-nobn.bin
+pictures: all
+	@mkdir -p docs/pictures
+	$(PYTHON) tools/testcard.py build/testcard.cifar
+	rm -rf build/pictures && ./build/hfc-eval --data build/testcard.cifar --radius 8 \
+	  --png build/pictures --png-images 0,1,2,5,6 $(MODELS) >/dev/null
+	cp build/pictures/*-kernels.png docs/pictures/
+	cp build/pictures/preact20-bn-r8-grid.png docs/pictures/testcard-preact20-bn-r8-grid.png
+	cp build/pictures/spectrum-r8.png docs/pictures/testcard-spectrum-r8.png
+	@if [ ! -f "$(DATA_DIR)/test_batch.bin" ]; then \
+	  echo "CIFAR-10 not found at $(DATA_DIR): accuracy-vs-radius.png not remade (make data)"; \
+	else \
+	  rm -rf build/pictures-real && ./build/hfc-eval compare --data "$(DATA_DIR)" \
+	    --radius 4,8,12,16 --png build/pictures-real --png-images 0 $(MODELS) && \
+	  cp build/pictures-real/accuracy-vs-radius.png docs/pictures/; fi
+
+.PHONY: data demo pictures

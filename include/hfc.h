@@ -80,6 +80,12 @@ void hfc_split_radius(hfc_splitter *s, double radius);
 /* (n, 3, 32, 32) results of the last hfc_split_radius; owned by s. */
 const float *hfc_split_low(const hfc_splitter *s);
 const float *hfc_split_high(const hfc_splitter *s);
+/* The paper's mask M at shifted position (i, j), 0 <= i, j < 32: 1 when
+ * sqrt((i-16)^2 + (j-16)^2) < radius (i = 16, j = 16 is the DC term). */
+int hfc_split_mask(double radius, int i, int j);
+/* |fftshift(fft2(x))| of image `image` of the last forward, channels
+ * averaged: out is (32, 32) in the shifted layout of hfc_split_mask. */
+void hfc_split_magnitude(const hfc_splitter *s, size_t image, float *out);
 
 /* ----------------------------------------------------------------- model */
 
@@ -192,6 +198,53 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
 /* One JSON object (no newline) for a model at one radius; caller frees. */
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m,
                       const char *data_path, double seconds, int pretty);
+
+/* Draw the paper's pictures into dir (made if it does not exist; files
+ * named in src/report_png.c and README): for each model and radius a
+ * Figure-1 grid of `images` (test-set indices; n_images 0: the first image
+ * of each class) with the model's predictions, per radius the spectrum of
+ * the first of those images with the mask, per model its first conv's
+ * kernels, and, with two or more radii, accuracy against radius from tallies
+ * (as hfc_evaluate filled them). */
+hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
+                        const hfc_model *const *models, int n_models, const double *radii,
+                        int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
+                        const hfc_tally *tallies, hfc_error *err);
+
+/* ------------------------------------------------------------------- cli */
+
+#define HFC_MAX_RADII 64
+#define HFC_MAX_MODELS 32
+#define HFC_MAX_PNG_IMAGES 32
+
+/* What the command line asks for (src/cli_args.c). Strings point into argv. */
+typedef struct {
+    double radii[HFC_MAX_RADII];
+    int n_radii;
+    const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
+    size_t limit;          /* 0: every image */
+    size_t batch;
+    int threads;
+    const char *output;    /* NULL: stdout */
+    int pretty;
+    int table;
+    const char *png_dir;   /* NULL: no pictures */
+    size_t png_images[HFC_MAX_PNG_IMAGES]; /* test-set indices for the grids */
+    int n_png_images;      /* 0: the first image of each class */
+    const char *models[HFC_MAX_MODELS];
+    int n_models;
+} hfc_options;
+
+typedef enum { HFC_CLI_RUN, HFC_CLI_HELP, HFC_CLI_VERSION } hfc_cli_action;
+
+extern const char hfc_usage[];
+
+/* Defaults: radii 4,8,12,16, batch 256, one thread per online CPU. */
+void hfc_options_default(hfc_options *o);
+/* Parse argv[1..argc-1] into o (start from hfc_options_default). Prints
+ * nothing: *action says whether to run or to show help or the version. */
+hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_action *action,
+                          hfc_error *err);
 
 /* ------------------------------------------------------------------ util */
 

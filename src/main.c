@@ -10,158 +10,8 @@
 
 #include "hfc.h"
 
-#define MAX_RADII 64
-#define MAX_MODELS 32
-
-static const char USAGE[] =
-    "usage: hfc-eval [options] MODEL...\n"
-    "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
-    "\n"
-    "Split every CIFAR-10 test image into its low- and high-frequency\n"
-    "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
-    "the original, low and high images, and print the three accuracies as\n"
-    "JSON Lines: one object per model and radius.\n"
-    "\n"
-    "options:\n"
-    "  -r, --radius LIST     radii, comma-separated, each >= 0 (default 4,8,12,16)\n"
-    "  -d, --data PATH       CIFAR-10 binary file or directory holding test_batch.bin\n"
-    "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
-    "  -n, --limit N         use only the first N images\n"
-    "  -b, --batch-size N    images per batch (default 256)\n"
-    "  -j, --threads N       worker threads (default: number of CPUs)\n"
-    "  -o, --output FILE     write the JSON to FILE (atomically) instead of stdout\n"
-    "      --pretty          indent the JSON\n"
-    "      --table           print a table instead of JSON\n"
-    "      --json            print JSON Lines (the default, except for compare)\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n"
-    "\n"
-    "exit codes: 0 ok, 1 usage, 2 I/O, 3 bad data file, 4 bad model file, 5 out of memory\n";
-
-typedef struct {
-    double radii[MAX_RADII];
-    int n_radii;
-    const char *data;
-    size_t limit;
-    size_t batch;
-    int threads;
-    const char *output;
-    int pretty;
-    int table;
-    const char *models[MAX_MODELS];
-    int n_models;
-} options;
-
-static hfc_status usage_error(hfc_error *err, const char *fmt, const char *arg)
-{
-    return hfc_fail(err, HFC_ERR_USAGE, "", fmt, arg);
-}
-
-static hfc_status parse_count(const char *s, const char *opt, long long lo, long long hi,
-                              long long *out, hfc_error *err)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        hfc_fail(err, HFC_ERR_USAGE, "", "%s: '%s' is not an integer in %lld..%lld", opt, s, lo, hi);
-        return HFC_ERR_USAGE;
-    }
-    *out = v;
-    return HFC_OK;
-}
-
-static hfc_status parse_radii(const char *s, options *o, hfc_error *err)
-{
-    o->n_radii = 0;
-    const char *p = s;
-    for (;;) {
-        char *end;
-        errno = 0;
-        double r = strtod(p, &end);
-        if (end == p || errno || !isfinite(r) || r < 0 || r > 1000 || (*end && *end != ','))
-            return usage_error(err, "--radius: '%s' is not a comma-separated list of numbers in 0..1000", s);
-        if (o->n_radii == MAX_RADII)
-            return hfc_fail(err, HFC_ERR_USAGE, "", "--radius: at most %d radii", MAX_RADII);
-        o->radii[o->n_radii++] = r;
-        if (!*end)
-            return HFC_OK;
-        p = end + 1;
-    }
-}
-
-static hfc_status parse_args(int argc, char **argv, options *o, int *done, hfc_error *err)
-{
-    *done = 0;
-    int i = 1;
-    if (argc > 1 && !strcmp(argv[1], "compare")) {
-        o->table = 1;
-        i = 2;
-    }
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        long long v;
-        hfc_status st = HFC_OK;
-#define NEEDS_VALUE()                                                           \
-    do {                                                                        \
-        if (!val)                                                               \
-            return usage_error(err, "%s needs a value (see --help)", a);        \
-        i++;                                                                    \
-    } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(USAGE, stdout);
-            *done = 1;
-            return HFC_OK;
-        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-            printf("hfc-eval %s\n", HFC_VERSION);
-            *done = 1;
-            return HFC_OK;
-        } else if (!strcmp(a, "-r") || !strcmp(a, "--radius")) {
-            NEEDS_VALUE();
-            st = parse_radii(val, o, err);
-        } else if (!strcmp(a, "-d") || !strcmp(a, "--data")) {
-            NEEDS_VALUE();
-            o->data = val;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--limit")) {
-            NEEDS_VALUE();
-            if (!(st = parse_count(val, a, 1, 1000000000, &v, err)))
-                o->limit = (size_t)v;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            NEEDS_VALUE();
-            if (!(st = parse_count(val, a, 1, 65536, &v, err)))
-                o->batch = (size_t)v;
-        } else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) {
-            NEEDS_VALUE();
-            if (!(st = parse_count(val, a, 1, 256, &v, err)))
-                o->threads = (int)v;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            NEEDS_VALUE();
-            o->output = val;
-        } else if (!strcmp(a, "--pretty")) {
-            o->pretty = 1;
-        } else if (!strcmp(a, "--table")) {
-            o->table = 1;
-        } else if (!strcmp(a, "--json")) {
-            o->table = 0;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error(err, "unknown option '%s' (see --help)", a);
-        } else {
-            if (o->n_models == MAX_MODELS)
-                return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", MAX_MODELS);
-            o->models[o->n_models++] = a;
-        }
-#undef NEEDS_VALUE
-        if (st)
-            return st;
-    }
-    if (o->n_models == 0)
-        return usage_error(err, "no MODEL given%s", " (see --help)");
-    return HFC_OK;
-}
-
 /* Append the text of every model x radius to `out` (JSON Lines or a table). */
-static char *render(const options *o, hfc_model *models, const hfc_tally *tallies,
+static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *tallies,
                     const char *data_path, double seconds)
 {
     size_t cap = 4096, len = 0;
@@ -242,22 +92,26 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    options o = {.radii = {4, 8, 12, 16}, .n_radii = 4, .batch = 256};
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+    hfc_options o;
+    hfc_options_default(&o);
     hfc_error err = {{0}, {0}};
     hfc_dataset ds = {0};
-    hfc_model models[MAX_MODELS];
-    hfc_engine *engines[MAX_MODELS] = {0};
-    const hfc_model *model_ptrs[MAX_MODELS];
+    hfc_model models[HFC_MAX_MODELS];
+    hfc_engine *engines[HFC_MAX_MODELS] = {0};
+    const hfc_model *model_ptrs[HFC_MAX_MODELS];
     hfc_tally *tallies = NULL;
     char *text = NULL;
-    int n_loaded = 0, done;
+    int n_loaded = 0;
+    hfc_cli_action action;
     double t0 = now();
 
-    hfc_status st = parse_args(argc, argv, &o, &done, &err);
-    if (st || done)
+    hfc_status st = hfc_parse_args(argc, argv, &o, &action, &err);
+    if (st)
         goto out;
+    if (action != HFC_CLI_RUN) {
+        fputs(action == HFC_CLI_HELP ? hfc_usage : "hfc-eval " HFC_VERSION "\n", stdout);
+        goto out;
+    }
     if (!o.data) {
         const char *env = getenv("HFC_DATA");
         o.data = env && *env ? env : "data/cifar-10-batches-bin";
@@ -280,6 +134,10 @@ int main(int argc, char **argv)
     }
     if ((st = hfc_evaluate(engines, model_ptrs, o.n_models, o.radii, o.n_radii, &ds, o.batch,
                            tallies, &err)))
+        goto out;
+    if (o.png_dir &&
+        (st = hfc_pictures(o.png_dir, engines, model_ptrs, o.n_models, o.radii, o.n_radii, &ds,
+                           o.png_images, o.n_png_images, tallies, &err)))
         goto out;
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
     text = render(&o, models, tallies, ds.path, seconds);

@@ -123,3 +123,29 @@ void hfc_split_radius(hfc_splitter *s, double radius)
 
 const float *hfc_split_low(const hfc_splitter *s) { return s->low; }
 const float *hfc_split_high(const hfc_splitter *s) { return s->high; }
+
+int hfc_split_mask(double radius, int i, int j)
+{
+    int dy = i - SIDE / 2, dx = j - SIDE / 2;
+    return sqrt((double)(dy * dy + dx * dx)) < radius;
+}
+
+void hfc_split_magnitude(const hfc_splitter *s, size_t image, float *out)
+{
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < SIDE; j++) {
+            /* shifted (i, j) holds frequency (i - 16, j - 16); r2c keeps
+             * columns 0..16, the rest are conjugates of (-ky, -kx). */
+            int ky = (i + SIDE / 2) % SIDE, kx = (j + SIDE / 2) % SIDE;
+            if (kx >= HALF) {
+                ky = (SIDE - ky) % SIDE;
+                kx = SIDE - kx;
+            }
+            double sum = 0;
+            for (int ch = 0; ch < HFC_CIFAR_CHANNELS; ch++) {
+                const float *f = (const float *)(s->freq + (image * HFC_CIFAR_CHANNELS + ch) * SPECTRUM);
+                sum += hypot(f[2 * (ky * HALF + kx)], f[2 * (ky * HALF + kx) + 1]);
+            }
+            out[i * SIDE + j] = (float)(sum / HFC_CIFAR_CHANNELS);
+        }
+}

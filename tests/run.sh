@@ -124,6 +124,20 @@ expect $? "--output writes the file"
 [ "$(cat "$T/keep.jsonl")" = previous ] && [ -z "$(ls "$T" | grep tmp-)" ]
 expect $? "a failed run leaves the previous --output file intact and no temporary file"
 
+echo "== pictures (libpng)"
+counted build/test_png "$MODEL" "$TINY" "$T/png"
+"$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&
+    [ "$(cd "$T/pics" && LC_ALL=C ls | tr '\n' ' ')" = "accuracy-vs-radius.png preact-kernels.png preact-r30-grid.png preact-r4-grid.png spectrum-r30.png spectrum-r4.png vgg-kernels.png vgg-r30-grid.png vgg-r4-grid.png " ]
+expect $? "--png DIR writes grids, spectra, kernels and the plot for 2 models x 2 radii"
+"$PY" - "$T/pics/vgg-r4-grid.png" <<'EOF'
+import struct, sys
+head = open(sys.argv[1], "rb").read(24)
+assert head[:8] == b"\x89PNG\r\n\x1a\n", head
+w, h = struct.unpack(">II", head[16:24])
+assert (w, h) == (530, 66 + 2 * 156 + 10), (w, h)  # --png-images 5,0: two rows of 156
+EOF
+expect $? "--png-images picks the grid's rows (a 2-row grid)"
+
 echo "== bad inputs: one line on stderr, documented exit code"
 head -c 3000 "$TINY" >"$T/short.cifar"
 : >"$T/empty.cifar"
@@ -148,6 +162,10 @@ expect_error 3 "not a multiple of 3073" -- --data "$T/short.cifar" "$MODEL"
 expect_error 3 "empty file" -- --data "$T/empty.cifar" "$MODEL"
 expect_error 3 "label 12 at byte offset 6146" -- --data "$T/label.cifar" "$MODEL"
 expect_error 2 "cannot" -- --data "$TINY" -o "$T/no/such/dir/out.json" "$MODEL"
+expect_error 2 "not a directory" -- --data "$TINY" --png "$T/a.jsonl" "$MODEL"
+expect_error 2 "cannot make the directory" -- --data "$TINY" --png "$T/no/such/dir" "$MODEL"
+expect_error 1 "--png-images" -- --png-images 1,x "$MODEL"
+expect_error 1 "past the end" -- --data "$TINY" --png "$T/pics" --png-images 40 "$MODEL"
 "$PY" tests/make_bad_models.py "$MODEL" "$T/bad"
 for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-end:past the end" \
     "truncated:past the end" "empty:bad magic" "not-json:not valid JSON" \
@@ -160,6 +178,7 @@ done
 
 echo "== sanitizers (ASan + UBSan) and valgrind"
 counted build/asan/test_split "$REF/split.ref"
+counted build/asan/test_png "$MODEL" "$TINY" "$T/png-asan"
 for f in preact misc-f16; do
     counted build/asan/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
@@ -178,8 +197,10 @@ fi
 
 echo "== fuzzing smoke run (libFuzzer)"
 if make -s fuzz >/dev/null 2>&1; then
-    tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-15}"
-    expect $? "model and CIFAR loader harnesses run ${HFC_FUZZ_SECONDS:-15} s each without a crash"
+    for h in model cifar args; do
+        line=$(tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-20}" $h)
+        expect $? "$line"
+    done
 else
     echo "SKIP: clang with libFuzzer is not available"
 fi

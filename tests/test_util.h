@@ -13,7 +13,7 @@
 
 static int test_failures;
 
-static void check(int ok, const char *fmt, ...)
+static inline void check(int ok, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -33,7 +33,7 @@ typedef struct {
     const uint8_t *body;
 } ref_file;
 
-static ref_file read_ref(const char *path, size_t body_bytes_per_ab)
+static inline ref_file read_ref(const char *path, size_t body_bytes_per_ab)
 {
     ref_file r = {0};
     hfc_error err;

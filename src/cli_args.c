@@ -1,0 +1,191 @@
+/* cli_args.c - the command line's grammar: argv -> hfc_options. Kept out of
+ * main.c so that a fuzzer can drive it (tests/fuzz/fuzz_args.c); it prints
+ * nothing and never exits. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hfc.h"
+
+const char hfc_usage[] =
+    "usage: hfc-eval [options] MODEL...\n"
+    "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
+    "\n"
+    "Split every CIFAR-10 test image into its low- and high-frequency\n"
+    "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
+    "the original, low and high images, and print the three accuracies as\n"
+    "JSON Lines: one object per model and radius.\n"
+    "\n"
+    "options:\n"
+    "  -r, --radius LIST     radii, comma-separated, each in 0..1000 (default 4,8,12,16)\n"
+    "  -d, --data PATH       CIFAR-10 binary file or directory holding test_batch.bin\n"
+    "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
+    "  -n, --limit N         use only the first N images\n"
+    "  -b, --batch-size N    images per batch (default 256)\n"
+    "  -j, --threads N       worker threads (default: number of CPUs)\n"
+    "  -o, --output FILE     write the JSON to FILE (atomically) instead of stdout\n"
+    "      --pretty          indent the JSON\n"
+    "      --table           print a table instead of JSON\n"
+    "      --json            print JSON Lines (the default, except for compare)\n"
+    "      --png DIR         also draw pictures into DIR (made if missing): per model\n"
+    "                        and radius an original|low|high grid with predictions,\n"
+    "                        per radius a spectrum with the mask, per model its first\n"
+    "                        conv kernels, and accuracy against radius (see README)\n"
+    "      --png-images LIST test-set indices for the grids (default: the first\n"
+    "                        image of each class; at most 32)\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n"
+    "\n"
+    "exit codes: 0 ok, 1 usage, 2 I/O, 3 bad data file, 4 bad model file, 5 out of memory\n";
+
+void hfc_options_default(hfc_options *o)
+{
+    static const double radii[] = {4, 8, 12, 16};
+    memset(o, 0, sizeof *o);
+    memcpy(o->radii, radii, sizeof radii);
+    o->n_radii = 4;
+    o->batch = 256;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+}
+
+static hfc_status parse_count(const char *s, const char *opt, long long lo, long long hi,
+                              long long *out, hfc_error *err)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s: '%s' is not an integer in %lld..%lld", opt,
+                        s, lo, hi);
+    *out = v;
+    return HFC_OK;
+}
+
+static hfc_status parse_radii(const char *s, hfc_options *o, hfc_error *err)
+{
+    o->n_radii = 0;
+    for (const char *p = s;;) {
+        char *end;
+        errno = 0;
+        double r = strtod(p, &end);
+        if (end == p || errno || !isfinite(r) || r < 0 || r > 1000 || (*end && *end != ','))
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "--radius: '%s' is not a comma-separated list of numbers in 0..1000",
+                            s);
+        if (o->n_radii == HFC_MAX_RADII)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--radius: at most %d radii", HFC_MAX_RADII);
+        o->radii[o->n_radii++] = r;
+        if (!*end)
+            return HFC_OK;
+        p = end + 1;
+    }
+}
+
+/* A comma-separated list of image indices (decimal digits only). */
+static hfc_status parse_indices(const char *s, hfc_options *o, hfc_error *err)
+{
+    o->n_png_images = 0;
+    for (const char *p = s;;) {
+        char *end = (char *)p;
+        unsigned long long v = 0;
+        errno = 0;
+        if (*p >= '0' && *p <= '9') /* strtoull alone would take "-1" and " 1" */
+            v = strtoull(p, &end, 10);
+        if (end == p || errno || v > 1000000000 || (*end && *end != ','))
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "--png-images: '%s' is not a comma-separated list of image indices", s);
+        if (o->n_png_images == HFC_MAX_PNG_IMAGES)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--png-images: at most %d images",
+                            HFC_MAX_PNG_IMAGES);
+        o->png_images[o->n_png_images++] = (size_t)v;
+        if (!*end)
+            return HFC_OK;
+        p = end + 1;
+    }
+}
+
+static int is(const char *a, const char *short_name, const char *long_name)
+{
+    return (short_name && !strcmp(a, short_name)) || !strcmp(a, long_name);
+}
+
+/* Options that take a value. Returns -1 for an option it does not know. */
+static int set_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
+                     hfc_error *err)
+{
+    long long v = 0;
+    if (is(a, "-r", "--radius")) {
+        *st = parse_radii(val, o, err);
+    } else if (is(a, "-d", "--data")) {
+        o->data = val;
+    } else if (is(a, "-n", "--limit")) {
+        if (!(*st = parse_count(val, a, 1, 1000000000, &v, err)))
+            o->limit = (size_t)v;
+    } else if (is(a, "-b", "--batch-size")) {
+        if (!(*st = parse_count(val, a, 1, 65536, &v, err)))
+            o->batch = (size_t)v;
+    } else if (is(a, "-j", "--threads")) {
+        if (!(*st = parse_count(val, a, 1, 256, &v, err)))
+            o->threads = (int)v;
+    } else if (is(a, "-o", "--output")) {
+        o->output = val;
+    } else if (is(a, NULL, "--png")) {
+        if (!*val)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--png: the directory name is empty");
+        o->png_dir = val;
+    } else if (is(a, NULL, "--png-images")) {
+        *st = parse_indices(val, o, err);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_action *action,
+                          hfc_error *err)
+{
+    *action = HFC_CLI_RUN;
+    int i = 1;
+    if (argc > 1 && !strcmp(argv[1], "compare")) {
+        o->table = 1;
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (is(a, "-h", "--help")) {
+            *action = HFC_CLI_HELP;
+            return HFC_OK;
+        } else if (is(a, "-V", "--version")) {
+            *action = HFC_CLI_VERSION;
+            return HFC_OK;
+        } else if (is(a, NULL, "--pretty")) {
+            o->pretty = 1;
+        } else if (is(a, NULL, "--table")) {
+            o->table = 1;
+        } else if (is(a, NULL, "--json")) {
+            o->table = 0;
+        } else if (a[0] != '-' || !a[1]) {
+            if (o->n_models == HFC_MAX_MODELS)
+                return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
+            o->models[o->n_models++] = a;
+        } else {
+            /* Known options are told from unknown ones before a missing
+             * value is reported, so the message names the right problem. */
+            const char *val = i + 1 < argc ? argv[i + 1] : "";
+            hfc_status st = HFC_OK;
+            if (set_value(o, a, val, &st, err) < 0)
+                return hfc_fail(err, HFC_ERR_USAGE, "", "unknown option '%s' (see --help)", a);
+            if (i + 1 == argc)
+                return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
+            if (st)
+                return st;
+            i++;
+        }
+    }
+    if (o->n_models == 0)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "no MODEL given (see --help)");
+    return HFC_OK;
+}

@@ -1,0 +1,557 @@
+/* report_png.c - the paper's pictures, drawn with src/canvas.c:
+ *   MODEL-rR-grid.png    Figure 1: original | low | high per image, with the
+ *                        model's prediction, confidence and correctness
+ *   spectrum-rR.png      log-magnitude spectrum of one image, mask edge drawn
+ *   MODEL-kernels.png    Figure 7: the first convolution's kernels
+ *   accuracy-vs-radius.png  every model's three accuracies against radius
+ * Layout constants live in report_png.h (the tests use them). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report_png.h"
+
+#define MARGIN 10
+static const hfc_rgb WHITE = {255, 255, 255}, INK = {30, 30, 30}, GRID_LINE = {225, 225, 225};
+static const hfc_rgb CORRECT = {0, 160, 60}, WRONG = {220, 30, 30};
+const hfc_rgb SPECTRUM_EDGE = {0, 255, 255};
+const hfc_rgb PLOT_COLOURS[10] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
+                                  {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
+                                  {188, 189, 34},  {23, 190, 207}};
+
+static uint8_t clip_byte(double v)
+{
+    return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)lround(v);
+}
+
+/* Draw a (3, 32, 32) planar image with top-left (x, y), each pixel zoom x zoom. */
+static void draw_image(hfc_canvas *c, int x, int y, int zoom, const uint8_t *rgb_planes)
+{
+    const int plane = HFC_CIFAR_SIDE * HFC_CIFAR_SIDE;
+    for (int i = 0; i < HFC_CIFAR_SIDE; i++)
+        for (int j = 0; j < HFC_CIFAR_SIDE; j++) {
+            int k = i * HFC_CIFAR_SIDE + j;
+            hfc_rgb p = {rgb_planes[k], rgb_planes[plane + k], rgb_planes[2 * plane + k]};
+            canvas_rect(c, x + j * zoom, y + i * zoom, zoom, zoom, p);
+        }
+}
+
+/* ------------------------------------------------------------------ grid */
+
+#define GRID_LABEL_W 84
+#define GRID_CELL (GRID_TILE + 2 * GRID_BORDER)
+#define GRID_COL_GAP 12
+#define GRID_CAPTION 14
+#define GRID_ROW_PITCH (GRID_CELL + GRID_CAPTION + 8)
+#define GRID_TOP (MARGIN + 56)
+
+void grid_tile_origin(int row, int col, int *x, int *y)
+{
+    *x = MARGIN + GRID_LABEL_W + col * (GRID_CELL + GRID_COL_GAP) + GRID_BORDER;
+    *y = GRID_TOP + row * GRID_ROW_PITCH + GRID_BORDER;
+}
+
+int grid_width(void) { return MARGIN + GRID_LABEL_W + 3 * GRID_CELL + 2 * GRID_COL_GAP + MARGIN; }
+int grid_height(int rows) { return GRID_TOP + rows * GRID_ROW_PITCH + MARGIN; }
+
+uint8_t grid_high_pixel(float h, float s) { return clip_byte(128.0 + 127.0 * h / s); }
+
+typedef struct {
+    size_t index;                 /* in the test set */
+    int label;
+    int pred[HFC_VERSIONS];
+    float confidence[HFC_VERSIONS];
+} grid_row;
+
+static const char *class_name(const hfc_model *m, int k)
+{
+    return k >= 0 && k < m->n_classes ? m->classes[k] : "?";
+}
+
+/* planes: (k, 3, 32, 32) for each version, low and high as floats. */
+static hfc_status draw_grid(const char *path, const hfc_model *m, double radius,
+                            const grid_row *rows, int n, const uint8_t *orig, const float *low,
+                            const float *high, hfc_error *err)
+{
+    hfc_canvas c;
+    hfc_status st = canvas_new(&c, grid_width(), grid_height(n), WHITE, err);
+    if (st)
+        return st;
+    const char *base = strrchr(m->path, '/');
+    char line[256];
+    snprintf(line, sizeof line, "%.200s  r = %g", base ? base + 1 : m->path, radius);
+    canvas_text(&c, MARGIN, MARGIN, 2, INK, line);
+    canvas_text(&c, MARGIN, MARGIN + 20, 1, INK,
+                "under each image: prediction, softmax confidence; border: green = correct,");
+    canvas_text(&c, MARGIN, MARGIN + 30, 1, INK,
+                "red = wrong. low clipped to 0..255; high shown as 128 + 127*h/max|h|");
+    char heads[3][64];
+    snprintf(heads[0], sizeof heads[0], "original");
+    snprintf(heads[1], sizeof heads[1], "low (dist < %g)", radius);
+    snprintf(heads[2], sizeof heads[2], "high (dist >= %g)", radius);
+    for (int col = 0; col < 3; col++) {
+        int x, y;
+        grid_tile_origin(0, col, &x, &y);
+        canvas_text(&c, x, GRID_TOP - 12, 1, INK, heads[col]);
+    }
+    const size_t P = HFC_CIFAR_PIXELS;
+    uint8_t shown[HFC_CIFAR_PIXELS];
+    for (int r = 0; r < n; r++) {
+        int x, y;
+        grid_tile_origin(r, 0, &x, &y);
+        snprintf(line, sizeof line, "#%zu", rows[r].index);
+        canvas_text(&c, MARGIN, y + 4, 1, INK, line);
+        canvas_text(&c, MARGIN, y + 16, 1, INK, class_name(m, rows[r].label));
+        for (int col = 0; col < 3; col++) {
+            const float *src = col == 1 ? low + r * P : high + r * P;
+            if (col == 0) {
+                memcpy(shown, orig + r * P, P);
+            } else if (col == 1) {
+                for (size_t k = 0; k < P; k++)
+                    shown[k] = clip_byte(src[k]);
+            } else {
+                float s = 1;
+                for (size_t k = 0; k < P; k++)
+                    s = fabsf(src[k]) > s ? fabsf(src[k]) : s;
+                for (size_t k = 0; k < P; k++)
+                    shown[k] = grid_high_pixel(src[k], s);
+            }
+            grid_tile_origin(r, col, &x, &y);
+            int ok = rows[r].pred[col] == rows[r].label;
+            canvas_frame(&c, x - GRID_BORDER, y - GRID_BORDER, GRID_CELL, GRID_CELL, GRID_BORDER,
+                         ok ? CORRECT : WRONG);
+            draw_image(&c, x, y, GRID_ZOOM, shown);
+            snprintf(line, sizeof line, "%.15s %.0f%%", class_name(m, rows[r].pred[col]),
+                     100.0 * rows[r].confidence[col]);
+            canvas_text(&c, x - GRID_BORDER, y + GRID_TILE + GRID_BORDER + 3, 1,
+                        ok ? CORRECT : WRONG, line);
+        }
+    }
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}
+
+/* -------------------------------------------------------------- spectrum */
+
+void spectrum_origin(int *x, int *y)
+{
+    *x = MARGIN;
+    *y = MARGIN + 44;
+}
+
+hfc_rgb spectrum_colour(double t)
+{
+    /* A few stops of an "inferno"-like ramp, interpolated linearly. */
+    static const hfc_rgb stops[] = {{0, 0, 4}, {87, 16, 110}, {188, 55, 84}, {249, 142, 9},
+                                    {252, 255, 164}};
+    const int last = (int)(sizeof stops / sizeof stops[0]) - 1;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    int k = (int)(t * last);
+    if (k == last)
+        return stops[last];
+    double f = t * last - k;
+    hfc_rgb a = stops[k], b = stops[k + 1];
+    return (hfc_rgb){clip_byte(a.r + f * (b.r - a.r)), clip_byte(a.g + f * (b.g - a.g)),
+                     clip_byte(a.b + f * (b.b - a.b))};
+}
+
+static hfc_status draw_spectrum(const char *path, const hfc_splitter *s, size_t image,
+                                size_t index, const char *label, double radius, hfc_error *err)
+{
+    const int N = HFC_CIFAR_SIDE, Z = SPECTRUM_ZOOM;
+    float mag[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE];
+    hfc_split_magnitude(s, image, mag);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < N * N; k++) {
+        double v = log1p(mag[k]);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    hfc_canvas c;
+    int x0, y0;
+    spectrum_origin(&x0, &y0);
+    hfc_status st = canvas_new(&c, x0 + N * Z + 80, y0 + N * Z + 30, WHITE, err);
+    if (st)
+        return st;
+    char line[160];
+    snprintf(line, sizeof line, "spectrum, image #%zu (%s)", index, label);
+    canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
+    canvas_text(&c, MARGIN, MARGIN + 12, 1, INK, "log(1 + |fftshift(fft2(x))|), mean over R,G,B");
+    snprintf(line, sizeof line, "cyan: edge of the mask, dist < %g", radius);
+    canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, line);
+    int inside = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double t = hi > lo ? (log1p(mag[i * N + j]) - lo) / (hi - lo) : 0;
+            canvas_rect(&c, x0 + j * Z, y0 + i * Z, Z, Z, spectrum_colour(t));
+            inside += hfc_split_mask(radius, i, j);
+        }
+    /* The mask's edge: a cell border between a cell inside and one outside
+     * (or the picture's edge), drawn two pixels wide on the inside cell. */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            if (!hfc_split_mask(radius, i, j))
+                continue;
+            int x = x0 + j * Z, y = y0 + i * Z;
+            if (i == 0 || !hfc_split_mask(radius, i - 1, j))
+                canvas_rect(&c, x, y, Z, 2, SPECTRUM_EDGE);
+            if (i == N - 1 || !hfc_split_mask(radius, i + 1, j))
+                canvas_rect(&c, x, y + Z - 2, Z, 2, SPECTRUM_EDGE);
+            if (j == 0 || !hfc_split_mask(radius, i, j - 1))
+                canvas_rect(&c, x, y, 2, Z, SPECTRUM_EDGE);
+            if (j == N - 1 || !hfc_split_mask(radius, i, j + 1))
+                canvas_rect(&c, x + Z - 2, y, 2, Z, SPECTRUM_EDGE);
+        }
+    snprintf(line, sizeof line, "%d of %d frequencies in the low part", inside, N * N);
+    canvas_text(&c, MARGIN, y0 + N * Z + 10, 1, INK, line);
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}
+
+/* --------------------------------------------------------------- kernels */
+
+#define KERNELS_PER_ROW 8
+#define KERNEL_GAP 6
+
+void kernel_origin(int k, int kh, int kw, int *x, int *y, int *zoom)
+{
+    int side = kh > kw ? kh : kw;
+    *zoom = side >= 12 ? 4 : 48 / side;
+    *x = MARGIN + (k % KERNELS_PER_ROW) * (kw * *zoom + KERNEL_GAP);
+    *y = MARGIN + 40 + (k / KERNELS_PER_ROW) * (kh * *zoom + KERNEL_GAP);
+}
+
+static const hfc_node *first_conv(const hfc_model *m)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].op == HFC_OP_CONV2D)
+            return &m->nodes[i];
+    return NULL;
+}
+
+static hfc_status draw_kernels(const char *path, const hfc_model *m, hfc_error *err)
+{
+    const hfc_node *conv = first_conv(m);
+    if (!conv)
+        return HFC_OK; /* nothing to draw */
+    int cout = conv->out.c, cin = m->nodes[conv->in[0]].out.c, kh = conv->kh, kw = conv->kw;
+    int x, y, zoom;
+    kernel_origin(cout - 1, kh, kw, &x, &y, &zoom);
+    int w = MARGIN + KERNELS_PER_ROW * (kw * zoom + KERNEL_GAP) + MARGIN;
+    hfc_canvas c;
+    hfc_status st = canvas_new(&c, w < 420 ? 420 : w, y + kh * zoom + MARGIN, WHITE, err);
+    if (st)
+        return st;
+    const char *base = strrchr(m->path, '/');
+    char line[256];
+    snprintf(line, sizeof line, "%.120s: %.60s, %d kernels %dx%dx%d", base ? base + 1 : m->path,
+             conv->name, cout, cin, kh, kw);
+    canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
+    canvas_text(&c, MARGIN, MARGIN + 12, 1, INK,
+                cin == 3 ? "input channels as R,G,B; each kernel: 128 + 127*w/max|w|"
+                         : "mean over input channels, grey; each kernel: 128 + 127*w/max|w|");
+    canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, "(weights as stored, before BatchNorm)");
+    size_t per_kernel = (size_t)cin * kh * kw;
+    for (int k = 0; k < cout; k++) {
+        const float *wk = conv->weight + k * per_kernel;
+        float s = 0;
+        for (size_t t = 0; t < per_kernel; t++)
+            s = fabsf(wk[t]) > s ? fabsf(wk[t]) : s;
+        s = s > 0 ? s : 1;
+        kernel_origin(k, kh, kw, &x, &y, &zoom);
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) {
+                double v[3] = {0, 0, 0};
+                for (int ch = 0; ch < cin; ch++)
+                    v[cin == 3 ? ch : 0] += wk[(ch * kh + i) * kw + j] / (cin == 3 ? 1 : cin);
+                if (cin != 3)
+                    v[1] = v[2] = v[0];
+                hfc_rgb p = {clip_byte(128 + 127 * v[0] / s), clip_byte(128 + 127 * v[1] / s),
+                             clip_byte(128 + 127 * v[2] / s)};
+                canvas_rect(&c, x + j * zoom, y + i * zoom, zoom, zoom, p);
+            }
+    }
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}
+
+/* ------------------------------------------------------------------ plot */
+
+double plot_x_max(const double *radii, int n)
+{
+    double top = 0;
+    for (int i = 0; i < n; i++)
+        top = radii[i] > top ? radii[i] : top;
+    static const double steps[] = {1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 200, 250, 500, 1000};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (top <= steps[i] * 10)
+            return ceil(top / steps[i]) * steps[i] > 0 ? ceil(top / steps[i]) * steps[i] : 1;
+    return 1000;
+}
+
+static double x_tick_step(double x_max)
+{
+    static const double steps[] = {1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 200, 250, 500, 1000};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        if (x_max / steps[i] <= 10)
+            return steps[i];
+    return 1000;
+}
+
+void plot_point(double x_max, double radius, double accuracy, int *x, int *y)
+{
+    *x = PLOT_LEFT + (int)lround(radius / x_max * PLOT_W);
+    *y = PLOT_TOP + PLOT_H - (int)lround(accuracy * PLOT_H);
+}
+
+static void marker(hfc_canvas *c, int x, int y, int version, hfc_rgb colour)
+{
+    if (version == HFC_LOW) { /* filled disc */
+        for (int dy = -4; dy <= 4; dy++)
+            for (int dx = -4; dx <= 4; dx++)
+                if (dx * dx + dy * dy <= 16)
+                    canvas_pixel(c, x + dx, y + dy, colour);
+    } else if (version == HFC_HIGH) { /* hollow square */
+        canvas_frame(c, x - 4, y - 4, 9, 9, 2, colour);
+    }
+}
+
+static hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_models,
+                            const double *radii, int n_radii, const hfc_tally *tallies,
+                            hfc_error *err)
+{
+    int order[HFC_MAX_RADII];
+    for (int i = 0; i < n_radii; i++) { /* radii in increasing order */
+        int k = i;
+        while (k > 0 && radii[order[k - 1]] > radii[i]) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    hfc_canvas c;
+    int legend_x = PLOT_LEFT + PLOT_W + 20;
+    hfc_status st = canvas_new(&c, legend_x + 200, PLOT_TOP + PLOT_H + 50, WHITE, err);
+    if (st)
+        return st;
+    double x_max = plot_x_max(radii, n_radii), step = x_tick_step(x_max);
+    char line[160];
+    snprintf(line, sizeof line, "accuracy against radius (%zu images)", tallies[0].images);
+    canvas_text(&c, PLOT_LEFT, MARGIN, 2, INK, line);
+    canvas_text(&c, MARGIN, PLOT_TOP - 16, 1, INK, "accuracy");
+    for (int t = 0; t <= 10; t++) { /* y: 0 to 1 by 0.1, labels every 0.2 */
+        int x, y;
+        plot_point(x_max, 0, t / 10.0, &x, &y);
+        canvas_rect(&c, PLOT_LEFT, y, PLOT_W, 1, GRID_LINE);
+        canvas_rect(&c, PLOT_LEFT - 5, y, 5, 1, INK);
+        if (t % 2 == 0) {
+            snprintf(line, sizeof line, "%.1f", t / 10.0);
+            canvas_text(&c, PLOT_LEFT - 8 - canvas_text_width(line, 1), y - 3, 1, INK, line);
+        }
+    }
+    for (double r = 0; r <= x_max + 1e-9; r += step) {
+        int x, y;
+        plot_point(x_max, r, 0, &x, &y);
+        canvas_rect(&c, x, PLOT_TOP, 1, PLOT_H, GRID_LINE);
+        canvas_rect(&c, x, y, 1, 5, INK);
+        snprintf(line, sizeof line, "%g", r);
+        canvas_text(&c, x - canvas_text_width(line, 1) / 2, y + 8, 1, INK, line);
+    }
+    const char *xlabel = "radius r (low: dist < r)";
+    canvas_text(&c, PLOT_LEFT + PLOT_W / 2 - canvas_text_width(xlabel, 1) / 2,
+                PLOT_TOP + PLOT_H + 24, 1, INK, xlabel);
+    canvas_rect(&c, PLOT_LEFT, PLOT_TOP, 1, PLOT_H + 1, INK);          /* y axis */
+    canvas_rect(&c, PLOT_LEFT, PLOT_TOP + PLOT_H, PLOT_W + 1, 1, INK); /* x axis */
+
+    for (int j = 0; j < n_models; j++) {
+        hfc_rgb colour = PLOT_COLOURS[j % 10];
+        const hfc_tally *t = tallies + (size_t)j * n_radii;
+        for (int v = 0; v < HFC_VERSIONS; v++) {
+            int px = 0, py = 0;
+            for (int i = 0; i < n_radii; i++) {
+                const hfc_tally *ti = &t[order[i]];
+                double acc = ti->images ? (double)ti->correct[v] / ti->images : 0;
+                int x, y;
+                plot_point(x_max, ti->radius, acc, &x, &y);
+                if (v == HFC_ORIGINAL && i == 0) /* flat: across the whole axis */
+                    canvas_line(&c, PLOT_LEFT, y, PLOT_LEFT + PLOT_W, y, 2, 6, colour);
+                if (v != HFC_ORIGINAL && i > 0)
+                    canvas_line(&c, px, py, x, y, 2, 0, colour);
+                px = x;
+                py = y;
+            }
+            for (int i = 0; i < n_radii && v != HFC_ORIGINAL; i++) {
+                const hfc_tally *ti = &t[order[i]];
+                int x, y;
+                plot_point(x_max, ti->radius, ti->images ? (double)ti->correct[v] / ti->images : 0,
+                           &x, &y);
+                marker(&c, x, y, v, colour);
+            }
+        }
+        const char *base = strrchr(models[j]->path, '/');
+        canvas_rect(&c, legend_x, PLOT_TOP + 6 + 14 * j, 16, 3, colour);
+        snprintf(line, sizeof line, "%.26s", base ? base + 1 : models[j]->path);
+        canvas_text(&c, legend_x + 22, PLOT_TOP + 4 + 14 * j, 1, INK, line);
+    }
+    int ky = PLOT_TOP + 14 * n_models + 16;
+    static const hfc_rgb KEY = {90, 90, 90};
+    canvas_line(&c, legend_x, ky + 4, legend_x + 16, ky + 4, 2, 6, KEY);
+    canvas_text(&c, legend_x + 22, ky, 1, INK, "original (flat)");
+    marker(&c, legend_x + 8, ky + 18, HFC_LOW, KEY);
+    canvas_text(&c, legend_x + 22, ky + 14, 1, INK, "low frequencies");
+    marker(&c, legend_x + 8, ky + 32, HFC_HIGH, KEY);
+    canvas_text(&c, legend_x + 22, ky + 28, 1, INK, "high frequencies");
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}
+
+/* ---------------------------------------------------------------- driver */
+
+static hfc_status ensure_dir(const char *dir, hfc_error *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0)
+        return S_ISDIR(sb.st_mode) ? HFC_OK : hfc_fail(err, HFC_ERR_IO, dir, "not a directory");
+    if (mkdir(dir, 0777) != 0)
+        return hfc_fail(err, HFC_ERR_IO, dir, "cannot make the directory: %s", strerror(errno));
+    return HFC_OK;
+}
+
+/* The model file's name without its directory and ".bin". */
+static void model_stem(const hfc_model *m, char out[256])
+{
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    int len = (int)strlen(base);
+    if (len > 4 && !strcmp(base + len - 4, ".bin"))
+        len -= 4;
+    snprintf(out, 256, "%.*s", len < 200 ? len : 200, base);
+}
+
+/* DIR/STEM-SUFFIX for model j; a stem that an earlier model already has
+ * gets "-J" appended (J counted from 1), so no picture overwrites another. */
+static hfc_status model_file(char *out, size_t cap, const char *dir, const hfc_model *const *models,
+                             int j, const char *suffix, hfc_error *err)
+{
+    char stem[256], other[256];
+    int dup = 0;
+    model_stem(models[j], stem);
+    for (int i = 0; i < j; i++) {
+        model_stem(models[i], other);
+        dup |= !strcmp(stem, other);
+    }
+    int n = dup ? snprintf(out, cap, "%s/%s-%d-%s", dir, stem, j + 1, suffix)
+                : snprintf(out, cap, "%s/%s-%s", dir, stem, suffix);
+    return n < (int)cap ? HFC_OK : hfc_fail(err, HFC_ERR_IO, dir, "path too long");
+}
+
+static float softmax_max(const float *logits, int k, int *best)
+{
+    *best = 0;
+    for (int i = 1; i < k; i++)
+        if (logits[i] > logits[*best])
+            *best = i;
+    double sum = 0;
+    for (int i = 0; i < k; i++)
+        sum += exp((double)logits[i] - logits[*best]);
+    return (float)(1.0 / sum);
+}
+
+hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
+                        const hfc_model *const *models, int n_models, const double *radii,
+                        int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
+                        const hfc_tally *tallies, hfc_error *err)
+{
+    hfc_status st = ensure_dir(dir, err);
+    if (st)
+        return st;
+    size_t pick[HFC_MAX_PNG_IMAGES];
+    int k = 0;
+    if (n_images > 0) {
+        for (; k < n_images && k < HFC_MAX_PNG_IMAGES; k++) {
+            if (images[k] >= ds->n)
+                return hfc_fail(err, HFC_ERR_USAGE, "",
+                                "--png-images: image %zu is past the end of the %zu images used",
+                                images[k], ds->n);
+            pick[k] = images[k];
+        }
+    } else { /* the first image of each class, in class order */
+        for (int cls = 0; cls < HFC_CIFAR_CLASSES; cls++)
+            for (size_t i = 0; i < ds->n; i++)
+                if (ds->labels[i] == cls) {
+                    pick[k++] = i;
+                    break;
+                }
+    }
+    if (k == 0)
+        return hfc_fail(err, HFC_ERR_DATA, ds->path, "no images to draw");
+
+    const size_t P = HFC_CIFAR_PIXELS;
+    hfc_splitter *split = NULL;
+    uint8_t *orig = malloc((size_t)k * P);
+    float *x = malloc((size_t)k * P * sizeof *x);
+    float *logits = malloc((size_t)k * HFC_VERSIONS * HFC_CIFAR_CLASSES * sizeof *logits);
+    grid_row *rows = calloc((size_t)k, sizeof *rows);
+    char path[1400];
+    if (!orig || !x || !logits || !rows) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for the pictures");
+        goto done;
+    }
+    for (int i = 0; i < k; i++) {
+        memcpy(orig + i * P, ds->pixels + pick[i] * P, P);
+        for (size_t t = 0; t < P; t++)
+            x[i * P + t] = orig[i * P + t];
+        rows[i].index = pick[i];
+        rows[i].label = ds->labels[pick[i]];
+    }
+    if ((st = hfc_splitter_new(&split, (size_t)k, err)))
+        goto done;
+    hfc_split_forward(split, x, (size_t)k);
+
+    for (int j = 0; j < n_models; j++) {
+        if ((st = model_file(path, sizeof path, dir, models, j, "kernels.png", err)) ||
+            (st = draw_kernels(path, models[j], err)))
+            goto done;
+    }
+    for (int r = 0; r < n_radii; r++) {
+        char suffix[64];
+        hfc_split_radius(split, radii[r]);
+        snprintf(path, sizeof path, "%s/spectrum-r%g.png", dir, radii[r]);
+        if ((st = draw_spectrum(path, split, 0, pick[0], class_name(models[0], rows[0].label),
+                                radii[r], err)))
+            goto done;
+        for (int j = 0; j < n_models; j++) {
+            const float *in[HFC_VERSIONS] = {x, hfc_split_low(split), hfc_split_high(split)};
+            const int nc = models[j]->n_classes;
+            for (int v = 0; v < HFC_VERSIONS; v++) {
+                float *out = logits + (size_t)v * k * nc;
+                hfc_engine_forward(engines[j], in[v], (size_t)k, out);
+                for (int i = 0; i < k; i++)
+                    rows[i].confidence[v] = softmax_max(out + i * nc, nc, &rows[i].pred[v]);
+            }
+            snprintf(suffix, sizeof suffix, "r%g-grid.png", radii[r]);
+            if ((st = model_file(path, sizeof path, dir, models, j, suffix, err)) ||
+                (st = draw_grid(path, models[j], radii[r], rows, k, orig, hfc_split_low(split),
+                                hfc_split_high(split), err)))
+                goto done;
+        }
+    }
+    if (n_radii >= 2) {
+        snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
+        st = draw_plot(path, models, n_models, radii, n_radii, tallies, err);
+    }
+done:
+    hfc_splitter_free(split);
+    free(orig);
+    free(x);
+    free(logits);
+    free(rows);
+    return st;
+}

@@ -1,0 +1,52 @@
+/* fuzz_args.c - libFuzzer harness for the command line: the input, cut at
+ * NUL bytes, is argv[1..]. Parsing must succeed or fail with a usage status,
+ * and a success must leave options inside the documented ranges. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+#define MAX_ARGS 64
+
+static void check(int ok)
+{
+    if (!ok)
+        __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = 0;
+    char *argv[MAX_ARGS + 1] = {"hfc-eval"};
+    int argc = 1;
+    for (char *p = text; argc <= MAX_ARGS && p <= text + size; p += strlen(p) + 1)
+        argv[argc++] = p;
+
+    hfc_options o;
+    hfc_options_default(&o);
+    hfc_cli_action action;
+    hfc_error err;
+    hfc_status st = hfc_parse_args(argc, argv, &o, &action, &err);
+    if (st) {
+        check(st == HFC_ERR_USAGE && err.reason[0] && strlen(err.reason) < sizeof err.reason);
+    } else if (action == HFC_CLI_RUN) {
+        check(o.n_models >= 1 && o.n_models <= HFC_MAX_MODELS);
+        check(o.n_radii >= 1 && o.n_radii <= HFC_MAX_RADII);
+        for (int i = 0; i < o.n_radii; i++)
+            check(isfinite(o.radii[i]) && o.radii[i] >= 0 && o.radii[i] <= 1000);
+        check(o.batch >= 1 && o.batch <= 65536);
+        check(o.threads >= 1 && o.threads <= 256);
+        check(o.limit <= 1000000000);
+        check(o.n_png_images >= 0 && o.n_png_images <= HFC_MAX_PNG_IMAGES);
+        check(!o.png_dir || o.png_dir[0]);
+        for (int i = 0; i < o.n_models; i++)
+            check(o.models[i] >= text && o.models[i] <= text + size);
+    }
+    free(text);
+    return 0;
+}
