@@ -9,15 +9,75 @@
 
 #include "engine_ops.h"
 
+/* im2col for stride 1 when output rows are as wide as input rows: each
+ * kernel tap's row of col is the image shifted by (ky - ph, kx - pw), so it
+ * is one memcpy of the rows inside the image, then zeros for the rows above
+ * and below and for the columns that wrapped around a row's end. */
+static void im2col_same(const hfc_tensor *x, int kh, int kw, int ph, int pw, int ho, float *col,
+                        size_t ld)
+{
+    const int w = x->w;
+    for (int c = 0; c < x->c; c++) {
+        const float *plane = x->data + (size_t)c * x->h * w;
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                float *row = col + ((size_t)(c * kh + ky) * kw + kx) * ld;
+                int dy = ky - ph, dx = kx - pw;
+                /* output rows oy with 0 <= oy + dy < h */
+                int y0 = dy < 0 ? -dy : 0, y1 = x->h - dy < ho ? x->h - dy : ho;
+                if (y1 <= y0) {
+                    memset(row, 0, (size_t)ho * w * sizeof *row);
+                    continue;
+                }
+                memset(row, 0, (size_t)y0 * w * sizeof *row);
+                memset(row + (size_t)y1 * w, 0, (size_t)(ho - y1) * w * sizeof *row);
+                /* out[oy*w + ox] = in[(oy+dy)*w + ox+dx]: one shifted copy,
+                 * clipped to the plane at both ends. */
+                long first = (long)y0 * w, last = (long)y1 * w;  /* [first, last) in out */
+                long shift = (long)dy * w + dx;
+                long a = first + shift < 0 ? -shift : first;
+                long b = last + shift > (long)x->h * w ? (long)x->h * w - shift : last;
+                for (long i = first; i < a; i++)
+                    row[i] = 0.0f;
+                if (b > a)
+                    memcpy(row + a, plane + a + shift, (size_t)(b - a) * sizeof *row);
+                for (long i = b > a ? b : a; i < last; i++)
+                    row[i] = 0.0f;
+                /* columns whose input column ox + dx fell outside the row */
+                if (dx != 0)
+                    for (int oy = y0; oy < y1; oy++) {
+                        float *r = row + (size_t)oy * w;
+                        if (dx > 0)
+                            for (int ox = w - dx < 0 ? 0 : w - dx; ox < w; ox++)
+                                r[ox] = 0.0f;
+                        else
+                            for (int ox = 0; ox < -dx && ox < w; ox++)
+                                r[ox] = 0.0f;
+                    }
+            }
+    }
+}
+
 /* col (c*kh*kw, ld) gets, in its first ho*wo columns, the patches of one
- * image x under a kh x kw window. */
+ * image x under a kh x kw window. For each kernel tap the output columns
+ * whose input column is inside the image form one run [lo, hi): zeros
+ * either side, a copy (stride 1: memcpy) in between. */
 static void im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
                    int ho, int wo, float *col, size_t ld)
 {
-    for (int c = 0; c < x->c; c++) {
-        const float *plane = x->data + (size_t)c * x->h * x->w;
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++) {
+    if (sh == 1 && sw == 1 && wo == x->w) {
+        im2col_same(x, kh, kw, ph, pw, ho, col, ld);
+        return;
+    }
+    for (int kx = 0; kx < kw; kx++) {
+        /* ox * sw - pw + kx in [0, x->w)  <=>  lo <= ox < hi */
+        int lo = pw - kx > 0 ? (pw - kx + sw - 1) / sw : 0;
+        int hi = x->w + pw - kx > 0 ? (x->w + pw - kx + sw - 1) / sw : 0;
+        hi = hi < wo ? hi : wo;
+        lo = lo < hi ? lo : hi;
+        for (int c = 0; c < x->c; c++) {
+            const float *plane = x->data + (size_t)c * x->h * x->w;
+            for (int ky = 0; ky < kh; ky++) {
                 float *row = col + ((size_t)(c * kh + ky) * kw + kx) * ld;
                 for (int oy = 0; oy < ho; oy++) {
                     int iy = oy * sh - ph + ky;
@@ -26,13 +86,19 @@ static void im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, 
                         memset(dst, 0, (size_t)wo * sizeof *dst);
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * x->w;
-                    for (int ox = 0; ox < wo; ox++) {
-                        int ix = ox * sw - pw + kx;
-                        dst[ox] = ix >= 0 && ix < x->w ? src[ix] : 0.0f;
-                    }
+                    const float *src = plane + (size_t)iy * x->w + (lo * sw - pw + kx);
+                    for (int ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (sw == 1)
+                        memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[(ox - lo) * sw];
+                    for (int ox = hi; ox < wo; ox++)
+                        dst[ox] = 0.0f;
                 }
             }
+        }
     }
 }
 
@@ -75,13 +141,20 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, (int)n, k, 1.0f, w, k, col,
                 (int)n, 0.0f, tmp, (int)n);
-    /* tmp is (cout, n, plane); y is (n, cout, plane) */
+    /* tmp is (cout, n, plane); y is (n, cout, plane): reorder, adding the
+     * bias and applying the ReLU on the way. */
     for (int b = 0; b < y->n; b++)
-        for (int c = 0; c < y->c; c++)
-            memcpy(y->data + ((size_t)b * y->c + c) * plane, tmp + (size_t)c * n + (size_t)b * plane,
-                   (size_t)plane * sizeof(float));
-    for (int b = 0; b < y->n; b++)
-        bias_relu(y->data + (size_t)b * y->c * plane, y->c, plane, bias, relu);
+        for (int c = 0; c < y->c; c++) {
+            const float *src = tmp + (size_t)c * n + (size_t)b * plane;
+            float *dst = y->data + ((size_t)b * y->c + c) * plane;
+            float bc = bias ? bias[c] : 0.0f;
+            if (relu)
+                for (int i = 0; i < plane; i++)
+                    dst[i] = src[i] + bc > 0.0f ? src[i] + bc : 0.0f;
+            else
+                for (int i = 0; i < plane; i++)
+                    dst[i] = src[i] + bc;
+        }
 }
 
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
