@@ -1,11 +1,12 @@
-/* engine_ops.h - the engine's operations over one image (internal).
+/* engine_ops.h - the engine's operations over a group of images (internal).
  * Shapes were checked when the model loaded; these functions trust them. */
 #ifndef HFC_ENGINE_OPS_H
 #define HFC_ENGINE_OPS_H
 
 #include <stddef.h>
 
-/* A group of activations: (n, c, h, w), row-major. Borrowed data. */
+/* A group of activations: n images of c channels, h x w pixels, stored
+ * NHWC, (n, h, w, c) row-major: data[((b*h + y)*w + x)*c + ch]. Borrowed. */
 typedef struct {
     int n, c, h, w;
     float *data;
@@ -16,20 +17,13 @@ static inline size_t hfc_tensor_size(const hfc_tensor *t)
     return (size_t)t->n * t->c * t->h * t->w;
 }
 
-/* Image b of t, as a group of one. */
-static inline hfc_tensor hfc_tensor_image(const hfc_tensor *t, int b)
-{
-    size_t per = (size_t)t->c * t->h * t->w;
-    return (hfc_tensor){1, t->c, t->h, t->w, t->data + b * per};
-}
-
-/* y = W (*) x + b with zero padding, W (y.c, x.c, kh, kw), as one GEMM for
- * the whole group: (y.c, x.c*kh*kw) x (x.c*kh*kw, n*y.h*y.w).
- * col: scratch of x.c*kh*kw * n*y.h*y.w floats; tmp: scratch of
- * hfc_tensor_size(y) floats (both unused for one image and a 1x1 kernel). */
+/* y = W (*) x + b with zero padding, as one GEMM for the whole group:
+ * (n*y.h*y.w, kh*kw*x.c) x (kh*kw*x.c, y.c). W is (y.c, kh, kw, x.c) -
+ * PyTorch's (cout, cin, kh, kw) reordered when the engine is planned.
+ * col: scratch of n*y.h*y.w * kh*kw*x.c floats (unused for a 1x1 kernel
+ * with stride 1 and no padding). */
 void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
-                int sh, int sw, int ph, int pw, int relu, float *col, float *tmp,
-                hfc_tensor *y);
+                int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
@@ -41,6 +35,8 @@ void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw,
                 int count_include_pad, hfc_tensor *y);
 /* y[c] = mean over (h, w) of x[c] */
 void hfc_global_avgpool(const hfc_tensor *x, hfc_tensor *y);
+/* y (n, c*h*w, 1, 1) = x in PyTorch's (c, h, w) order per image */
+void hfc_flatten(const hfc_tensor *x, hfc_tensor *y);
 /* y = x W^T + b per image, W (y.c, x.c); x and y are vectors (h = w = 1). */
 void hfc_linear(const hfc_tensor *x, const float *w, const float *bias, int relu, hfc_tensor *y);
 /* y = a + b */

@@ -1,11 +1,14 @@
 /* engine_run.c - plan a model once, then run it on batches of images.
  *
+ * Activations are NHWC (engine_ops.h); conv weights are reordered to
+ * (cout, kh, kw, cin) to match.
  * Planning (hfc_engine_new), done once per model:
  *   - a BatchNorm that is the only consumer of a conv is folded into it:
  *     W' = W * s, b' = b * s + t with s = gamma / sqrt(var + eps),
  *     t = beta - mean * s; other BatchNorms become a per-channel s, t;
  *   - a ReLU whose producer (conv, bn, add, linear) feeds nothing else is
- *     fused into it; flatten is free (same memory);
+ *     fused into it; flatten is free (same memory) when its input is 1x1,
+ *     else a step that puts the values in PyTorch's (c, h, w) order;
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
  * Running: images go through in groups of HFC_ENGINE_GROUP; each thread takes
@@ -33,7 +36,6 @@ typedef struct {
 typedef struct {
     float *slots;  /* (n_slots, slot_floats): each slot holds a group */
     float *col;    /* im2col scratch for a group */
-    float *tmp;    /* conv output before it is reordered to (n, c, h, w) */
 } workspace;
 
 struct hfc_engine {
@@ -43,7 +45,6 @@ struct hfc_engine {
     int n_slots;
     size_t slot_floats;   /* a group's largest activation */
     size_t col_floats;
-    size_t tmp_floats;
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     int threads;
@@ -59,22 +60,30 @@ static int root_of(const int *alias, int i)
     return i;
 }
 
-/* Count floats for folded weights: conv+bn pairs and standalone bns. */
+/* Count floats for the weights made at planning: every conv's reordered
+ * weights, a bias per folded BatchNorm, scale and shift per other one. */
 static size_t folded_floats(const hfc_model *m, const int *fold_into)
 {
     size_t n = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
-        if (nd->op != HFC_OP_BATCHNORM)
-            continue;
-        if (fold_into[i] >= 0) {
-            const hfc_node *cv = &m->nodes[fold_into[i]];
-            n += (size_t)cv->out.c * m->nodes[cv->in[0]].out.c * cv->kh * cv->kw + cv->out.c;
-        } else {
-            n += 2 * (size_t)nd->out.c;
-        }
+        if (nd->op == HFC_OP_CONV2D)
+            n += (size_t)nd->out.c * m->nodes[nd->in[0]].out.c * nd->kh * nd->kw;
+        else if (nd->op == HFC_OP_BATCHNORM)
+            n += (fold_into[i] >= 0 ? 1 : 2) * (size_t)nd->out.c;
     }
     return n;
+}
+
+/* w (cout, cin, kh, kw) -> out (cout, kh, kw, cin) */
+static void reorder_conv_weights(const hfc_node *cv, int cin, float *out)
+{
+    for (int o = 0; o < cv->out.c; o++)
+        for (int c = 0; c < cin; c++)
+            for (int ky = 0; ky < cv->kh; ky++)
+                for (int kx = 0; kx < cv->kw; kx++)
+                    out[(((size_t)o * cv->kh + ky) * cv->kw + kx) * cin + c] =
+                        cv->weight[(((size_t)o * cin + c) * cv->kh + ky) * cv->kw + kx];
 }
 
 static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
@@ -117,7 +126,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     for (int i = 1; i < n; i++) {
         const hfc_node *nd = &m->nodes[i];
         int src = nd->in[0];
-        if (nd->op == HFC_OP_FLATTEN) {
+        if (nd->op == HFC_OP_FLATTEN && m->nodes[src].out.h * m->nodes[src].out.w == 1) {
             alias[i] = src;
         } else if (nd->op == HFC_OP_BATCHNORM && m->nodes[src].op == HFC_OP_CONV2D &&
                    consumers[src] == 1 && alias[src] < 0 && !fused_relu[src]) {
@@ -163,24 +172,23 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
 
     /* Steps and slots, in node order. */
     float *fw = e->folded;
-    size_t max_floats = 0, max_col = 1, max_conv_out = 1;
+    size_t max_floats = 0, max_col = 1;
     for (int i = 0; i < n; i++) {
         const hfc_node *nd = &m->nodes[i];
         step_of[i] = -1;
         if (alias[i] >= 0) {
-            if (fold_into[i] >= 0) {  /* rewrite the conv's step with folded weights */
+            if (fold_into[i] >= 0) {  /* scale the conv's reordered weights, fold the bias */
                 step *cs = &e->steps[step_of[fold_into[i]]];
                 const hfc_node *cv = cs->node;
                 size_t per = (size_t)m->nodes[cv->in[0]].out.c * cv->kh * cv->kw;
-                float *w = fw, *b = fw + (size_t)cv->out.c * per;
+                float *w = (float *)cs->w, *b = fw;
                 for (int c = 0; c < cv->out.c; c++) {
                     float s, t;
                     bn_scale_shift(nd, c, &s, &t);
                     for (size_t k = 0; k < per; k++)
-                        w[c * per + k] = cv->weight[c * per + k] * s;
+                        w[c * per + k] *= s;
                     b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t;
                 }
-                cs->w = w;
                 cs->b = b;
                 fw = b + cv->out.c;
             }
@@ -194,7 +202,12 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
         s->b = nd->bias;
         for (int k = 0; k < nd->n_in; k++)
             s->in[k] = slot_of[root_of(alias, nd->in[k])];
-        if (nd->op == HFC_OP_BATCHNORM) {
+        if (nd->op == HFC_OP_CONV2D) {
+            int cin = m->nodes[nd->in[0]].out.c;
+            reorder_conv_weights(nd, cin, fw);
+            s->w = fw;
+            fw += (size_t)nd->out.c * cin * nd->kh * nd->kw;
+        } else if (nd->op == HFC_OP_BATCHNORM) {
             float *sc = fw, *sh = fw + nd->out.c;
             for (int c = 0; c < nd->out.c; c++)
                 bn_scale_shift(nd, c, &sc[c], &sh[c]);
@@ -225,8 +238,6 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             if (col > max_col)
                 max_col = col;
-            if (floats > max_conv_out)
-                max_conv_out = floats;
             e->macs += (double)nd->out.c * cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
         } else if (nd->op == HFC_OP_LINEAR) {
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
@@ -241,7 +252,6 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     e->output_slot = slot_of[root_of(alias, m->output)];
     e->slot_floats = HFC_ENGINE_GROUP * max_floats;
     e->col_floats = HFC_ENGINE_GROUP * max_col;
-    e->tmp_floats = HFC_ENGINE_GROUP * max_conv_out;
 
     e->threads = threads < 1 ? 1 : threads;
     e->ws = calloc((size_t)e->threads, sizeof *e->ws);
@@ -252,8 +262,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = malloc((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = malloc(e->col_floats * sizeof(float));
-        e->ws[t].tmp = malloc(e->tmp_floats * sizeof(float));
-        if (!e->ws[t].slots || !e->ws[t].col || !e->ws[t].tmp) {
+        if (!e->ws[t].slots || !e->ws[t].col) {
             st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
             goto done;
         }
@@ -282,7 +291,6 @@ void hfc_engine_free(hfc_engine *e)
     for (int t = 0; e->ws && t < e->threads; t++) {
         free(e->ws[t].slots);
         free(e->ws[t].col);
-        free(e->ws[t].tmp);
     }
     free(e->ws);
     free(e->steps);
@@ -310,19 +318,21 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
         if (s->op != HFC_OP_INPUT)
             x = slot_tensor(e, ws, s->in[0], m->nodes[nd->in[0]].out, n);
         switch (s->op) {
-        case HFC_OP_INPUT: {
-            size_t plane = (size_t)nd->out.h * nd->out.w;
-            for (int bc = 0; bc < n * nd->out.c; bc++) {
-                int c = bc % nd->out.c;
-                for (size_t k = 0; k < plane; k++)
-                    y.data[bc * plane + k] =
-                        (pixels[bc * plane + k] * m->scale - m->mean[c]) / m->std[c];
-            }
+        case HFC_OP_INPUT: {  /* (n, c, h, w) pixels -> normalised NHWC */
+            const int c = nd->out.c;
+            const size_t plane = (size_t)nd->out.h * nd->out.w;
+            for (int b = 0; b < n; b++)
+                for (int ch = 0; ch < c; ch++) {
+                    const float *src = pixels + ((size_t)b * c + ch) * plane;
+                    float *dst = y.data + (size_t)b * plane * c + ch;
+                    for (size_t k = 0; k < plane; k++)
+                        dst[k * c] = (src[k] * m->scale - m->mean[ch]) / m->std[ch];
+                }
             break;
         }
         case HFC_OP_CONV2D:
             hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
-                       ws->col, ws->tmp, &y);
+                       ws->col, &y);
             break;
         case HFC_OP_BATCHNORM:
             hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
@@ -338,7 +348,8 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
         case HFC_OP_GLOBAL_AVGPOOL:
             hfc_global_avgpool(&x, &y);
             break;
-        case HFC_OP_FLATTEN:  /* always an alias; never a step */
+        case HFC_OP_FLATTEN:  /* a step only when its input is not 1x1 */
+            hfc_flatten(&x, &y);
             break;
         case HFC_OP_LINEAR: {
             hfc_tensor flat = {n, x.c * x.h * x.w, 1, 1, x.data};
