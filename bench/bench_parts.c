@@ -99,9 +99,10 @@ int main(int argc, char **argv)
     /* Last: OpenBLAS's own threads keep spinning for a while after a call. */
     double peak = sgemm_gflops(threads);
     printf("{\"images\":%zu,\"threads\":%d,\"fft_forward_s\":%.4f,\"fft_inverse_per_radius_s\":%.4f,"
-           "\"engine_forward_s\":%.4f,\"engine_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f}\n",
+           "\"engine_forward_s\":%.4f,\"engine_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,"
+           "\"blas_core\":\"%s\"}\n",
            n, threads, t_fwd_fft, t_inv_fft, t_engine,
-           hfc_engine_flops(e) * (double)n / t_engine / 1e9, peak);
+           hfc_engine_flops(e) * (double)n / t_engine / 1e9, peak, openblas_get_corename());
     free(x);
     free(logits);
     if (!strcmp(argv[2], "-"))
