@@ -11,6 +11,9 @@
  *     else a step that puts the values in PyTorch's (c, h, w) order;
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
+ * On a CPU with AVX-512F, stride-1 convs with a multiple of 16 output
+ * channels run hfc_conv2d_direct (no im2col, no GEMM) unless the
+ * environment has HFC_NO_AVX512=1; the others run im2col + SGEMM.
  * Running: images go through in groups of HFC_ENGINE_GROUP; each thread takes
  * whole groups and runs every step on a group with its own slots and
  * scratch; nothing is allocated.
@@ -31,6 +34,7 @@ typedef struct {
     int in[2];             /* slots read */
     int out;               /* slot written */
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
+    const float *wt;       /* conv run by hfc_conv2d_direct: w transposed; else NULL */
 } step;
 
 typedef struct {
@@ -47,6 +51,7 @@ struct hfc_engine {
     size_t col_floats;
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
+    float *transposed;    /* the direct convs' wt, one allocation */
     int threads;
     workspace *ws;        /* (threads) */
     double macs;          /* multiply-adds per image */
@@ -243,6 +248,38 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
         }
     }
+    /* Direct convolutions: transposed weights, and the padded image fits in col. */
+    const char *no_avx512 = getenv("HFC_NO_AVX512");
+    if (hfc_conv2d_direct_supported() && !(no_avx512 && !strcmp(no_avx512, "1"))) {
+        size_t nt = 0;
+        for (int k = 0; k < e->n_steps; k++) {
+            const hfc_node *nd = e->steps[k].node;
+            if (nd->op == HFC_OP_CONV2D && nd->sh == 1 && nd->sw == 1 && nd->out.c % 16 == 0)
+                nt += (size_t)nd->out.c * m->nodes[nd->in[0]].out.c * nd->kh * nd->kw;
+        }
+        e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
+        if (nt && !e->transposed) {
+            st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+            goto done;
+        }
+        float *wt = e->transposed;
+        for (int k = 0; k < e->n_steps; k++) {
+            step *cs = &e->steps[k];
+            const hfc_node *nd = cs->node;
+            if (!(nd->op == HFC_OP_CONV2D && nd->sh == 1 && nd->sw == 1 && nd->out.c % 16 == 0))
+                continue;
+            const hfc_shape in = m->nodes[nd->in[0]].out;
+            size_t kk = (size_t)in.c * nd->kh * nd->kw, padded;
+            for (int o = 0; o < nd->out.c; o++)
+                for (size_t t = 0; t < kk; t++)
+                    wt[t * nd->out.c + o] = cs->w[o * kk + t];
+            cs->wt = wt;
+            wt += kk * nd->out.c;
+            padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+            if (padded > max_col * HFC_ENGINE_GROUP)
+                max_col = (padded + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
+        }
+    }
     if (max_col > ((size_t)1 << 26)) {
         st = hfc_fail(err, HFC_ERR_MODEL, m->path,
                       "a convolution needs %zu MB of im2col scratch per thread (at most 256)",
@@ -295,6 +332,7 @@ void hfc_engine_free(hfc_engine *e)
     free(e->ws);
     free(e->steps);
     free(e->folded);
+    free(e->transposed);
     free(e);
 }
 
@@ -331,8 +369,12 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
             break;
         }
         case HFC_OP_CONV2D:
-            hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
-                       ws->col, &y);
+            if (s->wt)
+                hfc_conv2d_direct(&x, s->wt, s->b, nd->kh, nd->kw, nd->ph, nd->pw, s->relu,
+                                  ws->col, &y);
+            else
+                hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+                           s->relu, ws->col, &y);
             break;
         case HFC_OP_BATCHNORM:
             hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
