@@ -8,7 +8,6 @@
  */
 #include <cblas.h>
 #include <float.h>
-#include <immintrin.h>
 #include <string.h>
 
 #include "engine_ops.h"
@@ -195,97 +194,3 @@ void hfc_pad_channels(const hfc_tensor *x, int before, int after, hfc_tensor *y)
     }
 }
 
-/* ---- stride-1 convolution without im2col, AVX-512 -------------------------
- * The image is copied once into a zero-bordered buffer; then for a tile of R
- * adjacent output pixels and 16*NB output channels, each kernel row ky is a
- * run of kw*cin adjacent floats per pixel (the pixels' runs overlap), so the
- * tile is accumulated straight from the buffer: per input value, one
- * broadcast and NB fused multiply-adds into registers. */
-
-#define TILE_ATTR __attribute__((target("avx512f"), always_inline)) static inline
-
-TILE_ATTR void conv_tile(const float *a, int cin, size_t row, int kh, int kwc, const float *wt,
-                         int cout, const float *bias, int relu, float *out, const int R,
-                         const int NB)
-{
-    __m512 acc[16][4];
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < NB; j++)
-            acc[r][j] = bias ? _mm512_loadu_ps(bias + 16 * j) : _mm512_setzero_ps();
-    for (int ky = 0; ky < kh; ky++) {
-        const float *ar = a + ky * row;
-        const float *wr = wt + (size_t)ky * kwc * cout;
-        for (int t = 0; t < kwc; t++) {
-            __m512 w[4];
-            for (int j = 0; j < NB; j++)
-                w[j] = _mm512_loadu_ps(wr + (size_t)t * cout + 16 * j);
-            for (int r = 0; r < R; r++) {
-                __m512 v = _mm512_set1_ps(ar[r * cin + t]);
-                for (int j = 0; j < NB; j++)
-                    acc[r][j] = _mm512_fmadd_ps(v, w[j], acc[r][j]);
-            }
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < NB; j++) {
-            __m512 v = relu ? _mm512_max_ps(acc[r][j], _mm512_setzero_ps()) : acc[r][j];
-            _mm512_storeu_ps(out + (size_t)r * cout + 16 * j, v);
-        }
-}
-
-/* One function per (R, NB) so that every loop above has constant bounds. */
-#define CONV_TILE_FN(R, NB)                                                                  \
-    __attribute__((target("avx512f"))) static void conv_tile_##R##_##NB(                     \
-        const float *a, int cin, size_t row, int kh, int kwc, const float *wt, int cout,    \
-        const float *bias, int relu, float *out)                                             \
-    {                                                                                        \
-        conv_tile(a, cin, row, kh, kwc, wt, cout, bias, relu, out, R, NB);                   \
-    }
-CONV_TILE_FN(16, 1)
-CONV_TILE_FN(8, 2)
-CONV_TILE_FN(4, 4)
-CONV_TILE_FN(1, 1)
-CONV_TILE_FN(1, 2)
-CONV_TILE_FN(1, 4)
-
-typedef void (*tile_fn)(const float *, int, size_t, int, int, const float *, int, const float *,
-                        int, float *);
-
-int hfc_conv2d_direct_supported(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
-void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                       int ph, int pw, int relu, float *pad, hfc_tensor *y)
-{
-    const int cin = x->c, cout = y->c, hp = x->h + 2 * ph, wp = x->w + 2 * pw;
-    const size_t row = (size_t)wp * cin;
-    memset(pad, 0, (size_t)hp * row * sizeof *pad);
-    for (int b = 0; b < x->n; b++) {
-        for (int iy = 0; iy < x->h; iy++)  /* the zero border stays from the memset */
-            memcpy(pad + (iy + ph) * row + (size_t)pw * cin,
-                   x->data + ((size_t)b * x->h + iy) * x->w * cin, (size_t)x->w * cin * sizeof *pad);
-        for (int oy = 0; oy < y->h; oy++)
-            for (int o0 = 0; o0 < cout;) {
-                int nb = (cout - o0) / 16 >= 4 ? 4 : (cout - o0) / 16 >= 2 ? 2 : 1;
-                int r_full = 16 / nb;
-                tile_fn full = nb == 4 ? conv_tile_4_4 : nb == 2 ? conv_tile_8_2 : conv_tile_16_1;
-                tile_fn one = nb == 4 ? conv_tile_1_4 : nb == 2 ? conv_tile_1_2 : conv_tile_1_1;
-                const float *bo = bias ? bias + o0 : NULL;
-                for (int ox = 0; ox < y->w;) {
-                    const float *a = pad + oy * row + (size_t)ox * cin;
-                    float *out = y->data + (((size_t)b * y->h + oy) * y->w + ox) * cout + o0;
-                    if (y->w - ox >= r_full) {
-                        full(a, cin, row, kh, kw * cin, wt + o0, cout, bo, relu, out);
-                        ox += r_full;
-                    } else {
-                        one(a, cin, row, kh, kw * cin, wt + o0, cout, bo, relu, out);
-                        ox += 1;
-                    }
-                }
-                o0 += 16 * nb;
-            }
-    }
-}

@@ -24,14 +24,21 @@ static inline size_t hfc_tensor_size(const hfc_tensor *t)
  * with stride 1 and no padding). */
 void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
                 int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y);
-/* 1 when this CPU can run hfc_conv2d_direct (AVX-512F). */
-int hfc_conv2d_direct_supported(void);
-/* The same convolution for stride 1 and y.c a multiple of 16, without
- * im2col or GEMM: wt is W as (kh*kw*x.c, y.c); pad: scratch of
- * (x.h + 2ph) * (x.w + 2pw) * x.c floats. Results differ from hfc_conv2d's
- * by the order of the sums only. */
+/* engine_conv_avx512.c: the same convolution without im2col or BLAS, on a
+ * CPU with AVX-512F (1 from hfc_conv_avx512_supported). y.c must be a
+ * multiple of 16. Results differ from hfc_conv2d's by rounding only. */
+int hfc_conv_avx512_supported(void);
+/* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c); pad: scratch
+ * of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                       int ph, int pw, int relu, float *pad, hfc_tensor *y);
+                       int sh, int sw, int ph, int pw, int relu, float *pad, hfc_tensor *y);
+/* 3x3, stride 1, padding 1, y.h and y.w even, by Winograd F(2x2, 3x3): u
+ * from hfc_winograd_weights, 16 * cin * cout floats, from W as
+ * (cout, 3, 3, cin); scratch of hfc_conv2d_winograd_scratch floats. */
+void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
+size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout);
+void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias, int relu,
+                         float *scratch, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,

@@ -11,9 +11,12 @@
  *     else a step that puts the values in PyTorch's (c, h, w) order;
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
- * On a CPU with AVX-512F, stride-1 convs with a multiple of 16 output
- * channels run hfc_conv2d_direct (no im2col, no GEMM) unless the
- * environment has HFC_NO_AVX512=1; the others run im2col + SGEMM.
+ *   - each conv gets its algorithm (conv_path): on a CPU with AVX-512F, a
+ *     conv with a multiple of 16 output channels runs Winograd F(2x2, 3x3)
+ *     when it is 3x3, stride 1, padding 1 with an even output and at least
+ *     16 input channels, else the direct kernel; other convs, and every conv
+ *     on other CPUs, run im2col + SGEMM. HFC_CONV=direct in the environment
+ *     rules out Winograd, HFC_CONV=gemm the AVX-512 kernels (for tests).
  * Running: images go through in groups of HFC_ENGINE_GROUP; each thread takes
  * whole groups and runs every step on a group with its own slots and
  * scratch; nothing is allocated.
@@ -27,6 +30,8 @@
 #include "engine_ops.h"
 #include "hfc.h"
 
+typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD } conv_path;
+
 typedef struct {
     const hfc_node *node;  /* attributes and shapes */
     hfc_op op;
@@ -34,7 +39,8 @@ typedef struct {
     int in[2];             /* slots read */
     int out;               /* slot written */
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
-    const float *wt;       /* conv run by hfc_conv2d_direct: w transposed; else NULL */
+    conv_path path;
+    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
 } step;
 
 typedef struct {
@@ -51,7 +57,7 @@ struct hfc_engine {
     size_t col_floats;
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
-    float *transposed;    /* the direct convs' wt, one allocation */
+    float *transposed;    /* the AVX-512 convs' wt, one allocation */
     int threads;
     workspace *ws;        /* (threads) */
     double macs;          /* multiply-adds per image */
@@ -96,6 +102,70 @@ static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
     double scale = (bn->weight ? bn->weight[c] : 1.0) / sqrt((double)bn->var[c] + bn->eps);
     *s = (float)scale;
     *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
+}
+
+static conv_path choose_conv_path(const hfc_model *m, const hfc_node *nd, int avx512,
+                                  int winograd)
+{
+    const hfc_shape in = m->nodes[nd->in[0]].out;
+    if (!avx512 || nd->out.c % 16)
+        return CONV_GEMM;
+    if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 && nd->ph == 1 &&
+        nd->pw == 1 && nd->out.h % 2 == 0 && nd->out.w % 2 == 0 && in.c >= 16)
+        return CONV_WINOGRAD;
+    return CONV_DIRECT;
+}
+
+/* Pick each conv's algorithm and make its weights for it (after BatchNorm
+ * folding); col must then also hold the AVX-512 kernels' scratch. */
+static hfc_status plan_conv_paths(hfc_engine *e, size_t *max_col, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    const char *env = getenv("HFC_CONV");
+    int avx512 = hfc_conv_avx512_supported() && !(env && !strcmp(env, "gemm"));
+    int winograd = !(env && !strcmp(env, "direct"));
+    size_t nt = 0;
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        if (nd->op != HFC_OP_CONV2D)
+            continue;
+        cs->path = choose_conv_path(m, nd, avx512, winograd);
+        size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+        if (cs->path == CONV_DIRECT)
+            nt += cin * nd->kh * nd->kw * nd->out.c;
+        else if (cs->path == CONV_WINOGRAD)
+            nt += 16 * cin * nd->out.c;
+    }
+    if (!nt)
+        return HFC_OK;
+    e->transposed = malloc(nt * sizeof(float));
+    if (!e->transposed)
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    float *wt = e->transposed;
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        const hfc_shape in = m->nodes[nd->in[0]].out;
+        size_t scratch, kk = (size_t)in.c * nd->kh * nd->kw;
+        if (nd->op != HFC_OP_CONV2D || cs->path == CONV_GEMM)
+            continue;
+        if (cs->path == CONV_DIRECT) {
+            for (int o = 0; o < nd->out.c; o++)
+                for (size_t t = 0; t < kk; t++)
+                    wt[t * nd->out.c + o] = cs->w[o * kk + t];
+            scratch = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+        } else {
+            hfc_winograd_weights(cs->w, in.c, nd->out.c, wt);
+            kk = 16 * (size_t)in.c;
+            scratch = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c);
+        }
+        cs->wt = wt;
+        wt += kk * nd->out.c;
+        if (scratch > *max_col * HFC_ENGINE_GROUP)
+            *max_col = (scratch + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
+    }
+    return HFC_OK;
 }
 
 hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc_error *err)
@@ -248,38 +318,9 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
         }
     }
-    /* Direct convolutions: transposed weights, and the padded image fits in col. */
-    const char *no_avx512 = getenv("HFC_NO_AVX512");
-    if (hfc_conv2d_direct_supported() && !(no_avx512 && !strcmp(no_avx512, "1"))) {
-        size_t nt = 0;
-        for (int k = 0; k < e->n_steps; k++) {
-            const hfc_node *nd = e->steps[k].node;
-            if (nd->op == HFC_OP_CONV2D && nd->sh == 1 && nd->sw == 1 && nd->out.c % 16 == 0)
-                nt += (size_t)nd->out.c * m->nodes[nd->in[0]].out.c * nd->kh * nd->kw;
-        }
-        e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
-        if (nt && !e->transposed) {
-            st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
-            goto done;
-        }
-        float *wt = e->transposed;
-        for (int k = 0; k < e->n_steps; k++) {
-            step *cs = &e->steps[k];
-            const hfc_node *nd = cs->node;
-            if (!(nd->op == HFC_OP_CONV2D && nd->sh == 1 && nd->sw == 1 && nd->out.c % 16 == 0))
-                continue;
-            const hfc_shape in = m->nodes[nd->in[0]].out;
-            size_t kk = (size_t)in.c * nd->kh * nd->kw, padded;
-            for (int o = 0; o < nd->out.c; o++)
-                for (size_t t = 0; t < kk; t++)
-                    wt[t * nd->out.c + o] = cs->w[o * kk + t];
-            cs->wt = wt;
-            wt += kk * nd->out.c;
-            padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
-            if (padded > max_col * HFC_ENGINE_GROUP)
-                max_col = (padded + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
-        }
-    }
+    st = plan_conv_paths(e, &max_col, err);
+    if (st)
+        goto done;
     if (max_col > ((size_t)1 << 26)) {
         st = hfc_fail(err, HFC_ERR_MODEL, m->path,
                       "a convolution needs %zu MB of im2col scratch per thread (at most 256)",
@@ -369,9 +410,11 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
             break;
         }
         case HFC_OP_CONV2D:
-            if (s->wt)
-                hfc_conv2d_direct(&x, s->wt, s->b, nd->kh, nd->kw, nd->ph, nd->pw, s->relu,
-                                  ws->col, &y);
+            if (s->path == CONV_WINOGRAD)
+                hfc_conv2d_winograd(&x, s->wt, s->b, s->relu, ws->col, &y);
+            else if (s->path == CONV_DIRECT)
+                hfc_conv2d_direct(&x, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+                                  s->relu, ws->col, &y);
             else
                 hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
                            s->relu, ws->col, &y);

@@ -57,6 +57,33 @@ class Misc(nn.Module):
         return self.fc(y.flatten(1))
 
 
+class Convs(nn.Module):
+    """Every convolution algorithm the engine picks (engine_run.c), with the
+    awkward shapes: channel counts that are not multiples of 16, odd sizes,
+    strides, kernels other than 3x3."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 5, stride=2, padding=2)   # 16x16, direct (3 inputs)
+        self.c2 = nn.Conv2d(16, 48, 3, padding=1)            # Winograd, 48 outputs
+        self.bn = nn.BatchNorm2d(48)
+        self.c3 = nn.Conv2d(48, 24, 1)                       # im2col + SGEMM (24 outputs)
+        self.c4 = nn.Conv2d(24, 80, 3, padding=1)            # Winograd, 24 inputs
+        self.c5 = nn.Conv2d(80, 32, 3, stride=2, padding=1)  # 8x8, direct, stride 2
+        self.c6 = nn.Conv2d(32, 32, 3, padding=1)            # 7x7: direct (odd size)
+        self.c7 = nn.Conv2d(32, 16, 3, bias=False)           # 5x5, direct, no padding
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        x = torch.relu(self.bn(self.c2(x)))
+        x = self.c4(self.c3(x))
+        x = torch.relu(self.c5(x))
+        x = F.max_pool2d(x, 2, 1)
+        x = self.c7(torch.relu(self.c6(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
 def randomize(model, gen):
     """Random weights everywhere and random BN running statistics."""
     with torch.no_grad():
@@ -104,6 +131,7 @@ def main(out):
         "vgg-nobn": hfc_models.VGG(bn=False),
         "misc": Misc(),
         "misc-f16": Misc(),  # weights stored as f16
+        "convs": Convs(),
     }
     pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD

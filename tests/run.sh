@@ -55,13 +55,16 @@ echo "== split vs the paper's numpy code"
 counted build/test_split "$REF/split.ref"
 
 echo "== engine vs PyTorch, random weights and BN statistics"
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16; do
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-    echo "-- the same with the AVX-512 direct convolutions switched off (im2col + SGEMM only)"
-    for f in preact resnet18 vgg misc; do
-        HFC_NO_AVX512=1 counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+    # The default run above used Winograd and the direct kernel where they apply.
+    for path in direct gemm; do
+        echo "-- the same with HFC_CONV=$path (engine_run.c: choose_conv_path)"
+        for f in preact resnet18 vgg convs; do
+            HFC_CONV=$path counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+        done
     done
 fi
 
@@ -194,8 +197,8 @@ build/asan/hfc-eval --data "$TINY" "$T/bad/cycle.bin" 2>/dev/null
 [ $? = 4 ]
 expect $? "ASan/UBSan build: an error path is clean (exit 4, no leak report)"
 if command -v valgrind >/dev/null; then
-    # valgrind does not know AVX-512: the direct convolutions are switched off.
-    HFC_NO_AVX512=1 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+    # valgrind does not know AVX-512: im2col + SGEMM only.
+    HFC_CONV=gemm valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
         "$HFC" --data "$TINY" --limit 8 --radius 4,30 -j 2 "$REF/misc.bin" >/dev/null
     expect $? "valgrind: a small end-to-end run has no errors and no leaks"
 else
