@@ -7,13 +7,14 @@
  * values read from memory at a fixed row stride, so the rows may overlap.
  *   - direct: A's rows are the receptive fields in the zero-bordered image;
  *     for a kernel row ky they are runs of kw*cin adjacent floats;
- *   - Winograd F(2x2, 3x3) (Lavin & Gray 2016): each 2x2 block of outputs
- *     comes from a 4x4 block of input; after the input transform B^T d B
- *     the convolution is 16 independent products (tiles, cin) x (cin, cout)
+ *   - Winograd F(4x4, 3x3) (Lavin & Gray 2016): each 4x4 block of outputs
+ *     comes from a 6x6 block of input; after the input transform B^T d B
+ *     the convolution is 36 independent products (tiles, cin) x (cin, cout)
  *     with the transformed weights G g G^T, and the output transform
- *     A^T m A gives the 2x2 block: 16 instead of 36 multiplies per input
- *     channel per block. The transforms only add and subtract (and halve,
- *     in G), so the results differ from a direct sum by rounding only.
+ *     A^T m A gives the 4x4 block: 36 instead of 144 multiplies per input
+ *     channel per block. The results differ from a direct sum by rounding
+ *     only, a little more of it than the direct sum's (the transforms'
+ *     coefficients reach 8 and 1/24; the engine tests measure it).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -102,11 +103,16 @@ static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, c
 /* Image b of x copied into pad, (x.h + 2ph, x.w + 2pw, x.c), zero border. */
 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw, float *pad)
 {
-    const size_t row = (size_t)(x->w + 2 * pw) * x->c;
-    memset(pad, 0, (size_t)(x->h + 2 * ph) * row * sizeof *pad);
-    for (int iy = 0; iy < x->h; iy++)
-        memcpy(pad + (iy + ph) * row + (size_t)pw * x->c,
-               x->data + ((size_t)b * x->h + iy) * x->w * x->c, (size_t)x->w * x->c * sizeof *pad);
+    const size_t row = (size_t)(x->w + 2 * pw) * x->c, side = (size_t)pw * x->c;
+    const size_t inner = (size_t)x->w * x->c;
+    memset(pad, 0, ph * row * sizeof *pad);
+    memset(pad + (ph + x->h) * row, 0, ph * row * sizeof *pad);
+    for (int iy = 0; iy < x->h; iy++) {
+        float *dst = pad + (iy + ph) * row;
+        memset(dst, 0, side * sizeof *pad);
+        memcpy(dst + side, x->data + ((size_t)b * x->h + iy) * inner, inner * sizeof *pad);
+        memset(dst + side + inner, 0, side * sizeof *pad);
+    }
 }
 
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
@@ -122,122 +128,163 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, 
     }
 }
 
-/* ---- Winograd F(2x2, 3x3) ------------------------------------------------ */
+/* ---- Winograd F(4x4, 3x3) ------------------------------------------------ */
 
-/* The 16 planes of v and m are this many floats apart: a plane plus one
- * cache line, so that the 16 planes of one tile do not fall into the same
- * L1 set when a plane is a multiple of 4 KB. */
+#define WT 6          /* side of an input tile */
+#define WO 4          /* side of an output tile; tiles are WO apart */
+#define WP (WT * WT)  /* planes: one product per transformed position */
+
+/* The WP planes of v and m are this many floats apart: a plane plus one
+ * cache line, so that the planes of one tile do not all fall into the same
+ * L1 set when a plane is a multiple of 4 KB (measured: the input transform
+ * took 2.2x longer). */
 static size_t plane_stride(int tiles, int c) { return (size_t)tiles * c + 16; }
 
-size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout)
+size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk)
 {
-    const int tiles = (h / 2) * (w / 2);
-    return (size_t)(h + 2) * (w + 2) * cin + 16 * (plane_stride(tiles, cin) + plane_stride(tiles, cout));
+    const int tiles = chunk * (h / WO) * (w / WO);
+    return (size_t)(h + 2) * (w + 2) * cin +
+           WP * (plane_stride(tiles, cin) + plane_stride(tiles, cout));
 }
 
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
+                                    {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
+                                    {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
     for (int o = 0; o < cout; o++)
         for (int c = 0; c < cin; c++) {
-            double g[3][3], gg[4][3];
+            double g[3][3], gg[WT][3];
             for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++)
                     g[ky][kx] = w[(((size_t)o * 3 + ky) * 3 + kx) * cin + c];
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < WT; i++)
                 for (int kx = 0; kx < 3; kx++)
                     gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    u[((size_t)(4 * i + j) * cin + c) * cout + o] =
+            for (int i = 0; i < WT; i++)
+                for (int j = 0; j < WT; j++)
+                    u[((size_t)(WT * i + j) * cin + c) * cout + o] =
                         (float)(gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
         }
 }
 
-/* v[16][tiles][cin] (planes plane_stride apart) = B^T d B for every 4x4 block d of the padded image
- * (blocks 2 apart), 16 channels at a time; the last chunk is masked. */
-AVX512 static void winograd_input(const float *pad, int th, int tw, int cin, float *v)
+/* y = B^T x for six vectors, with
+ * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *        0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+AVX512 __attribute__((always_inline)) static inline void input_1d(const __m512 x[WT],
+                                                                  __m512 y[WT])
 {
-    const size_t row = (size_t)(2 * tw + 2) * cin, plane = plane_stride(th * tw, cin);
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    __m512 t0 = _mm512_fnmadd_ps(four, x[2], x[4]);              /* x4 - 4 x2 */
+    __m512 t1 = _mm512_fnmadd_ps(four, x[1], x[3]);              /* x3 - 4 x1 */
+    __m512 t2 = _mm512_sub_ps(x[4], x[2]);
+    __m512 t3 = _mm512_mul_ps(two, _mm512_sub_ps(x[3], x[1]));
+    y[0] = _mm512_fmadd_ps(four, x[0], _mm512_fnmadd_ps(five, x[2], x[4]));
+    y[1] = _mm512_add_ps(t0, t1);
+    y[2] = _mm512_sub_ps(t0, t1);
+    y[3] = _mm512_add_ps(t2, t3);
+    y[4] = _mm512_sub_ps(t2, t3);
+    y[5] = _mm512_fmadd_ps(four, x[1], _mm512_fnmadd_ps(five, x[3], x[5]));
+}
+
+/* y = A^T x for six vectors, with
+ * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+AVX512 __attribute__((always_inline)) static inline void output_1d(const __m512 x[WT],
+                                                                   __m512 y[WO])
+{
+    __m512 a = _mm512_add_ps(x[1], x[2]), b = _mm512_sub_ps(x[1], x[2]);
+    __m512 c = _mm512_add_ps(x[3], x[4]), d = _mm512_sub_ps(x[3], x[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(x[0], a), c);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d, b);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), c, a);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d, b), x[5]);
+}
+
+/* v[WP][tiles][cin] (planes `plane` floats apart) = B^T d B for every 6x6
+ * block d of the padded image (blocks WO apart), 16 channels at a time;
+ * the last 16 are masked. */
+AVX512 static void winograd_input(const float *pad, int th, int tw, int cin, size_t plane,
+                                  float *v)
+{
+    const size_t row = (size_t)(WO * tw + 2) * cin;
     for (int ty = 0; ty < th; ty++)
         for (int tx = 0; tx < tw; tx++) {
-            const float *p = pad + 2 * ty * row + (size_t)2 * tx * cin;
+            const float *p = pad + WO * ty * row + (size_t)WO * tx * cin;
             float *vt = v + ((size_t)ty * tw + tx) * cin;
             for (int c = 0; c < cin; c += 16) {
                 __mmask16 k = cin - c >= 16 ? 0xffff : (__mmask16)((1u << (cin - c)) - 1);
-                __m512 d[4][4], s[4][4];
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        d[i][j] = _mm512_maskz_loadu_ps(k, p + i * row + (size_t)j * cin + c);
-                for (int j = 0; j < 4; j++) {  /* rows: B^T d */
-                    s[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                    s[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                    s[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                    s[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                __m512 s[WT][WT], x[WT], y[WT];
+                for (int j = 0; j < WT; j++) {  /* columns: B^T d */
+                    for (int i = 0; i < WT; i++)
+                        x[i] = _mm512_maskz_loadu_ps(k, p + i * row + (size_t)j * cin + c);
+                    input_1d(x, y);
+                    for (int i = 0; i < WT; i++)
+                        s[i][j] = y[i];
                 }
-                for (int i = 0; i < 4; i++) {  /* columns: (B^T d) B */
-                    __m512 r[4] = {_mm512_sub_ps(s[i][0], s[i][2]),
-                                   _mm512_add_ps(s[i][1], s[i][2]),
-                                   _mm512_sub_ps(s[i][2], s[i][1]),
-                                   _mm512_sub_ps(s[i][1], s[i][3])};
-                    for (int j = 0; j < 4; j++)
-                        _mm512_mask_storeu_ps(vt + (4 * i + j) * plane + c, k, r[j]);
+                for (int i = 0; i < WT; i++) {  /* rows: (B^T d) B */
+                    input_1d(s[i], y);
+                    for (int j = 0; j < WT; j++)
+                        _mm512_mask_storeu_ps(vt + (WT * i + j) * plane + c, k, y[j]);
                 }
             }
         }
 }
 
-/* y's 2x2 block of every tile = A^T m A (+ bias, ReLU) from m[16][tiles][cout]
- * (planes plane_stride apart). */
-AVX512 static void winograd_output(const float *m, int th, int tw, int cout, const float *bias,
-                                   int relu, float *y)
+/* y's 4x4 block of every tile = A^T m A (+ bias, ReLU) from m[WP][tiles][cout]
+ * (planes `plane` floats apart). */
+AVX512 static void winograd_output(const float *m, int th, int tw, int cout, size_t plane,
+                                   const float *bias, int relu, float *y)
 {
-    const size_t plane = plane_stride(th * tw, cout), row = (size_t)2 * tw * cout;
+    const size_t row = (size_t)WO * tw * cout;
     const __m512 zero = _mm512_setzero_ps();
     for (int ty = 0; ty < th; ty++)
         for (int tx = 0; tx < tw; tx++) {
             const float *mt = m + ((size_t)ty * tw + tx) * cout;
-            float *yt = y + 2 * ty * row + (size_t)2 * tx * cout;
+            float *yt = y + WO * ty * row + (size_t)WO * tx * cout;
             for (int o = 0; o < cout; o += 16) {
-                __m512 t[2][4], q[4];
-                for (int j = 0; j < 4; j++) {  /* rows: A^T m */
-                    for (int i = 0; i < 4; i++)
-                        q[i] = _mm512_loadu_ps(mt + (4 * i + j) * plane + o);
-                    t[0][j] = _mm512_add_ps(_mm512_add_ps(q[0], q[1]), q[2]);
-                    t[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[1], q[2]), q[3]);
+                __m512 t[WO][WT], x[WT], r[WO];
+                for (int j = 0; j < WT; j++) {  /* columns: A^T m */
+                    for (int i = 0; i < WT; i++)
+                        x[i] = _mm512_loadu_ps(mt + (WT * i + j) * plane + o);
+                    output_1d(x, r);
+                    for (int i = 0; i < WO; i++)
+                        t[i][j] = r[i];
                 }
                 __m512 b = bias ? _mm512_loadu_ps(bias + o) : zero;
-                for (int i = 0; i < 2; i++) {  /* columns: (A^T m) A */
-                    __m512 r0 = _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]);
-                    __m512 r1 = _mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]);
-                    r0 = _mm512_add_ps(r0, b);
-                    r1 = _mm512_add_ps(r1, b);
-                    if (relu) {
-                        r0 = _mm512_max_ps(r0, zero);
-                        r1 = _mm512_max_ps(r1, zero);
+                for (int i = 0; i < WO; i++) {  /* rows: (A^T m) A */
+                    output_1d(t[i], r);
+                    for (int j = 0; j < WO; j++) {
+                        __m512 val = _mm512_add_ps(r[j], b);
+                        if (relu)
+                            val = _mm512_max_ps(val, zero);
+                        _mm512_storeu_ps(yt + i * row + (size_t)j * cout + o, val);
                     }
-                    _mm512_storeu_ps(yt + i * row + o, r0);
-                    _mm512_storeu_ps(yt + i * row + cout + o, r1);
                 }
             }
         }
 }
 
 void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias, int relu,
-                         float *scratch, hfc_tensor *y)
+                         int chunk, float *scratch, hfc_tensor *y)
 {
-    const int cin = x->c, cout = y->c, th = y->h / 2, tw = y->w / 2, tiles = th * tw;
+    const int cin = x->c, cout = y->c, th = y->h / WO, tw = y->w / WO, tiles = th * tw;
+    const size_t vplane = plane_stride(chunk * tiles, cin), mplane = plane_stride(chunk * tiles, cout);
+    const size_t out_image = (size_t)y->h * y->w * cout;
     float *pad = scratch;
     float *v = pad + (size_t)(x->h + 2) * (x->w + 2) * cin;
-    const size_t vplane = plane_stride(tiles, cin), mplane = plane_stride(tiles, cout);
-    float *m = v + 16 * vplane;
-    for (int b = 0; b < x->n; b++) {
-        copy_padded(x, b, 1, 1, pad);
-        winograd_input(pad, th, tw, cin, v);
-        for (int k = 0; k < 16; k++)
+    float *m = v + WP * vplane;
+    for (int b0 = 0; b0 < x->n; b0 += chunk) {
+        const int nb = x->n - b0 < chunk ? x->n - b0 : chunk;
+        for (int b = 0; b < nb; b++) {
+            copy_padded(x, b0 + b, 1, 1, pad);
+            winograd_input(pad, th, tw, cin, vplane, v + (size_t)b * tiles * cin);
+        }
+        for (int k = 0; k < WP; k++)  /* rows of all nb images' tiles; each row's sum is
+                                         the same whatever nb is */
             gemm_rows(v + k * vplane, cin, 0, 1, cin, u + (size_t)k * cin * cout, cout, NULL, 0,
-                      m + k * mplane, cout, tiles);
-        winograd_output(m, th, tw, cout, bias, relu,
-                        y->data + (size_t)b * y->h * y->w * cout);
+                      m + k * mplane, cout, nb * tiles);
+        for (int b = 0; b < nb; b++)
+            winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, bias, relu,
+                            y->data + (size_t)(b0 + b) * out_image);
     }
 }

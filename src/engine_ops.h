@@ -32,13 +32,15 @@ int hfc_conv_avx512_supported(void);
  * of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
                        int sh, int sw, int ph, int pw, int relu, float *pad, hfc_tensor *y);
-/* 3x3, stride 1, padding 1, y.h and y.w even, by Winograd F(2x2, 3x3): u
- * from hfc_winograd_weights, 16 * cin * cout floats, from W as
- * (cout, 3, 3, cin); scratch of hfc_conv2d_winograd_scratch floats. */
+/* 3x3, stride 1, padding 1, y.h and y.w multiples of 4, by Winograd
+ * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats, from W
+ * as (cout, 3, 3, cin). The products run on `chunk` images at a time (more
+ * rows per weight load when an image has few tiles); scratch: of
+ * hfc_conv2d_winograd_scratch floats. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
-size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout);
+size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
 void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias, int relu,
-                         float *scratch, hfc_tensor *y);
+                         int chunk, float *scratch, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,

@@ -12,12 +12,12 @@
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
  *   - each conv gets its algorithm (conv_path): on a CPU with AVX-512F, a
- *     conv with a multiple of 16 output channels runs Winograd F(2x2, 3x3)
- *     when it is 3x3, stride 1, padding 1 with an even output and at least
- *     16 input channels, else the direct kernel; other convs, and every conv
- *     on other CPUs, run im2col + SGEMM. HFC_CONV=direct in the environment
- *     rules out Winograd, HFC_CONV=gemm the AVX-512 kernels (for tests).
- * Running: images go through in groups of HFC_ENGINE_GROUP; each thread takes
+ *     conv with a multiple of 16 output channels runs Winograd F(4x4, 3x3)
+ *     when it is 3x3, stride 1, padding 1, with output sides multiples of 4
+ *     and at least 16 input channels, else the direct kernel; other convs,
+ *     and every conv on other CPUs, run im2col + SGEMM. HFC_CONV=direct in
+ *     the environment rules out Winograd, HFC_CONV=gemm the AVX-512 kernels.
+ * Running: images go through in groups of e->group; each thread takes
  * whole groups and runs every step on a group with its own slots and
  * scratch; nothing is allocated.
  */
@@ -40,6 +40,7 @@ typedef struct {
     int out;               /* slot written */
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
     conv_path path;
+    int chunk;             /* CONV_WINOGRAD: images per product */
     const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
 } step;
 
@@ -54,7 +55,9 @@ struct hfc_engine {
     int n_steps;
     int n_slots;
     size_t slot_floats;   /* a group's largest activation */
-    size_t col_floats;
+    size_t col_floats;    /* scratch: im2col for a group, or an AVX-512 conv's */
+    int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
+                             conv runs im2col + SGEMM (the activations stay in L2) */
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     float *transposed;    /* the AVX-512 convs' wt, one allocation */
@@ -111,20 +114,21 @@ static conv_path choose_conv_path(const hfc_model *m, const hfc_node *nd, int av
     if (!avx512 || nd->out.c % 16)
         return CONV_GEMM;
     if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 && nd->ph == 1 &&
-        nd->pw == 1 && nd->out.h % 2 == 0 && nd->out.w % 2 == 0 && in.c >= 16)
+        nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && in.c >= 16)
         return CONV_WINOGRAD;
     return CONV_DIRECT;
 }
 
 /* Pick each conv's algorithm and make its weights for it (after BatchNorm
- * folding); col must then also hold the AVX-512 kernels' scratch. */
-static hfc_status plan_conv_paths(hfc_engine *e, size_t *max_col, hfc_error *err)
+ * folding); then the group size and the scratch (col) the convs need. */
+static hfc_status plan_conv_paths(hfc_engine *e, hfc_error *err)
 {
     const hfc_model *m = e->model;
     const char *env = getenv("HFC_CONV");
     int avx512 = hfc_conv_avx512_supported() && !(env && !strcmp(env, "gemm"));
     int winograd = !(env && !strcmp(env, "direct"));
-    size_t nt = 0;
+    size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
+    e->group = 4;
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
@@ -132,38 +136,50 @@ static hfc_status plan_conv_paths(hfc_engine *e, size_t *max_col, hfc_error *err
             continue;
         cs->path = choose_conv_path(m, nd, avx512, winograd);
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-        if (cs->path == CONV_DIRECT)
+        if (cs->path == CONV_DIRECT) {
             nt += cin * nd->kh * nd->kw * nd->out.c;
-        else if (cs->path == CONV_WINOGRAD)
-            nt += 16 * cin * nd->out.c;
+        } else if (cs->path == CONV_WINOGRAD) {
+            nt += 36 * cin * nd->out.c;
+        } else {
+            size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
+            im2col = col > im2col ? col : im2col;
+            e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs */
+        }
     }
-    if (!nt)
-        return HFC_OK;
-    e->transposed = malloc(nt * sizeof(float));
-    if (!e->transposed)
+    if (im2col > ((size_t)1 << 26))
+        return hfc_fail(err, HFC_ERR_MODEL, m->path,
+                        "a convolution needs %zu MB of im2col scratch per image (at most 256)",
+                        im2col * sizeof(float) >> 20);
+    e->col_floats = e->group * im2col;
+    e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
+    if (nt && !e->transposed)
         return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
     float *wt = e->transposed;
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         const hfc_shape in = m->nodes[nd->in[0]].out;
-        size_t scratch, kk = (size_t)in.c * nd->kh * nd->kw;
+        size_t kk = (size_t)in.c * nd->kh * nd->kw;
         if (nd->op != HFC_OP_CONV2D || cs->path == CONV_GEMM)
             continue;
         if (cs->path == CONV_DIRECT) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
                     wt[t * nd->out.c + o] = cs->w[o * kk + t];
-            scratch = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+            size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+            scratch = padded > scratch ? padded : scratch;
         } else {
             hfc_winograd_weights(cs->w, in.c, nd->out.c, wt);
-            kk = 16 * (size_t)in.c;
-            scratch = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c);
+            kk = 36 * (size_t)in.c;
+            int tiles = (nd->out.h / 4) * (nd->out.w / 4);
+            cs->chunk = tiles >= 16 ? 1 : 16 / tiles < e->group ? 16 / tiles : e->group;
+            size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
+            scratch = need > scratch ? need : scratch;
         }
         cs->wt = wt;
         wt += kk * nd->out.c;
-        if (scratch > *max_col * HFC_ENGINE_GROUP)
-            *max_col = (scratch + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
+        if (scratch > e->col_floats)
+            e->col_floats = scratch;
     }
     return HFC_OK;
 }
@@ -247,7 +263,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
 
     /* Steps and slots, in node order. */
     float *fw = e->folded;
-    size_t max_floats = 0, max_col = 1;
+    size_t max_floats = 0;
     for (int i = 0; i < n; i++) {
         const hfc_node *nd = &m->nodes[i];
         step_of[i] = -1;
@@ -310,26 +326,16 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             max_floats = floats;
         if (nd->op == HFC_OP_CONV2D) {
             size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-            size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
-            if (col > max_col)
-                max_col = col;
             e->macs += (double)nd->out.c * cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
         } else if (nd->op == HFC_OP_LINEAR) {
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
         }
     }
-    st = plan_conv_paths(e, &max_col, err);
+    st = plan_conv_paths(e, err);
     if (st)
         goto done;
-    if (max_col > ((size_t)1 << 26)) {
-        st = hfc_fail(err, HFC_ERR_MODEL, m->path,
-                      "a convolution needs %zu MB of im2col scratch per thread (at most 256)",
-                      max_col * sizeof(float) >> 20);
-        goto done;
-    }
     e->output_slot = slot_of[root_of(alias, m->output)];
-    e->slot_floats = HFC_ENGINE_GROUP * max_floats;
-    e->col_floats = HFC_ENGINE_GROUP * max_col;
+    e->slot_floats = e->group * max_floats;
 
     e->threads = threads < 1 ? 1 : threads;
     e->ws = calloc((size_t)e->threads, sizeof *e->ws);
@@ -339,7 +345,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     }
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = malloc((size_t)e->n_slots * e->slot_floats * sizeof(float));
-        e->ws[t].col = malloc(e->col_floats * sizeof(float));
+        e->ws[t].col = malloc((e->col_floats ? e->col_floats : 1) * sizeof(float));
         if (!e->ws[t].slots || !e->ws[t].col) {
             st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
             goto done;
@@ -411,7 +417,7 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
         }
         case HFC_OP_CONV2D:
             if (s->path == CONV_WINOGRAD)
-                hfc_conv2d_winograd(&x, s->wt, s->b, s->relu, ws->col, &y);
+                hfc_conv2d_winograd(&x, s->wt, s->b, s->relu, s->chunk, ws->col, &y);
             else if (s->path == CONV_DIRECT)
                 hfc_conv2d_direct(&x, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
                                   s->relu, ws->col, &y);
@@ -473,8 +479,8 @@ static void *run_job(void *arg)
     size_t in_floats = (size_t)m->channels * m->height * m->width;
     const float *out = j->ws->slots + (size_t)j->e->output_slot * j->e->slot_floats;
     for (size_t g = j->first; g < j->groups; g += j->stride) {
-        size_t start = g * HFC_ENGINE_GROUP;
-        size_t count = j->n - start < HFC_ENGINE_GROUP ? j->n - start : HFC_ENGINE_GROUP;
+        size_t start = g * j->e->group;
+        size_t count = j->n - start < (size_t)j->e->group ? j->n - start : (size_t)j->e->group;
         forward_group(j->e, j->ws, j->x + start * in_floats, (int)count);
         memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
     }
@@ -483,7 +489,7 @@ static void *run_job(void *arg)
 
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
 {
-    size_t groups = (n + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP;
+    size_t groups = (n + e->group - 1) / e->group;
     size_t t = (size_t)e->threads < groups ? (size_t)e->threads : groups;
     job jobs[t ? t : 1];
     pthread_t tid[t ? t : 1];
