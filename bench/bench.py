@@ -8,7 +8,7 @@ thread count, in one run. Prints each ratio on its own line.
 (a) end to end: hfc-eval (load, split, three forward passes, JSON) against the
     same job in PyTorch (torch.fft split, the equivalent nn.Module, no_grad,
     the best of a few batch sizes);
-(b) the split alone: hfc's FFTW split against the paper's numpy code and
+(b) the split alone: hfc's split against the paper's numpy code and
     against torch.fft;
 (c) the engine's GFLOP/s (flops of a direct convolution, so an effective
     rate where Winograd does fewer) against the SGEMM peak of the same BLAS;
@@ -141,7 +141,7 @@ def main():
     # (b) split alone, (c) engine, (d) sweep share
     parts = json.loads(subprocess.run([parts_bin, args.model, data_path, str(n), str(args.threads)],
                                       check=True, capture_output=True, text=True, env=child_env).stdout)
-    t_split = parts["fft_forward_s"] + parts["fft_inverse_per_radius_s"]
+    t_split = parts["split_forward_s"] + parts["split_inverse_per_radius_s"]
     x64 = images.astype(np.float64)
     t_numpy = median_time(lambda: paper_split(x64, 4), args.reps)
     xt = torch.from_numpy(images).float()
@@ -156,10 +156,11 @@ def main():
           f"{args.threads} threads): {parts['sgemm_peak_gflops']:.1f} GFLOP/s")
     print(f"engine fraction of sgemm peak: {parts['engine_gflops'] / parts['sgemm_peak_gflops'] * 100:.0f}%")
     print(f"peak RSS of hfc-eval on {n} images: {rss_text}")
-    sweep_split = parts["fft_forward_s"] + 8 * parts["fft_inverse_per_radius_s"]
+    sweep_split = parts["sweep_split_s"]
     sweep_total = sweep_split + 17 * parts["engine_forward_s"]
-    print(f"8-radius sweep: split share {sweep_split / sweep_total * 100:.1f}% of split+inference "
-          f"(forward FFT once, inverse per radius)")
+    print(f"8-radius sweep (2, 4, ..., 16): split {sweep_split * 1e3:.0f} ms, "
+          f"{sweep_split / sweep_total * 100:.1f}% of split+inference "
+          f"(forward transform once, inverse per radius)")
 
 
 if __name__ == "__main__":

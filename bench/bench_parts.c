@@ -2,8 +2,8 @@
  *
  *   bench_parts MODEL DATA N THREADS
  * DATA is a CIFAR-10 file or directory, or "-" for N generated images.
- * Measures: the forward FFTs, the inverse FFTs for one radius, the engine's
- * forward pass (and its GFLOP/s), and the SGEMM peak of the same BLAS with
+ * Measures: the split's forward transform, its inverse for one radius (4),
+ * the whole split of a sweep over radii 2, 4, ..., 16, the engine's forward pass (and its GFLOP/s), and the SGEMM peak of the same BLAS with
  * the same thread count on 1024x1024x1024 matrices. */
 #include <cblas.h>
 #include <stdio.h>
@@ -74,34 +74,42 @@ int main(int argc, char **argv)
             pixels[i] = (uint8_t)(rand() & 255);
     }
     hfc_engine *e;
-    hfc_splitter *s;
-    if (hfc_engine_new(&e, &m, threads, &err) || hfc_splitter_new(&s, BATCH, &err)) {
+    hfc_splitter *s, *sweep;
+    const double sweep_radii[] = {2, 4, 6, 8, 10, 12, 14, 16};
+    if (hfc_engine_new(&e, &m, threads, &err) || hfc_splitter_new(&s, BATCH, 4.0, &err) ||
+        hfc_splitter_new(&sweep, BATCH, 16.0, &err)) {
         fprintf(stderr, "bench_parts: %s\n", err.reason);
         return 1;
     }
     float *x = malloc(sizeof(float) * BATCH * HFC_CIFAR_PIXELS);
     float *logits = malloc(sizeof(float) * BATCH * m.n_classes);
-    double t_fwd_fft = 0, t_inv_fft = 0, t_engine = 0;
+    double t_split_fwd = 0, t_split_inv = 0, t_sweep = 0, t_engine = 0;
     for (size_t first = 0; first < n; first += BATCH) {
         size_t b = n - first < BATCH ? n - first : BATCH;
         for (size_t k = 0; k < b * HFC_CIFAR_PIXELS; k++)
             x[k] = pixels[first * HFC_CIFAR_PIXELS + k];
         double t = now();
         hfc_split_forward(s, x, b);
-        t_fwd_fft += now() - t;
+        t_split_fwd += now() - t;
         t = now();
-        hfc_split_radius(s, 4.0);
-        t_inv_fft += now() - t;
+        hfc_split_radius(s, 4.0, &err);
+        t_split_inv += now() - t;
+        t = now();
+        hfc_split_forward(sweep, x, b);
+        for (int r = 0; r < 8; r++)
+            hfc_split_radius(sweep, sweep_radii[r], &err);
+        t_sweep += now() - t;
         t = now();
         hfc_engine_forward(e, x, b, logits);
         t_engine += now() - t;
     }
     /* Last: OpenBLAS's own threads keep spinning for a while after a call. */
     double peak = sgemm_gflops(threads);
-    printf("{\"images\":%zu,\"threads\":%d,\"fft_forward_s\":%.4f,\"fft_inverse_per_radius_s\":%.4f,"
+    printf("{\"images\":%zu,\"threads\":%d,\"split_forward_s\":%.4f,\"split_inverse_per_radius_s\":%.4f,"
+           "\"sweep_split_s\":%.4f,"
            "\"engine_forward_s\":%.4f,\"engine_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,"
            "\"blas_core\":\"%s\"}\n",
-           n, threads, t_fwd_fft, t_inv_fft, t_engine,
+           n, threads, t_split_fwd, t_split_inv, t_sweep, t_engine,
            hfc_engine_flops(e) * (double)n / t_engine / 1e9, peak, openblas_get_corename());
     free(x);
     free(logits);
@@ -109,6 +117,7 @@ int main(int argc, char **argv)
         free(pixels);
     hfc_dataset_free(&ds);
     hfc_splitter_free(s);
+    hfc_splitter_free(sweep);
     hfc_engine_free(e);
     hfc_model_free(&m);
     return 0;

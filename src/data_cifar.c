@@ -64,7 +64,7 @@ hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, co
     if (limit && limit < n)
         n = limit;
     ds->labels = malloc(n);
-    ds->pixels = malloc(n * HFC_CIFAR_PIXELS);
+    ds->pixels = hfc_alloc_big(n * HFC_CIFAR_PIXELS);
     if (!ds->labels || !ds->pixels) {
         hfc_dataset_free(ds);
         return hfc_fail(err, HFC_ERR_NOMEM, ds->path, "out of memory for %zu images", n);

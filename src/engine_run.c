@@ -344,8 +344,8 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
         goto done;
     }
     for (int t = 0; t < e->threads; t++) {
-        e->ws[t].slots = malloc((size_t)e->n_slots * e->slot_floats * sizeof(float));
-        e->ws[t].col = malloc((e->col_floats ? e->col_floats : 1) * sizeof(float));
+        e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
+        e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
         if (!e->ws[t].slots || !e->ws[t].col) {
             st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
             goto done;

@@ -43,8 +43,11 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     /* Whole engine groups per batch: results then do not depend on --batch-size. */
     batch = (batch + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP * HFC_ENGINE_GROUP;
 
+    double max_radius = 0;
+    for (int r = 0; r < n_radii; r++)
+        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
     hfc_splitter *split = NULL;
-    hfc_status st = hfc_splitter_new(&split, batch, err);
+    hfc_status st = hfc_splitter_new(&split, batch, max_radius, err);
     if (st)
         return st;
     float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
@@ -75,7 +78,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                 count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, HFC_CIFAR_CLASSES, labels, n);
         }
         for (int r = 0; r < n_radii; r++) {
-            hfc_split_radius(split, radii[r]);
+            if ((st = hfc_split_radius(split, radii[r], err)))
+                goto done;
             for (int j = 0; j < n_models; j++) {
                 hfc_tally *t = &tallies[j * n_radii + r];
                 hfc_engine_forward(engines[j], hfc_split_low(split), n, logits);

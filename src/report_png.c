@@ -159,12 +159,14 @@ hfc_rgb spectrum_colour(double t)
                      clip_byte(a.b + f * (b.b - a.b))};
 }
 
-static hfc_status draw_spectrum(const char *path, const hfc_splitter *s, size_t image,
-                                size_t index, const char *label, double radius, hfc_error *err)
+static hfc_status draw_spectrum(const char *path, const float *image, size_t index,
+                                const char *label, double radius, hfc_error *err)
 {
     const int N = HFC_CIFAR_SIDE, Z = SPECTRUM_ZOOM;
     float mag[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE];
-    hfc_split_magnitude(s, image, mag);
+    hfc_status st = hfc_spectrum_magnitude(image, mag, err);
+    if (st)
+        return st;
     double lo = INFINITY, hi = -INFINITY;
     for (int k = 0; k < N * N; k++) {
         double v = log1p(mag[k]);
@@ -174,8 +176,7 @@ static hfc_status draw_spectrum(const char *path, const hfc_splitter *s, size_t 
     hfc_canvas c;
     int x0, y0;
     spectrum_origin(&x0, &y0);
-    hfc_status st = canvas_new(&c, x0 + N * Z + 80, y0 + N * Z + 30, WHITE, err);
-    if (st)
+    if ((st = canvas_new(&c, x0 + N * Z + 80, y0 + N * Z + 30, WHITE, err)))
         return st;
     char line[160];
     snprintf(line, sizeof line, "spectrum, image #%zu (%s)", index, label);
@@ -511,7 +512,10 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
         rows[i].index = pick[i];
         rows[i].label = ds->labels[pick[i]];
     }
-    if ((st = hfc_splitter_new(&split, (size_t)k, err)))
+    double max_radius = 0;
+    for (int r = 0; r < n_radii; r++)
+        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
+    if ((st = hfc_splitter_new(&split, (size_t)k, max_radius, err)))
         goto done;
     hfc_split_forward(split, x, (size_t)k);
 
@@ -522,9 +526,10 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
     }
     for (int r = 0; r < n_radii; r++) {
         char suffix[64];
-        hfc_split_radius(split, radii[r]);
+        if ((st = hfc_split_radius(split, radii[r], err)))
+            goto done;
         snprintf(path, sizeof path, "%s/spectrum-r%g.png", dir, radii[r]);
-        if ((st = draw_spectrum(path, split, 0, pick[0], class_name(models[0], rows[0].label),
+        if ((st = draw_spectrum(path, x, pick[0], class_name(models[0], rows[0].label),
                                 radii[r], err)))
             goto done;
         for (int j = 0; j < n_models; j++) {

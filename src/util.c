@@ -1,9 +1,11 @@
-/* util.c - errors, whole-file reads and SHA-256 (FIPS 180-4). */
+/* util.c - errors, big buffers, whole-file reads and SHA-256 (FIPS 180-4). */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "hfc.h"
@@ -21,6 +23,22 @@ hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
     return status;
 }
 
+void *hfc_alloc_big(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge)
+        return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    if (bytes > SIZE_MAX - huge)
+        return NULL;
+    bytes = (bytes + huge - 1) / huge * huge;  /* aligned_alloc: a multiple of the alignment */
+    void *p = aligned_alloc(huge, bytes);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        madvise(p, bytes, MADV_HUGEPAGE);  /* advice only: a refusal changes nothing */
+#endif
+    return p;
+}
+
 hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err)
 {
     *buf = NULL;
@@ -34,7 +52,7 @@ hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error
         return hfc_fail(err, HFC_ERR_IO, path, "not a regular file");
     }
     size_t n = (size_t)st.st_size;
-    uint8_t *data = malloc(n ? n : 1);
+    uint8_t *data = hfc_alloc_big(n);
     if (!data) {
         fclose(f);
         return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory reading %zu bytes", n);

@@ -28,7 +28,7 @@ import export_pytorch  # noqa: E402
 import hfc_models  # noqa: E402
 from reference import paper_split  # noqa: E402
 
-SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 22.5, 23, 30]
+SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 16.5, 22.5, 23, 30]
 
 
 class Misc(nn.Module):

@@ -96,10 +96,11 @@ int main(int argc, char **argv)
         for (size_t t = 0; t < P; t++)
             x[i * P + t] = ds.pixels[pick[i] * P + t];
     hfc_splitter *s;
-    if (hfc_splitter_new(&s, (size_t)k, &err))
+    if (hfc_splitter_new(&s, (size_t)k, 4, &err))
         return 1;
     hfc_split_forward(s, x, (size_t)k);
-    hfc_split_radius(s, 4);
+    if (hfc_split_radius(s, 4, &err))
+        return 1;
 
     char path[1200];
     const char *stem_end = strrchr(argv[1], '/');

@@ -9,13 +9,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hfc_dataset_parse(&ds, data, size, "fuzz", 4, &err))
         return 0;
     static hfc_splitter *s;
-    if (!s && hfc_splitter_new(&s, 4, &err))
+    if (!s && hfc_splitter_new(&s, 4, 30, &err))
         return 0;
     float x[4 * HFC_CIFAR_PIXELS];
     for (size_t i = 0; i < ds.n * HFC_CIFAR_PIXELS; i++)
         x[i] = ds.pixels[i];
     hfc_split_forward(s, x, ds.n);
-    hfc_split_radius(s, ds.labels[0] * 3.0);
+    hfc_split_radius(s, ds.labels[0] * 3.0, &err);
     hfc_dataset_free(&ds);
     return 0;
 }
