@@ -30,11 +30,13 @@ int hfc_conv_avx512_supported(void)
 }
 
 /* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
- *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB), then max(., 0) if relu.
+ *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
+ * then max(., 0) if relu; res (NULL or laid out like out) is a residual.
  * Per value of A: one broadcast and NB fused multiply-adds into registers. */
 AVX512 __attribute__((always_inline)) static inline void
 gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b, int ldb,
-          const float *bias, int relu, float *out, int ldo, const int R, const int NB)
+          const float *bias, const float *res, int relu, float *out, int ldo, const int R,
+          const int NB)
 {
     __m512 acc[16][4];
     for (int r = 0; r < R; r++)
@@ -56,21 +58,26 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
     }
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++) {
-            __m512 v = relu ? _mm512_max_ps(acc[r][j], _mm512_setzero_ps()) : acc[r][j];
+            __m512 v = acc[r][j];
+            if (res)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(res + (size_t)r * ldo + 16 * j));
+            if (relu)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
             _mm512_storeu_ps(out + (size_t)r * ldo + 16 * j, v);
         }
 }
 
 typedef void (*tile_fn)(const float *, size_t, size_t, int, int, const float *, int,
-                        const float *, int, float *, int);
+                        const float *, const float *, int, float *, int);
 
 /* One function per (R, NB), so that every loop above has constant bounds. */
 #define GEMM_TILE_FN(R, NB)                                                                   \
     AVX512 static void gemm_tile_##R##_##NB(const float *a, size_t pix, size_t row, int kh,   \
                                             int kwc, const float *b, int ldb,                 \
-                                            const float *bias, int relu, float *out, int ldo) \
+                                            const float *bias, const float *res, int relu,    \
+                                            float *out, int ldo)                              \
     {                                                                                         \
-        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, relu, out, ldo, R, NB);                 \
+        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, R, NB);            \
     }
 GEMM_TILE_FN(16, 1)
 GEMM_TILE_FN(8, 2)
@@ -79,10 +86,11 @@ GEMM_TILE_FN(1, 1)
 GEMM_TILE_FN(1, 2)
 GEMM_TILE_FN(1, 4)
 
-/* n rows of out (ldo apart) for all `cols` columns (a multiple of 16): the
- * widest tiles first, single rows for the remainder. */
+/* n rows of out (ldo apart; res, if any, likewise) for all `cols` columns (a
+ * multiple of 16): the widest tiles first, single rows for the remainder. */
 static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b,
-                      int cols, const float *bias, int relu, float *out, int ldo, int n)
+                      int cols, const float *bias, const float *res, int relu, float *out,
+                      int ldo, int n)
 {
     for (int o0 = 0; o0 < cols;) {
         int nb = (cols - o0) / 16 >= 4 ? 4 : (cols - o0) / 16 >= 2 ? 2 : 1;
@@ -92,39 +100,65 @@ static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, c
         const float *bo = bias ? bias + o0 : NULL;
         for (int r = 0; r < n;) {
             int take = n - r >= r_full ? r_full : 1;
-            (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, b + o0, cols, bo, relu,
-                                    out + (size_t)r * ldo + o0, ldo);
+            size_t at = (size_t)r * ldo + o0;
+            (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, b + o0, cols, bo,
+                                    res ? res + at : NULL, relu, out + at, ldo);
             r += take;
         }
         o0 += 16 * nb;
     }
 }
 
-/* Image b of x copied into pad, (x.h + 2ph, x.w + 2pw, x.c), zero border. */
-static void copy_padded(const hfc_tensor *x, int b, int ph, int pw, float *pad)
+/* Image b of x into pad, (x.h + 2ph, x.w + 2pw, x.c), zero border; with
+ * ex->in_scale, each value as max(x * scale + shift, 0 if in_relu). */
+AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
+                               const hfc_conv_extras *ex, float *pad)
 {
-    const size_t row = (size_t)(x->w + 2 * pw) * x->c, side = (size_t)pw * x->c;
-    const size_t inner = (size_t)x->w * x->c;
+    const int c = x->c;
+    const size_t row = (size_t)(x->w + 2 * pw) * c, side = (size_t)pw * c;
+    const size_t inner = (size_t)x->w * c;
+    const __m512 zero = _mm512_setzero_ps();
     memset(pad, 0, ph * row * sizeof *pad);
     memset(pad + (ph + x->h) * row, 0, ph * row * sizeof *pad);
     for (int iy = 0; iy < x->h; iy++) {
         float *dst = pad + (iy + ph) * row;
+        const float *src = x->data + ((size_t)b * x->h + iy) * inner;
         memset(dst, 0, side * sizeof *pad);
-        memcpy(dst + side, x->data + ((size_t)b * x->h + iy) * inner, inner * sizeof *pad);
         memset(dst + side + inner, 0, side * sizeof *pad);
+        dst += side;
+        if (!ex->in_scale) {
+            memcpy(dst, src, inner * sizeof *pad);
+            continue;
+        }
+        for (int ch = 0; ch < c; ch += 16) {
+            __mmask16 k = c - ch >= 16 ? 0xffff : (__mmask16)((1u << (c - ch)) - 1);
+            __m512 s = _mm512_maskz_loadu_ps(k, ex->in_scale + ch);
+            __m512 t = _mm512_maskz_loadu_ps(k, ex->in_shift + ch);
+            for (int px = 0; px < x->w; px++) {
+                /* multiply, then add: rounded as hfc_scale_shift rounds */
+                __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, src + (size_t)px * c + ch), s);
+                v = _mm512_add_ps(v, t);
+                if (ex->in_relu)
+                    v = _mm512_max_ps(v, zero);
+                _mm512_mask_storeu_ps(dst + (size_t)px * c + ch, k, v);
+            }
+        }
     }
 }
 
-void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                       int sh, int sw, int ph, int pw, int relu, float *pad, hfc_tensor *y)
+void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
+                       int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y)
 {
     const int cin = x->c, cout = y->c;
     const size_t row = (size_t)(x->w + 2 * pw) * cin;
     for (int b = 0; b < x->n; b++) {
-        copy_padded(x, b, ph, pw, pad);
-        for (int oy = 0; oy < y->h; oy++)
+        copy_padded(x, b, ph, pw, ex, pad);
+        for (int oy = 0; oy < y->h; oy++) {
+            size_t at = ((size_t)b * y->h + oy) * y->w * cout;
             gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin, wt, cout,
-                      bias, relu, y->data + ((size_t)b * y->h + oy) * y->w * cout, cout, y->w);
+                      ex->bias, ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at,
+                      cout, y->w);
+        }
     }
 }
 
@@ -230,17 +264,17 @@ AVX512 static void winograd_input(const float *pad, int th, int tw, int cin, siz
         }
 }
 
-/* y's 4x4 block of every tile = A^T m A (+ bias, ReLU) from m[WP][tiles][cout]
- * (planes `plane` floats apart). */
+/* y's 4x4 block of every tile = A^T m A (+ bias, + res, ReLU) from
+ * m[WP][tiles][cout] (planes `plane` floats apart); res: NULL or like y. */
 AVX512 static void winograd_output(const float *m, int th, int tw, int cout, size_t plane,
-                                   const float *bias, int relu, float *y)
+                                   const float *bias, const float *res, int relu, float *y)
 {
     const size_t row = (size_t)WO * tw * cout;
     const __m512 zero = _mm512_setzero_ps();
     for (int ty = 0; ty < th; ty++)
         for (int tx = 0; tx < tw; tx++) {
             const float *mt = m + ((size_t)ty * tw + tx) * cout;
-            float *yt = y + WO * ty * row + (size_t)WO * tx * cout;
+            const size_t base = WO * ty * row + (size_t)WO * tx * cout;  /* in y and res */
             for (int o = 0; o < cout; o += 16) {
                 __m512 t[WO][WT], x[WT], r[WO];
                 for (int j = 0; j < WT; j++) {  /* columns: A^T m */
@@ -254,18 +288,21 @@ AVX512 static void winograd_output(const float *m, int th, int tw, int cout, siz
                 for (int i = 0; i < WO; i++) {  /* rows: (A^T m) A */
                     output_1d(t[i], r);
                     for (int j = 0; j < WO; j++) {
+                        size_t at = base + i * row + (size_t)j * cout + o;
                         __m512 val = _mm512_add_ps(r[j], b);
+                        if (res)
+                            val = _mm512_add_ps(val, _mm512_loadu_ps(res + at));
                         if (relu)
                             val = _mm512_max_ps(val, zero);
-                        _mm512_storeu_ps(yt + i * row + (size_t)j * cout + o, val);
+                        _mm512_storeu_ps(y + at, val);
                     }
                 }
             }
         }
 }
 
-void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias, int relu,
-                         int chunk, float *scratch, hfc_tensor *y)
+void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
+                         const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
 {
     const int cin = x->c, cout = y->c, th = y->h / WO, tw = y->w / WO, tiles = th * tw;
     const size_t vplane = plane_stride(chunk * tiles, cin), mplane = plane_stride(chunk * tiles, cout);
@@ -276,15 +313,17 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias,
     for (int b0 = 0; b0 < x->n; b0 += chunk) {
         const int nb = x->n - b0 < chunk ? x->n - b0 : chunk;
         for (int b = 0; b < nb; b++) {
-            copy_padded(x, b0 + b, 1, 1, pad);
+            copy_padded(x, b0 + b, 1, 1, ex, pad);
             winograd_input(pad, th, tw, cin, vplane, v + (size_t)b * tiles * cin);
         }
         for (int k = 0; k < WP; k++)  /* rows of all nb images' tiles; each row's sum is
                                          the same whatever nb is */
-            gemm_rows(v + k * vplane, cin, 0, 1, cin, u + (size_t)k * cin * cout, cout, NULL, 0,
-                      m + k * mplane, cout, nb * tiles);
-        for (int b = 0; b < nb; b++)
-            winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, bias, relu,
-                            y->data + (size_t)(b0 + b) * out_image);
+            gemm_rows(v + k * vplane, cin, 0, 1, cin, u + (size_t)k * cin * cout, cout, NULL,
+                      NULL, 0, m + k * mplane, cout, nb * tiles);
+        for (int b = 0; b < nb; b++) {
+            size_t at = (size_t)(b0 + b) * out_image;
+            winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, ex->bias,
+                            ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at);
+        }
     }
 }

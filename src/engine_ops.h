@@ -28,10 +28,25 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
  * CPU with AVX-512F (1 from hfc_conv_avx512_supported). y.c must be a
  * multiple of 16. Results differ from hfc_conv2d's by rounding only. */
 int hfc_conv_avx512_supported(void);
+/* What these convs do besides the convolution (engine_run.c decides at
+ * planning):
+ *   x' = max(x * in_scale + in_shift, 0 if in_relu) per input channel as the
+ *        image is read, when in_scale: a BatchNorm (+ ReLU) all of whose
+ *        readers are such convs (pre-activation blocks). The zero border
+ *        stays zero, as PyTorch pads the BatchNorm's output;
+ *   y  = conv(x') + bias + residual, then max(., 0) if relu: residual (NULL
+ *        or y's shape) is an Add folded in. */
+typedef struct {
+    const float *bias;
+    const float *in_scale, *in_shift;
+    int in_relu;
+    const float *residual;
+    int relu;
+} hfc_conv_extras;
 /* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c); pad: scratch
  * of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
-void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                       int sh, int sw, int ph, int pw, int relu, float *pad, hfc_tensor *y);
+void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
+                       int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y);
 /* 3x3, stride 1, padding 1, y.h and y.w multiples of 4, by Winograd
  * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats, from W
  * as (cout, 3, 3, cin). The products run on `chunk` images at a time (more
@@ -39,8 +54,8 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, const float *bias, 
  * hfc_conv2d_winograd_scratch floats. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
-void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, const float *bias, int relu,
-                         int chunk, float *scratch, hfc_tensor *y);
+void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
+                         const hfc_conv_extras *ex, float *scratch, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,

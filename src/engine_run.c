@@ -9,6 +9,13 @@
  *   - a ReLU whose producer (conv, bn, add, linear) feeds nothing else is
  *     fused into it; flatten is free (same memory) when its input is 1x1,
  *     else a step that puts the values in PyTorch's (c, h, w) order;
+ *   - with the AVX-512 convs (below): an Add one of whose inputs is such a
+ *     conv, feeding nothing else, whose other input is computed before it,
+ *     is done by the conv as it writes its output; a BatchNorm (+ ReLU)
+ *     that is not folded and whose readers are all such convs is done by
+ *     each of them as it reads its input (the pre-activation blocks), so
+ *     neither is a pass over memory of its own. Results are bit for bit
+ *     those of the separate steps;
  *   - every remaining step gets an output slot; a slot is reused once the
  *     last reader of its value has run, so a deep net needs a few slots.
  *   - each conv gets its algorithm (conv_path): on a CPU with AVX-512F, a
@@ -41,6 +48,9 @@ typedef struct {
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
     conv_path path;
     int chunk;             /* CONV_WINOGRAD: images per product */
+    int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
+    const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
+    int in_relu;           /* ... followed by a ReLU */
     const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
 } step;
 
@@ -107,6 +117,27 @@ static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
     *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
 }
 
+/* 1 when every value from node p down to its root (through aliases) has
+ * exactly one reader. */
+static int single_reader_chain(const int *consumers, const int *alias, int p)
+{
+    for (;; p = alias[p]) {
+        if (consumers[p] != 1)
+            return 0;
+        if (alias[p] < 0)
+            return 1;
+    }
+}
+
+/* Which convs may run our AVX-512 kernels (avx512), and Winograd among
+ * them: the CPU, less what HFC_CONV in the environment rules out. */
+static void conv_flags(int *avx512, int *winograd)
+{
+    const char *env = getenv("HFC_CONV");
+    *avx512 = hfc_conv_avx512_supported() && !(env && !strcmp(env, "gemm"));
+    *winograd = !(env && !strcmp(env, "direct"));
+}
+
 static conv_path choose_conv_path(const hfc_model *m, const hfc_node *nd, int avx512,
                                   int winograd)
 {
@@ -121,12 +152,9 @@ static conv_path choose_conv_path(const hfc_model *m, const hfc_node *nd, int av
 
 /* Pick each conv's algorithm and make its weights for it (after BatchNorm
  * folding); then the group size and the scratch (col) the convs need. */
-static hfc_status plan_conv_paths(hfc_engine *e, hfc_error *err)
+static hfc_status plan_conv_paths(hfc_engine *e, int avx512, int winograd, hfc_error *err)
 {
     const hfc_model *m = e->model;
-    const char *env = getenv("HFC_CONV");
-    int avx512 = hfc_conv_avx512_supported() && !(env && !strcmp(env, "gemm"));
-    int winograd = !(env && !strcmp(env, "direct"));
     size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
     e->group = 4;
     for (int k = 0; k < e->n_steps; k++) {
@@ -197,17 +225,23 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
     int *slot_of = malloc((size_t)n * sizeof *slot_of);
     int *slot_free = calloc((size_t)n, sizeof *slot_free);
     int *step_of = malloc((size_t)n * sizeof *step_of);
+    int *residual_of = malloc((size_t)n * sizeof *residual_of);  /* conv -> Add's other input */
+    int *add_into = malloc((size_t)n * sizeof *add_into);        /* Add -> the conv doing it */
+    int *bn_deferred = calloc((size_t)n, sizeof *bn_deferred);   /* bn done by its readers */
+    float **bn_params = calloc((size_t)n, sizeof *bn_params);    /* ... its scale, shift */
     hfc_status st = HFC_OK;
     if (!e || !consumers || !alias || !fold_into || !fused_relu || !last_use || !slot_of ||
-        !slot_free || !step_of) {
+        !slot_free || !step_of || !residual_of || !add_into || !bn_deferred || !bn_params) {
         st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
         goto done;
     }
     e->model = m;
     openblas_set_num_threads(1);  /* we thread across images ourselves */
+    int avx512, winograd;
+    conv_flags(&avx512, &winograd);
 
     for (int i = 0; i < n; i++) {
-        alias[i] = fold_into[i] = -1;
+        alias[i] = fold_into[i] = residual_of[i] = add_into[i] = -1;
         for (int k = 0; k < m->nodes[i].n_in; k++)
             consumers[m->nodes[i].in[k]]++;
     }
@@ -224,18 +258,48 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             fold_into[i] = src;
             alias[i] = src;
         } else if (nd->op == HFC_OP_RELU) {
-            int r = root_of(alias, src), single = 1;
-            for (int p = src; single; p = alias[p]) {
-                single = consumers[p] == 1;
-                if (alias[p] < 0)
-                    break;
-            }
+            int r = root_of(alias, src);
             hfc_op rop = m->nodes[r].op;
-            if (single && !fused_relu[r] && (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM ||
-                                             rop == HFC_OP_ADD || rop == HFC_OP_LINEAR)) {
+            if (single_reader_chain(consumers, alias, src) && !fused_relu[r] &&
+                (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM || rop == HFC_OP_ADD ||
+                 rop == HFC_OP_LINEAR)) {
                 fused_relu[r] = 1;
                 alias[i] = src;
             }
+        } else if (nd->op == HFC_OP_ADD) {  /* done by the conv of either input */
+            for (int side = 0; side < 2 && alias[i] < 0; side++) {
+                int a = nd->in[side], b = nd->in[1 - side], r = root_of(alias, a);
+                if (m->nodes[r].op != HFC_OP_CONV2D || fused_relu[r] || residual_of[r] >= 0 ||
+                    choose_conv_path(m, &m->nodes[r], avx512, winograd) == CONV_GEMM ||
+                    !single_reader_chain(consumers, alias, a) || root_of(alias, b) >= r)
+                    continue;
+                residual_of[r] = b;
+                add_into[i] = r;
+                alias[i] = a;
+            }
+        }
+    }
+
+    /* A BatchNorm read only by AVX-512 convs is done by them as they read. */
+    for (int i = 1; i < n; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (nd->op != HFC_OP_BATCHNORM || alias[i] >= 0 || root_of(alias, m->output) == i)
+            continue;
+        int readers = 0, all_convs = 1;
+        for (int j = i + 1; j < n && all_convs; j++) {
+            const hfc_node *rd = &m->nodes[j];
+            if (alias[j] >= 0 && add_into[j] < 0)
+                continue;  /* on a chain of aliases, not a reader of its own */
+            for (int k = 0; k < rd->n_in; k++)
+                if (root_of(alias, rd->in[k]) == i) {
+                    readers++;
+                    all_convs &= alias[j] < 0 && rd->op == HFC_OP_CONV2D &&
+                                 choose_conv_path(m, rd, avx512, winograd) != CONV_GEMM;
+                }
+        }
+        if (readers && all_convs) {
+            bn_deferred[i] = 1;
+            alias[i] = nd->in[0];
         }
     }
 
@@ -252,13 +316,16 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
         goto done;
     }
 
-    /* Liveness: the last step that reads each root buffer. */
-    for (int i = 1; i < n; i++)
+    /* Liveness: the last step that reads each root buffer (an Add done by
+     * a conv reads at the conv). */
+    for (int i = 1; i < n; i++) {
+        int at = add_into[i] >= 0 ? add_into[i] : i;
         for (int k = 0; k < m->nodes[i].n_in; k++) {
             int r = root_of(alias, m->nodes[i].in[k]);
-            if (last_use[r] < i)
-                last_use[r] = i;
+            if (last_use[r] < at)
+                last_use[r] = at;
         }
+    }
     last_use[root_of(alias, m->output)] = n;  /* never released */
 
     /* Steps and slots, in node order. */
@@ -282,6 +349,11 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
                 }
                 cs->b = b;
                 fw = b + cv->out.c;
+            } else if (bn_deferred[i]) {
+                bn_params[i] = fw;
+                for (int c = 0; c < nd->out.c; c++)
+                    bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
+                fw += 2 * nd->out.c;
             }
             continue;
         }
@@ -298,6 +370,13 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             reorder_conv_weights(nd, cin, fw);
             s->w = fw;
             fw += (size_t)nd->out.c * cin * nd->kh * nd->kw;
+            s->residual = residual_of[i] >= 0 ? slot_of[root_of(alias, residual_of[i])] : -1;
+            for (int p = nd->in[0]; alias[p] >= 0; p = alias[p])
+                if (bn_deferred[p]) {
+                    s->in_scale = bn_params[p];
+                    s->in_shift = bn_params[p] + m->nodes[p].out.c;
+                    s->in_relu = fused_relu[p];
+                }
         } else if (nd->op == HFC_OP_BATCHNORM) {
             float *sc = fw, *sh = fw + nd->out.c;
             for (int c = 0; c < nd->out.c; c++)
@@ -316,9 +395,10 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
         slot_of[i] = s->out = slot;
         step_of[i] = e->n_steps++;
         /* Release the inputs whose last reader this was. */
-        for (int k = 0; k < nd->n_in; k++) {
-            int r = root_of(alias, nd->in[k]);
-            if (last_use[r] == i)
+        for (int k = 0; k <= nd->n_in; k++) {
+            int in = k < nd->n_in ? nd->in[k] : residual_of[i];
+            int r = in >= 0 ? root_of(alias, in) : -1;
+            if (r >= 0 && last_use[r] == i)
                 slot_free[slot_of[r]] = 1;
         }
         size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
@@ -331,7 +411,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc
             e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
         }
     }
-    st = plan_conv_paths(e, err);
+    st = plan_conv_paths(e, avx512, winograd, err);
     if (st)
         goto done;
     e->output_slot = slot_of[root_of(alias, m->output)];
@@ -360,6 +440,10 @@ done:
     free(slot_of);
     free(slot_free);
     free(step_of);
+    free(residual_of);
+    free(add_into);
+    free(bn_deferred);
+    free(bn_params);
     if (st) {
         hfc_engine_free(e);
         return st;
@@ -415,16 +499,20 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
                 }
             break;
         }
-        case HFC_OP_CONV2D:
+        case HFC_OP_CONV2D: {
+            hfc_conv_extras ex = {s->b, s->in_scale, s->in_shift, s->in_relu, NULL, s->relu};
+            if (s->residual >= 0)
+                ex.residual = slot_tensor(e, ws, s->residual, nd->out, n).data;
             if (s->path == CONV_WINOGRAD)
-                hfc_conv2d_winograd(&x, s->wt, s->b, s->relu, s->chunk, ws->col, &y);
+                hfc_conv2d_winograd(&x, s->wt, s->chunk, &ex, ws->col, &y);
             else if (s->path == CONV_DIRECT)
-                hfc_conv2d_direct(&x, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
-                                  s->relu, ws->col, &y);
+                hfc_conv2d_direct(&x, s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &ex,
+                                  ws->col, &y);
             else
                 hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
                            s->relu, ws->col, &y);
             break;
+        }
         case HFC_OP_BATCHNORM:
             hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
             break;

@@ -1,5 +1,6 @@
 /* fuzz_cifar.c - libFuzzer harness: any bytes as a CIFAR-10 file must load
- * or fail with a status; a file that loads is split at two radii. */
+ * or fail with a status; a file that loads is split at a radius from its
+ * first label (0 to 27; the splitter serves up to 30). */
 #include "hfc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
