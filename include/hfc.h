@@ -259,6 +259,11 @@ void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);
  * fault costs ~12 us in this VM, 18 ms for the split's 6 MB of output).
  * NULL when out of memory. */
 void *hfc_alloc_big(size_t bytes);
+/* Write a finished report to path (src/output.c): a regular file (or a new
+ * one) is replaced atomically, symbolic links are followed and kept, the
+ * target's permission bits kept; a device, a FIFO or "-", /dev/stdout,
+ * /dev/stderr, /dev/fd/N is written directly. */
+hfc_status hfc_write_output(const char *path, const char *text, hfc_error *err);
 /* Read a whole file into *buf (caller frees). */
 hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err);
 

@@ -56,33 +56,6 @@ static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *ta
     return out;
 }
 
-/* Write text to path through a temporary file in the same directory, so an
- * error never leaves a half-written file in place of the old one. */
-static hfc_status write_atomically(const char *path, const char *text, hfc_error *err)
-{
-    char tmp[1200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
-        return hfc_fail(err, HFC_ERR_IO, path, "path too long");
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return hfc_fail(err, HFC_ERR_IO, path, "cannot create a file beside it: %s", strerror(errno));
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return hfc_fail(err, HFC_ERR_IO, path, "cannot write: %s", strerror(errno));
-    }
-    int bad = fputs(text, f) < 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return hfc_fail(err, HFC_ERR_IO, path, "cannot write: %s", strerror(e));
-    }
-    return HFC_OK;
-}
-
 static double now(void)
 {
     struct timespec ts;
@@ -146,7 +119,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.output) {
-        st = write_atomically(o.output, text, &err);
+        st = hfc_write_output(o.output, text, &err);
     } else if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
         st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(errno));
     }

@@ -133,6 +133,72 @@ expect $? "--output writes the file"
 [ "$(cat "$T/keep.jsonl")" = previous ] && [ -z "$(ls "$T" | grep tmp-)" ]
 expect $? "a failed run leaves the previous --output file intact and no temporary file"
 
+echo "== --output: files, links, devices, FIFOs (src/output.c)"
+# Two reports are the same apart from the run time.
+same_report() { cmp -s <(sed 's/"seconds":[0-9.e+-]*//' "$1") <(sed 's/"seconds":[0-9.e+-]*//' "$2"); }
+run8() { "$HFC" --data "$TINY" --radius 4 --limit 8 "$@" "$MODEL"; }
+run8 >"$T/expect.jsonl"
+mkdir -p "$T/links/real"
+echo old >"$T/links/real/target.jsonl"
+chmod 640 "$T/links/real/target.jsonl"
+ln -s real/target.jsonl "$T/links/link.jsonl"
+run8 -o "$T/links/link.jsonl" && [ -L "$T/links/link.jsonl" ] &&
+    same_report "$T/links/real/target.jsonl" "$T/expect.jsonl" &&
+    [ "$(stat -c %a "$T/links/real/target.jsonl")" = 640 ] && [ -z "$(ls "$T/links/real" | grep tmp-)" ]
+expect $? "--output through a symlink writes its target and keeps the link and the target's mode 640"
+ln -s real/new.jsonl "$T/links/dangling.jsonl"
+(umask 027 && run8 -o "$T/links/dangling.jsonl") && [ -L "$T/links/dangling.jsonl" ] &&
+    same_report "$T/links/real/new.jsonl" "$T/expect.jsonl" && [ "$(stat -c %a "$T/links/real/new.jsonl")" = 640 ]
+expect $? "--output through a dangling symlink creates its target with mode 0666 & ~umask (umask 027: 640)"
+(umask 022 && run8 -o "$T/links/fresh.jsonl") && [ "$(stat -c %a "$T/links/fresh.jsonl")" = 644 ]
+expect $? "a new --output file gets mode 0666 & ~umask (umask 022: 644)"
+run8 -o /dev/null && [ -c /dev/null ]
+expect $? "--output /dev/null: written, still a character device"
+expect_error 2 "/dev/full: cannot write: No space left on device" -- --data "$TINY" --radius 4 --limit 8 -o /dev/full "$MODEL"
+[ -c /dev/full ]
+expect $? "/dev/full is still a character device after a failed write"
+run8 -o /dev/stdout >"$T/stdout.jsonl" && [ -L /dev/stdout ] && same_report "$T/stdout.jsonl" "$T/expect.jsonl"
+expect $? "--output /dev/stdout writes standard output"
+echo first >"$T/append.jsonl"
+run8 -o /dev/stdout >>"$T/append.jsonl" && [ "$(head -1 "$T/append.jsonl")" = first ] &&
+    [ "$(wc -l <"$T/append.jsonl")" = 2 ]
+expect $? "--output /dev/stdout >>FILE appends, as the shell asked"
+mkfifo "$T/fifo"
+timeout 60 cat "$T/fifo" >"$T/from-fifo" &  # timeout: never hang the suite
+run8 -o "$T/fifo"
+rc=$?
+wait
+[ $rc = 0 ] && [ -p "$T/fifo" ] && same_report "$T/from-fifo" "$T/expect.jsonl"
+expect $? "--output FIFO: cat reads the JSON, the FIFO stays a FIFO"
+expect_error 2 "is a directory" -- --data "$TINY" --radius 4 --limit 8 -o "$T/links" "$MODEL"
+# A read-only directory. root ignores permission bits, so as root the run is
+# made as nobody (setpriv) from copies in a directory nobody can reach.
+RO=$T/ro
+mkdir -p "$RO/dir"
+cp "$HFC" "$TINY" "$MODEL" "$RO/"
+echo old >"$RO/dir/existing.jsonl"
+chmod 666 "$RO/dir/existing.jsonl"
+chmod 555 "$RO/dir"
+as_user=()
+if [ "$(id -u)" = 0 ]; then
+    chmod 755 "$T" "$RO"
+    as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+ro_run() { "${as_user[@]}" "$RO/hfc-eval" --data "$RO/tiny.cifar" --radius 4 --limit 8 -o "$1" "$RO/preact.bin"; }
+if "${as_user[@]}" true 2>/dev/null; then
+    ro_run "$RO/dir/existing.jsonl" && grep -q '^{"radius":4,"images":8,' "$RO/dir/existing.jsonl" &&
+        [ "$(stat -c %a "$RO/dir/existing.jsonl")" = 666 ]
+    expect $? "--output to a file in a read-only directory rewrites it in place"
+    ro_run "$RO/dir/new.jsonl" 2>"$T/ro.err"
+    [ $? = 2 ] && grep -q "new.jsonl: cannot create a file beside it: Permission denied" "$T/ro.err" &&
+        [ ! -e "$RO/dir/new.jsonl" ]
+    expect $? "--output to a new file in a read-only directory: exit 2 ($(cat "$T/ro.err"))"
+else
+    echo "SKIP: read-only directory tests: cannot run as another user"
+fi
+chmod 755 "$RO/dir"
+chmod 700 "$T"
+
 echo "== pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&
