@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     }
     uint8_t *pixels;
     if (strcmp(argv[2], "-")) {
-        if (hfc_dataset_load(&ds, argv[2], n, &err)) {
+        if (hfc_dataset_load(&ds, argv[2], HFC_CIFAR10, HFC_SET_TEST, n, &err)) {
             fprintf(stderr, "bench_parts: %s: %s\n", err.path, err.reason);
             return 1;
         }

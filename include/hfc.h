@@ -42,24 +42,52 @@ hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
 #define HFC_CIFAR_SIDE 32
 #define HFC_CIFAR_CHANNELS 3
 #define HFC_CIFAR_PIXELS (HFC_CIFAR_CHANNELS * HFC_CIFAR_SIDE * HFC_CIFAR_SIDE) /* 3072 */
-#define HFC_CIFAR_RECORD (1 + HFC_CIFAR_PIXELS)                                /* 3073 */
 #define HFC_CIFAR_CLASSES 10
+#define HFC_MAX_CLASSES 100   /* CIFAR-100's fine labels */
+
+typedef enum { HFC_CIFAR10, HFC_CIFAR100 } hfc_dataset_kind;
+typedef enum { HFC_SET_TEST, HFC_SET_TRAIN } hfc_set;
 
 typedef struct {
-    size_t n;          /* number of images */
-    uint8_t *labels;   /* (n) values 0..9 */
+    hfc_dataset_kind kind;
+    hfc_set set;
+    int n_classes;     /* 10, or 100 (CIFAR-100's fine labels) */
+    size_t n;          /* number of images held */
+    uint8_t *labels;   /* (n) values 0..n_classes-1 */
     uint8_t *pixels;   /* (n, 3, 32, 32) R, G, B planes, row-major */
-    char path[1024];   /* the file the images came from */
+    size_t first;      /* index of images[0] in the set (a shard starts past 0) */
+    size_t set_images; /* images in the whole set (after the limit) */
+    int has_names;     /* class_names read from the names file beside the data */
+    char class_names[HFC_MAX_CLASSES][32];
+    char path[1024];   /* the file the images came from ("DIR/{a ... b}" for several) */
 } hfc_dataset;
 
-/* Read a CIFAR-10 binary file, or DIR/test_batch.bin when path is a
- * directory. limit > 0 keeps only the first `limit` images. */
-hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, size_t limit,
-                            hfc_error *err);
-/* The same from a file already in memory (raw is not kept). */
+/* Read a set: path is a file, or a directory holding the official files
+ * (CIFAR-10: test_batch.bin, data_batch_1..5.bin; CIFAR-100: test.bin,
+ * train.bin). limit > 0 keeps only the first `limit` images. Class names
+ * come from batches.meta.txt / fine_label_names.txt beside the data, if
+ * there. --set train with a file is HFC_ERR_USAGE. */
+hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind kind, hfc_set set,
+                            size_t limit, hfc_error *err);
+/* One file already in memory (raw is not kept), as a test set. */
 hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
-                             size_t limit, hfc_error *err);
+                             hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* Keep only shard `index` of `count`: images [index*n/count, (index+1)*n/count). */
+hfc_status hfc_dataset_shard(hfc_dataset *ds, int index, int count, hfc_error *err);
 void hfc_dataset_free(hfc_dataset *ds);
+/* "cifar10"/"cifar100", "test"/"train": the names used by options and JSON. */
+const char *hfc_dataset_name(hfc_dataset_kind kind);
+const char *hfc_set_name(hfc_set set);
+
+/* -------------------------------------------------------------- progress */
+
+/* A long run says how far it is: update(ctx, done, total) in the calling
+ * thread after each batch, `done` rising to `total` (units: images). A NULL
+ * hfc_progress, or a NULL update, reports nothing. */
+typedef struct {
+    void (*update)(void *ctx, size_t done, size_t total);
+    void *ctx;
+} hfc_progress;
 
 /* ----------------------------------------------------------------- split */
 
@@ -144,6 +172,7 @@ typedef struct {
     float *arena;                 /* every weight, one allocation */
     size_t arena_floats;
     char *metadata_json;          /* the file's "metadata" object, printed */
+    double epoch;                 /* metadata "epoch" (a checkpoint series), or -1 */
     char sha256[65];              /* of the whole file, hex */
     char path[1024];
 } hfc_model;
@@ -185,23 +214,34 @@ typedef struct {
     double radius;
     size_t images;
     size_t correct[HFC_VERSIONS];
-    size_t class_images[HFC_CIFAR_CLASSES];
-    size_t class_correct[HFC_CIFAR_CLASSES][HFC_VERSIONS];
+    size_t class_images[HFC_MAX_CLASSES];
+    size_t class_correct[HFC_MAX_CLASSES][HFC_VERSIONS];
 } hfc_tally;
 
 /* The experiment: stream the dataset in batches; per batch, transform each
  * image once, run every model on the originals once and, per radius, on the
  * low and high reconstructions. tallies: (n_models, n_radii), filled here.
- * Every model must take 3x32x32 input and have 10 classes. */
+ * Every model must take 3x32x32 input and have the data's class count. */
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                         const double *radii, int n_radii, const hfc_dataset *ds,
-                        size_t batch, hfc_tally *tallies, hfc_error *err);
+                        size_t batch, const hfc_progress *progress, hfc_tally *tallies,
+                        hfc_error *err);
 
 /* ---------------------------------------------------------------- report */
 
-/* One JSON object (no newline) for a model at one radius; caller frees. */
-char *hfc_report_json(const hfc_tally *t, const hfc_model *m,
-                      const char *data_path, double seconds, int pretty);
+/* One JSON object (no newline) for a model at one radius of a run over ds
+ * (its path, dataset, set, class names and, when ds is a shard of shard_count,
+ * the shard); caller frees. Schema: README, "Output: JSON Lines". */
+char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
+                      int shard_index, int shard_count, double seconds, int pretty);
+
+/* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
+ * order), check that the shards of each model, radius and settings tile the
+ * set exactly, and return in *text (caller frees) what one run over the
+ * whole set prints, `seconds` being the shards' sum. HFC_ERR_DATA names the
+ * file for overlaps, gaps, different settings or a malformed report. */
+hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **text,
+                     hfc_error *err);
 
 /* Draw the paper's pictures into dir (made if it does not exist; files
  * named in src/report_png.c and README): for each model and radius a
@@ -221,8 +261,15 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
 #define HFC_MAX_MODELS 32
 #define HFC_MAX_PNG_IMAGES 32
 
+typedef enum {
+    HFC_CMD_EVALUATE, /* hfc-eval [options] MODEL... */
+    HFC_CMD_COMPARE,  /* hfc-eval compare: the same, a table by default */
+    HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
+} hfc_command;
+
 /* What the command line asks for (src/cli_args.c). Strings point into argv. */
 typedef struct {
+    hfc_command command;
     double radii[HFC_MAX_RADII];
     int n_radii;
     const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
@@ -235,7 +282,11 @@ typedef struct {
     const char *png_dir;   /* NULL: no pictures */
     size_t png_images[HFC_MAX_PNG_IMAGES]; /* test-set indices for the grids */
     int n_png_images;      /* 0: the first image of each class */
-    const char *models[HFC_MAX_MODELS];
+    int progress;          /* -1: when stderr is a terminal; 0 never; 1 always */
+    int shard_index, shard_count; /* --shard K/N; shard_count 0: the whole set */
+    hfc_set set;           /* --set */
+    hfc_dataset_kind dataset; /* --dataset */
+    const char *models[HFC_MAX_MODELS]; /* merge: the report files */
     int n_models;
 } hfc_options;
 

@@ -12,6 +12,7 @@
 const char hfc_usage[] =
     "usage: hfc-eval [options] MODEL...\n"
     "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
+    "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
     "\n"
     "Split every CIFAR-10 test image into its low- and high-frequency\n"
     "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
@@ -20,9 +21,14 @@ const char hfc_usage[] =
     "\n"
     "options:\n"
     "  -r, --radius LIST     radii, comma-separated, each in 0..1000 (default 4,8,12,16)\n"
-    "  -d, --data PATH       CIFAR-10 binary file or directory holding test_batch.bin\n"
+    "  -d, --data PATH       CIFAR binary file or the directory of the official files\n"
     "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
+    "      --dataset NAME    cifar10 (default) or cifar100 (fine labels)\n"
+    "      --set NAME        test (default) or train (all training batches; --data\n"
+    "                        must then be a directory)\n"
     "  -n, --limit N         use only the first N images\n"
+    "      --shard K/N       evaluate only images [K*n/N, (K+1)*n/N) of the n chosen,\n"
+    "                        0 <= K < N; `hfc-eval merge` joins the shards' reports\n"
     "  -b, --batch-size N    images per batch (default 256)\n"
     "  -j, --threads N       worker threads (default: number of CPUs)\n"
     "  -o, --output FILE     write the JSON to FILE instead of stdout: a regular file\n"
@@ -37,6 +43,8 @@ const char hfc_usage[] =
     "                        conv kernels, and accuracy against radius (see README)\n"
     "      --png-images LIST test-set indices for the grids (default: the first\n"
     "                        image of each class; at most 32)\n"
+    "      --progress        a progress line on stderr even when it is not a terminal\n"
+    "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
     "\n"
@@ -51,6 +59,34 @@ void hfc_options_default(hfc_options *o)
     o->batch = 256;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
+    o->progress = -1;
+}
+
+/* --shard K/N: 0 <= K < N <= 1000000. */
+static hfc_status parse_shard(const char *s, hfc_options *o, hfc_error *err)
+{
+    const char *slash = strchr(s, '/');
+    char *end;
+    long long k = -1, n = -1;
+    if (slash && slash > s && s[0] >= '0' && s[0] <= '9' && slash[1] >= '0' && slash[1] <= '9') {
+        errno = 0;
+        k = strtoll(s, &end, 10);
+        if (end != slash || errno)
+            k = -1;
+        n = strtoll(slash + 1, &end, 10);
+        if (*end || errno)
+            n = -1;
+    }
+    if (k < 0 || n < 0)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--shard: '%s' is not K/N (e.g. 0/4)", s);
+    if (n < 1 || n > 1000000)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--shard: '%s': N must be in 1..1000000", s);
+    if (k >= n)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--shard: '%s': K must be below N (shards are numbered 0..N-1)", s);
+    o->shard_index = (int)k;
+    o->shard_count = (int)n;
+    return HFC_OK;
 }
 
 static hfc_status parse_count(const char *s, const char *opt, long long lo, long long hi,
@@ -140,6 +176,19 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
         o->png_dir = val;
     } else if (is(a, NULL, "--png-images")) {
         *st = parse_indices(val, o, err);
+    } else if (is(a, NULL, "--shard")) {
+        *st = parse_shard(val, o, err);
+    } else if (is(a, NULL, "--set")) {
+        if (!strcmp(val, "test") || !strcmp(val, "train"))
+            o->set = !strcmp(val, "train") ? HFC_SET_TRAIN : HFC_SET_TEST;
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--set: '%s' is not test or train", val);
+    } else if (is(a, NULL, "--dataset")) {
+        if (!strcmp(val, "cifar10") || !strcmp(val, "cifar100"))
+            o->dataset = !strcmp(val, "cifar100") ? HFC_CIFAR100 : HFC_CIFAR10;
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--dataset: '%s' is not cifar10 or cifar100",
+                           val);
     } else {
         return -1;
     }
@@ -152,7 +201,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     *action = HFC_CLI_RUN;
     int i = 1;
     if (argc > 1 && !strcmp(argv[1], "compare")) {
+        o->command = HFC_CMD_COMPARE;
         o->table = 1;
+        i = 2;
+    } else if (argc > 1 && !strcmp(argv[1], "merge")) {
+        o->command = HFC_CMD_MERGE;
         i = 2;
     }
     for (; i < argc; i++) {
@@ -169,6 +222,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             o->table = 1;
         } else if (is(a, NULL, "--json")) {
             o->table = 0;
+        } else if (is(a, NULL, "--progress") || is(a, NULL, "--no-progress")) {
+            o->progress = !strcmp(a, "--progress");
         } else if (a[0] != '-' || !a[1]) {
             if (o->n_models == HFC_MAX_MODELS)
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
@@ -184,10 +239,22 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                 return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
             if (st)
                 return st;
+            if (o->command == HFC_CMD_MERGE && !is(a, "-o", "--output"))
+                return hfc_fail(err, HFC_ERR_USAGE, "",
+                                "merge takes only -o and --pretty: '%s' belongs to the runs "
+                                "it merges",
+                                a);
             i++;
         }
     }
     if (o->n_models == 0)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "no MODEL given (see --help)");
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        o->command == HFC_CMD_MERGE ? "merge: no REPORT file given (see --help)"
+                                                    : "no MODEL given (see --help)");
+    if (o->table && o->command == HFC_CMD_MERGE)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
+    if (o->shard_count && o->png_dir)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--png draws a whole run: not with --shard (merge the shards' reports)");
     return HFC_OK;
 }

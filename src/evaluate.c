@@ -25,18 +25,21 @@ static void count(hfc_tally *t, int version, const float *logits, int k, const u
 
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                         const double *radii, int n_radii, const hfc_dataset *ds,
-                        size_t batch, hfc_tally *tallies, hfc_error *err)
+                        size_t batch, const hfc_progress *progress, hfc_tally *tallies,
+                        hfc_error *err)
 {
+    const int K = ds->n_classes;
     for (int j = 0; j < n_models; j++) {
         const hfc_model *m = models[j];
         if (m->channels != HFC_CIFAR_CHANNELS || m->height != HFC_CIFAR_SIDE ||
             m->width != HFC_CIFAR_SIDE)
             return hfc_fail(err, HFC_ERR_MODEL, m->path,
-                            "model takes %dx%dx%d input; CIFAR-10 images are 3x32x32",
+                            "model takes %dx%dx%d input; CIFAR images are 3x32x32",
                             m->channels, m->height, m->width);
-        if (m->n_classes != HFC_CIFAR_CLASSES)
-            return hfc_fail(err, HFC_ERR_MODEL, m->path,
-                            "model has %d classes; CIFAR-10 has 10", m->n_classes);
+        if (m->n_classes != K)
+            return hfc_fail(err, HFC_ERR_MODEL, m->path, "model has %d classes; %s has %d%s",
+                            m->n_classes, hfc_dataset_name(ds->kind), K,
+                            m->n_classes == 100 ? " (use --dataset cifar100)" : "");
     }
     if (batch > ds->n)
         batch = ds->n ? ds->n : 1;
@@ -51,7 +54,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     if (st)
         return st;
     float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
-    float *logits = malloc(batch * HFC_CIFAR_CLASSES * sizeof *logits);
+    float *logits = malloc(batch * (size_t)K * sizeof *logits);
     if (!x || !logits) {
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
         goto done;
@@ -75,7 +78,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
         for (int j = 0; j < n_models; j++) {
             hfc_engine_forward(engines[j], x, n, logits);
             for (int r = 0; r < n_radii; r++)
-                count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, HFC_CIFAR_CLASSES, labels, n);
+                count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, K, labels, n);
         }
         for (int r = 0; r < n_radii; r++) {
             if ((st = hfc_split_radius(split, radii[r], err)))
@@ -83,11 +86,13 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
             for (int j = 0; j < n_models; j++) {
                 hfc_tally *t = &tallies[j * n_radii + r];
                 hfc_engine_forward(engines[j], hfc_split_low(split), n, logits);
-                count(t, HFC_LOW, logits, HFC_CIFAR_CLASSES, labels, n);
+                count(t, HFC_LOW, logits, K, labels, n);
                 hfc_engine_forward(engines[j], hfc_split_high(split), n, logits);
-                count(t, HFC_HIGH, logits, HFC_CIFAR_CLASSES, labels, n);
+                count(t, HFC_HIGH, logits, K, labels, n);
             }
         }
+        if (progress && progress->update)
+            progress->update(progress->ctx, first + n, ds->n);
     }
 done:
     free(x);

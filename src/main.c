@@ -12,7 +12,7 @@
 
 /* Append the text of every model x radius to `out` (JSON Lines or a table). */
 static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *tallies,
-                    const char *data_path, double seconds)
+                    const hfc_dataset *ds, double seconds)
 {
     size_t cap = 4096, len = 0;
     char *out = malloc(cap);
@@ -33,7 +33,8 @@ static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *ta
                          base ? base + 1 : models[j].path, t->radius, t->correct[0] / n,
                          t->correct[1] / n, t->correct[2] / n);
             } else {
-                line = hfc_report_json(t, &models[j], data_path, seconds, o->pretty);
+                line = hfc_report_json(t, &models[j], ds, o->shard_index, o->shard_count, seconds,
+                                       o->pretty);
                 if (!line) {
                     free(out);
                     return NULL;
@@ -63,18 +64,105 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int main(int argc, char **argv)
+/* The progress line on stderr: images done, a bar, rate and time left,
+ * redrawn at most 5 times a second and erased when the run ends. */
+typedef struct {
+    const char *what;  /* "images" */
+    double start, last;
+    int drawn;
+} progress_line;
+
+static void progress_draw(void *ctx, size_t done, size_t total)
 {
-    hfc_options o;
-    hfc_options_default(&o);
-    hfc_error err = {{0}, {0}};
+    progress_line *p = ctx;
+    double t = now();
+    if (done < total && t - p->last < 0.2)
+        return;
+    p->last = t;
+    double rate = done / (t - p->start > 1e-6 ? t - p->start : 1e-6);
+    char bar[21];
+    int fill = total ? (int)(20 * done / total) : 20;
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[20] = 0;
+    double left = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%zu/%zu %s [%s] %3d%%  %.0f %s/s  %.0f s left\033[K", done, total,
+            p->what, bar, total ? (int)(100 * done / total) : 100, rate, p->what, left);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+static void progress_end(progress_line *p)
+{
+    if (p->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
+/* The experiment: load the models and the data, evaluate, draw, render. */
+static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error *err)
+{
     hfc_dataset ds = {0};
     hfc_model models[HFC_MAX_MODELS];
     hfc_engine *engines[HFC_MAX_MODELS] = {0};
     const hfc_model *model_ptrs[HFC_MAX_MODELS];
     hfc_tally *tallies = NULL;
-    char *text = NULL;
     int n_loaded = 0;
+    hfc_status st = HFC_OK;
+    if (!o->data) {
+        const char *env = getenv("HFC_DATA");
+        o->data = env && *env ? env : "data/cifar-10-batches-bin";
+    }
+    for (; n_loaded < o->n_models; n_loaded++) {
+        if ((st = hfc_model_load(&models[n_loaded], o->models[n_loaded], err)))
+            goto out;
+        model_ptrs[n_loaded] = &models[n_loaded];
+        if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], o->threads, err))) {
+            hfc_model_free(&models[n_loaded]);
+            goto out;
+        }
+    }
+    if ((st = hfc_dataset_load(&ds, o->data, o->dataset, o->set, o->limit, err)))
+        goto out;
+    if (o->shard_count && (st = hfc_dataset_shard(&ds, o->shard_index, o->shard_count, err)))
+        goto out;
+    tallies = calloc((size_t)o->n_models * o->n_radii, sizeof *tallies);
+    if (!tallies) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+        goto out;
+    }
+    progress_line line = {"images", now(), 0, 0};
+    hfc_progress progress = {progress_draw, &line};
+    int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+    st = hfc_evaluate(engines, model_ptrs, o->n_models, o->radii, o->n_radii, &ds, o->batch,
+                      show ? &progress : NULL, tallies, err);
+    progress_end(&line);
+    if (st)
+        goto out;
+    if (o->png_dir &&
+        (st = hfc_pictures(o->png_dir, engines, model_ptrs, o->n_models, o->radii, o->n_radii, &ds,
+                           o->png_images, o->n_png_images, tallies, err)))
+        goto out;
+    double seconds = round((now() - t0) * 1000.0) / 1000.0;
+    if (!(*text = render(o, models, tallies, &ds, seconds)))
+        st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
+out:
+    free(tallies);
+    hfc_dataset_free(&ds);
+    for (int j = 0; j < n_loaded; j++) {
+        hfc_engine_free(engines[j]);
+        hfc_model_free(&models[j]);
+    }
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    hfc_options o;
+    hfc_options_default(&o);
+    hfc_error err = {{0}, {0}};
+    char *text = NULL;
     hfc_cli_action action;
     double t0 = now();
 
@@ -85,39 +173,12 @@ int main(int argc, char **argv)
         fputs(action == HFC_CLI_HELP ? hfc_usage : "hfc-eval " HFC_VERSION "\n", stdout);
         goto out;
     }
-    if (!o.data) {
-        const char *env = getenv("HFC_DATA");
-        o.data = env && *env ? env : "data/cifar-10-batches-bin";
-    }
-    for (; n_loaded < o.n_models; n_loaded++) {
-        if ((st = hfc_model_load(&models[n_loaded], o.models[n_loaded], &err)))
-            goto out;
-        model_ptrs[n_loaded] = &models[n_loaded];
-        if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], o.threads, &err))) {
-            hfc_model_free(&models[n_loaded]);
-            goto out;
-        }
-    }
-    if ((st = hfc_dataset_load(&ds, o.data, o.limit, &err)))
+    if (o.command == HFC_CMD_MERGE)
+        st = hfc_merge(o.models, o.n_models, o.pretty, &text, &err);
+    else
+        st = run_evaluate(&o, t0, &text, &err);
+    if (st)
         goto out;
-    tallies = calloc((size_t)o.n_models * o.n_radii, sizeof *tallies);
-    if (!tallies) {
-        st = hfc_fail(&err, HFC_ERR_NOMEM, "", "out of memory");
-        goto out;
-    }
-    if ((st = hfc_evaluate(engines, model_ptrs, o.n_models, o.radii, o.n_radii, &ds, o.batch,
-                           tallies, &err)))
-        goto out;
-    if (o.png_dir &&
-        (st = hfc_pictures(o.png_dir, engines, model_ptrs, o.n_models, o.radii, o.n_radii, &ds,
-                           o.png_images, o.n_png_images, tallies, &err)))
-        goto out;
-    double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    text = render(&o, models, tallies, ds.path, seconds);
-    if (!text) {
-        st = hfc_fail(&err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-        goto out;
-    }
     if (o.output) {
         st = hfc_write_output(o.output, text, &err);
     } else if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
@@ -125,12 +186,6 @@ int main(int argc, char **argv)
     }
 out:
     free(text);
-    free(tallies);
-    hfc_dataset_free(&ds);
-    for (int j = 0; j < n_loaded; j++) {
-        hfc_engine_free(engines[j]);
-        hfc_model_free(&models[j]);
-    }
     if (fclose(stdout) != 0 && !st)
         st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(errno));
     if (st) {

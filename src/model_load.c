@@ -523,6 +523,10 @@ static hfc_status parse_header(loader *L, const cJSON *root, hfc_model *m)
     }
 
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(meta, "epoch");
+    m->epoch = cJSON_IsNumber(epoch) && epoch->valuedouble >= 0 && epoch->valuedouble <= 1e9
+                   ? epoch->valuedouble
+                   : -1;
     char *printed = cJSON_IsObject(meta) ? cJSON_PrintUnformatted(meta) : NULL;
     m->metadata_json = strdup(printed ? printed : "{}");
     cJSON_free(printed);

@@ -9,8 +9,8 @@ static const char *VERSION_NAMES[HFC_VERSIONS] = {"original", "low", "high"};
 
 static double fraction(size_t num, size_t den) { return den ? (double)num / (double)den : 0.0; }
 
-char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const char *data_path,
-                      double seconds, int pretty)
+char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
+                      int shard_index, int shard_count, double seconds, int pretty)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -24,8 +24,8 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const char *data_p
         cJSON_AddNumberToObject(cor, VERSION_NAMES[v], (double)t->correct[v]);
     }
     cJSON *per = cJSON_AddObjectToObject(o, "per_class");
-    for (int c = 0; c < HFC_CIFAR_CLASSES && c < m->n_classes; c++) {
-        cJSON *pc = cJSON_AddObjectToObject(per, m->classes[c]);
+    for (int c = 0; c < ds->n_classes && c < m->n_classes; c++) {
+        cJSON *pc = cJSON_AddObjectToObject(per, ds->has_names ? ds->class_names[c] : m->classes[c]);
         if (!pc)  /* duplicate or unprintable names still get a row */
             continue;
         cJSON_AddNumberToObject(pc, "images", (double)t->class_images[c]);
@@ -37,7 +37,17 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const char *data_p
     cJSON_AddStringToObject(o, "model", base ? base + 1 : m->path);
     cJSON_AddStringToObject(o, "model_path", m->path);
     cJSON_AddStringToObject(o, "model_sha256", m->sha256);
-    cJSON_AddStringToObject(o, "data", data_path);
+    cJSON_AddStringToObject(o, "data", ds->path);
+    cJSON_AddStringToObject(o, "dataset", hfc_dataset_name(ds->kind));
+    cJSON_AddStringToObject(o, "set", hfc_set_name(ds->set));
+    if (shard_count > 0) { /* hfc_merge removes this and sums the counts */
+        cJSON *sh = cJSON_AddObjectToObject(o, "shard");
+        cJSON_AddNumberToObject(sh, "index", shard_index);
+        cJSON_AddNumberToObject(sh, "count", shard_count);
+        cJSON_AddNumberToObject(sh, "first", (double)ds->first);
+        cJSON_AddNumberToObject(sh, "end", (double)(ds->first + ds->n));
+        cJSON_AddNumberToObject(sh, "set_images", (double)ds->set_images);
+    }
     cJSON_AddNumberToObject(o, "seconds", seconds);
     char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -323,6 +323,50 @@ static void marker(hfc_canvas *c, int x, int y, int version, hfc_rgb colour)
     }
 }
 
+/* Title, grid, ticks and labels of a plot of accuracy (0..1) against x (0..x_max). */
+static void draw_axes(hfc_canvas *c, const char *title, double x_max, const char *xlabel)
+{
+    double step = x_tick_step(x_max);
+    char line[160];
+    canvas_text(c, PLOT_LEFT, MARGIN, 2, INK, title);
+    canvas_text(c, MARGIN, PLOT_TOP - 16, 1, INK, "accuracy");
+    for (int t = 0; t <= 10; t++) { /* y: 0 to 1 by 0.1, labels every 0.2 */
+        int x, y;
+        plot_point(x_max, 0, t / 10.0, &x, &y);
+        canvas_rect(c, PLOT_LEFT, y, PLOT_W, 1, GRID_LINE);
+        canvas_rect(c, PLOT_LEFT - 5, y, 5, 1, INK);
+        if (t % 2 == 0) {
+            snprintf(line, sizeof line, "%.1f", t / 10.0);
+            canvas_text(c, PLOT_LEFT - 8 - canvas_text_width(line, 1), y - 3, 1, INK, line);
+        }
+    }
+    for (double r = 0; r <= x_max + 1e-9; r += step) {
+        int x, y;
+        plot_point(x_max, r, 0, &x, &y);
+        canvas_rect(c, x, PLOT_TOP, 1, PLOT_H, GRID_LINE);
+        canvas_rect(c, x, y, 1, 5, INK);
+        snprintf(line, sizeof line, "%g", r);
+        canvas_text(c, x - canvas_text_width(line, 1) / 2, y + 8, 1, INK, line);
+    }
+    canvas_text(c, PLOT_LEFT + PLOT_W / 2 - canvas_text_width(xlabel, 1) / 2,
+                PLOT_TOP + PLOT_H + 24, 1, INK, xlabel);
+    canvas_rect(c, PLOT_LEFT, PLOT_TOP, 1, PLOT_H + 1, INK);          /* y axis */
+    canvas_rect(c, PLOT_LEFT, PLOT_TOP + PLOT_H, PLOT_W + 1, 1, INK); /* x axis */
+}
+
+/* The key of the markers, below a legend of `rows` entries at (x, PLOT_TOP). */
+static void marker_key(hfc_canvas *c, int x, int rows, const char *original)
+{
+    static const hfc_rgb KEY = {90, 90, 90};
+    int ky = PLOT_TOP + 14 * rows + 16;
+    canvas_line(c, x, ky + 4, x + 16, ky + 4, 2, 6, KEY);
+    canvas_text(c, x + 22, ky, 1, INK, original);
+    marker(c, x + 8, ky + 18, HFC_LOW, KEY);
+    canvas_text(c, x + 22, ky + 14, 1, INK, "low frequencies");
+    marker(c, x + 8, ky + 32, HFC_HIGH, KEY);
+    canvas_text(c, x + 22, ky + 28, 1, INK, "high frequencies");
+}
+
 static hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_models,
                             const double *radii, int n_radii, const hfc_tally *tallies,
                             hfc_error *err)
@@ -341,34 +385,10 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
     hfc_status st = canvas_new(&c, legend_x + 200, PLOT_TOP + PLOT_H + 50, WHITE, err);
     if (st)
         return st;
-    double x_max = plot_x_max(radii, n_radii), step = x_tick_step(x_max);
+    double x_max = plot_x_max(radii, n_radii);
     char line[160];
     snprintf(line, sizeof line, "accuracy against radius (%zu images)", tallies[0].images);
-    canvas_text(&c, PLOT_LEFT, MARGIN, 2, INK, line);
-    canvas_text(&c, MARGIN, PLOT_TOP - 16, 1, INK, "accuracy");
-    for (int t = 0; t <= 10; t++) { /* y: 0 to 1 by 0.1, labels every 0.2 */
-        int x, y;
-        plot_point(x_max, 0, t / 10.0, &x, &y);
-        canvas_rect(&c, PLOT_LEFT, y, PLOT_W, 1, GRID_LINE);
-        canvas_rect(&c, PLOT_LEFT - 5, y, 5, 1, INK);
-        if (t % 2 == 0) {
-            snprintf(line, sizeof line, "%.1f", t / 10.0);
-            canvas_text(&c, PLOT_LEFT - 8 - canvas_text_width(line, 1), y - 3, 1, INK, line);
-        }
-    }
-    for (double r = 0; r <= x_max + 1e-9; r += step) {
-        int x, y;
-        plot_point(x_max, r, 0, &x, &y);
-        canvas_rect(&c, x, PLOT_TOP, 1, PLOT_H, GRID_LINE);
-        canvas_rect(&c, x, y, 1, 5, INK);
-        snprintf(line, sizeof line, "%g", r);
-        canvas_text(&c, x - canvas_text_width(line, 1) / 2, y + 8, 1, INK, line);
-    }
-    const char *xlabel = "radius r (low: dist < r)";
-    canvas_text(&c, PLOT_LEFT + PLOT_W / 2 - canvas_text_width(xlabel, 1) / 2,
-                PLOT_TOP + PLOT_H + 24, 1, INK, xlabel);
-    canvas_rect(&c, PLOT_LEFT, PLOT_TOP, 1, PLOT_H + 1, INK);          /* y axis */
-    canvas_rect(&c, PLOT_LEFT, PLOT_TOP + PLOT_H, PLOT_W + 1, 1, INK); /* x axis */
+    draw_axes(&c, line, x_max, "radius r (low: dist < r)");
 
     for (int j = 0; j < n_models; j++) {
         hfc_rgb colour = PLOT_COLOURS[j % 10];
@@ -400,14 +420,70 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
         snprintf(line, sizeof line, "%.26s", base ? base + 1 : models[j]->path);
         canvas_text(&c, legend_x + 22, PLOT_TOP + 4 + 14 * j, 1, INK, line);
     }
-    int ky = PLOT_TOP + 14 * n_models + 16;
-    static const hfc_rgb KEY = {90, 90, 90};
-    canvas_line(&c, legend_x, ky + 4, legend_x + 16, ky + 4, 2, 6, KEY);
-    canvas_text(&c, legend_x + 22, ky, 1, INK, "original (flat)");
-    marker(&c, legend_x + 8, ky + 18, HFC_LOW, KEY);
-    canvas_text(&c, legend_x + 22, ky + 14, 1, INK, "low frequencies");
-    marker(&c, legend_x + 8, ky + 32, HFC_HIGH, KEY);
-    canvas_text(&c, legend_x + 22, ky + 28, 1, INK, "high frequencies");
+    marker_key(&c, legend_x, n_models, "original (flat)");
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}
+
+/* A checkpoint series: every model whose metadata has an epoch, in epoch
+ * order; per radius, low and high accuracy against epoch, and the original
+ * accuracy (the same for every radius) dashed. */
+static hfc_status draw_epoch_plot(const char *path, const hfc_model *const *models, int n_models,
+                                  const double *radii, int n_radii, const hfc_tally *tallies,
+                                  hfc_error *err)
+{
+    int order[HFC_MAX_MODELS], n = 0;
+    double epochs[HFC_MAX_MODELS];
+    for (int j = 0; j < n_models; j++) {
+        if (models[j]->epoch < 0)
+            continue;
+        int k = n++;
+        while (k > 0 && models[order[k - 1]]->epoch > models[j]->epoch) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = j;
+    }
+    for (int k = 0; k < n; k++)
+        epochs[k] = models[order[k]]->epoch;
+    hfc_canvas c;
+    int legend_x = PLOT_LEFT + PLOT_W + 20;
+    hfc_status st = canvas_new(&c, legend_x + 200, PLOT_TOP + PLOT_H + 50, WHITE, err);
+    if (st)
+        return st;
+    double x_max = plot_x_max(epochs, n);
+    char line[160];
+    snprintf(line, sizeof line, "accuracy against epoch (%zu images)", tallies[0].images);
+    draw_axes(&c, line, x_max, "epoch (metadata of each checkpoint)");
+    static const hfc_rgb ORIGINAL = {60, 60, 60};
+    for (int r = 0; r < n_radii; r++) {
+        hfc_rgb colour = PLOT_COLOURS[r % 10];
+        for (int v = 0; v < HFC_VERSIONS; v++) {
+            if (v == HFC_ORIGINAL && r > 0)
+                continue;
+            int px = 0, py = 0;
+            for (int k = 0; k < n; k++) {
+                const hfc_tally *t = &tallies[(size_t)order[k] * n_radii + r];
+                int x, y;
+                plot_point(x_max, epochs[k], t->images ? (double)t->correct[v] / t->images : 0,
+                           &x, &y);
+                if (k > 0)
+                    canvas_line(&c, px, py, x, y, 2, v == HFC_ORIGINAL ? 6 : 0,
+                                v == HFC_ORIGINAL ? ORIGINAL : colour);
+                if (v != HFC_ORIGINAL && k > 0)
+                    marker(&c, px, py, v, colour);
+                if (v != HFC_ORIGINAL && k == n - 1)
+                    marker(&c, x, y, v, colour);
+                px = x;
+                py = y;
+            }
+        }
+        canvas_rect(&c, legend_x, PLOT_TOP + 6 + 14 * r, 16, 3, colour);
+        snprintf(line, sizeof line, "r = %g", radii[r]);
+        canvas_text(&c, legend_x + 22, PLOT_TOP + 4 + 14 * r, 1, INK, line);
+    }
+    marker_key(&c, legend_x, n_radii, "original");
     st = canvas_write_png(&c, path, err);
     canvas_free(&c);
     return st;
@@ -484,7 +560,7 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
             pick[k] = images[k];
         }
     } else { /* the first image of each class, in class order */
-        for (int cls = 0; cls < HFC_CIFAR_CLASSES; cls++)
+        for (int cls = 0; cls < ds->n_classes && k < HFC_MAX_PNG_IMAGES; cls++)
             for (size_t i = 0; i < ds->n; i++)
                 if (ds->labels[i] == cls) {
                     pick[k++] = i;
@@ -498,7 +574,7 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
     hfc_splitter *split = NULL;
     uint8_t *orig = malloc((size_t)k * P);
     float *x = malloc((size_t)k * P * sizeof *x);
-    float *logits = malloc((size_t)k * HFC_VERSIONS * HFC_CIFAR_CLASSES * sizeof *logits);
+    float *logits = malloc((size_t)k * HFC_VERSIONS * HFC_MAX_CLASSES * sizeof *logits);
     grid_row *rows = calloc((size_t)k, sizeof *rows);
     char path[1400];
     if (!orig || !x || !logits || !rows) {
@@ -551,6 +627,13 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
     if (n_radii >= 2) {
         snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
         st = draw_plot(path, models, n_models, radii, n_radii, tallies, err);
+    }
+    int with_epoch = 0;
+    for (int j = 0; j < n_models; j++)
+        with_epoch += models[j]->epoch >= 0;
+    if (!st && with_epoch >= 2) {
+        snprintf(path, sizeof path, "%s/accuracy-vs-epoch.png", dir);
+        st = draw_epoch_plot(path, models, n_models, radii, n_radii, tallies, err);
     }
 done:
     hfc_splitter_free(split);

@@ -6,6 +6,9 @@
                       exported with tools/export_pytorch.py
   FAMILY.in / .out    random raw-pixel inputs and PyTorch's logits for them
   tiny.cifar          a small CIFAR-format file (random pixels and labels)
+  tiny100/            CIFAR-100-format test.bin (120 images) and train.bin (60),
+                      fine_label_names.txt (names "fine00" ... "fine99")
+  vgg100.bin          a 100-class VGG (random weights) for them
 
 Binary layouts (little-endian):
   split.ref: u32 n, u32 n_radii, f64 radii[n_radii], f32 images[n,3,32,32],
@@ -156,6 +159,21 @@ def main(out):
     labels = np.arange(n, dtype=np.uint8) % 10
     rec = np.concatenate([labels[:, None], rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)], 1)
     rec.astype(np.uint8).tofile(os.path.join(out, "tiny.cifar"))
+
+    # CIFAR-100: coarse label, fine label, pixels; the coarse label is fine // 5.
+    d100 = os.path.join(out, "tiny100")
+    os.makedirs(d100, exist_ok=True)
+    for name, n in (("test.bin", 120), ("train.bin", 60)):
+        fine = (np.arange(n) * 7 % 100).astype(np.uint8)
+        rec = np.concatenate([(fine // 5)[:, None], fine[:, None],
+                              rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)], 1)
+        rec.astype(np.uint8).tofile(os.path.join(d100, name))
+    with open(os.path.join(d100, "fine_label_names.txt"), "w") as f:
+        f.write("".join("fine%02d\n" % i for i in range(100)))
+    model = hfc_models.VGG(bn=True, num_classes=100)
+    randomize(model, gen)
+    export_pytorch.export(model, os.path.join(out, "vgg100.bin"), mean=mean, std=std,
+                          classes=["class%02d" % i for i in range(100)], metadata={"test": "vgg100"})
 
 
 if __name__ == "__main__":

@@ -199,6 +199,138 @@ fi
 chmod 755 "$RO/dir"
 chmod 700 "$T"
 
+echo "== progress line on stderr (a pty by script(1))"
+if command -v script >/dev/null; then
+    script -qec "$HFC --data $TINY --radius 4 -o /dev/null $MODEL" /dev/null >"$T/tty.out" 2>&1
+    grep -q '40/40 images \[####################\] 100%' "$T/tty.out"
+    expect $? "on a terminal: a progress line (images done, bar, rate, time left)"
+    script -qec "$HFC --no-progress --data $TINY --radius 4 -o /dev/null $MODEL" /dev/null >"$T/tty.out" 2>&1
+    ! grep -q 'images' "$T/tty.out"
+    expect $? "--no-progress: none on a terminal"
+else
+    echo "SKIP: script(1) not installed: no pty for the progress test"
+fi
+run8 2>"$T/err.txt" >/dev/null && [ ! -s "$T/err.txt" ]
+expect $? "stderr not a terminal: no progress line"
+run8 --progress 2>"$T/err.txt" >/dev/null && grep -q '8/8 images' "$T/err.txt"
+expect $? "--progress: a progress line even when stderr is a file"
+
+echo "== sharding and merge"
+"$HFC" --data "$TINY" --radius 0,4,30 "$MODEL" "$REF/vgg.bin" >"$T/whole.jsonl"
+for N in 1 3 7; do
+    rm -f "$T"/shard-*.jsonl
+    for ((K = N - 1; K >= 0; K--)); do
+        "$HFC" --data "$TINY" --radius 0,4,30 -b 5 --shard $K/$N "$MODEL" "$REF/vgg.bin" >"$T/shard-$K.jsonl"
+    done
+    "$HFC" merge "$T"/shard-*.jsonl >"$T/merged.jsonl" && same_report "$T/merged.jsonl" "$T/whole.jsonl" &&
+        "$PY" -c 'import json,sys; d=[json.loads(l) for l in open(sys.argv[1])]; assert d[0]["shard"]["count"] == int(sys.argv[2])' "$T/shard-0.jsonl" $N
+    expect $? "--shard K/$N for every K, then merge: byte-identical to one run (seconds aside)"
+done
+"$HFC" --data "$TINY" --radius 4 --pretty "$MODEL" >"$T/pretty.json" &&
+    "$HFC" merge --pretty "$T/pretty.json" >"$T/pretty-merged.json" && same_report "$T/pretty-merged.json" "$T/pretty.json"
+expect $? "merge reads --pretty reports and prints --pretty like a run"
+for K in 0 1 2; do
+    "$HFC" --data "$TINY" --radius 4,8 --shard $K/3 "$MODEL" >"$T/m-$K.jsonl"
+done
+"$HFC" --data "$TINY" --radius 4 --shard 1/3 "$REF/vgg.bin" >"$T/other-model.jsonl"
+"$HFC" --data "$TINY" --radius 4 --shard 1/3 --limit 30 "$MODEL" >"$T/other-size.jsonl"
+"$HFC" --data "$TINY" --radius 4 --shard 1/3 "$MODEL" | sed 's/"set":"test"/"set":"train"/' >"$T/other-set.jsonl"
+echo '{"radius":' >"$T/broken.jsonl"
+expect_error 1 "--shard: '3/2': K must be below N" -- --shard 3/2 "$MODEL"
+expect_error 1 "--shard: '0/0': N must be in 1..1000000" -- --shard 0/0 "$MODEL"
+expect_error 1 "--shard: '1' is not K/N" -- --shard 1 "$MODEL"
+expect_error 1 "--png draws a whole run" -- --shard 0/2 --png "$T/pics-shard" "$MODEL"
+expect_error 1 "merge takes only -o and --pretty" -- merge --radius 4 "$T/m-0.jsonl"
+expect_error 1 "merge: no REPORT" -- merge
+expect_error 3 "no shard covers images [26, 40) of 40 (model preact.bin, radius 4)" -- merge "$T/m-0.jsonl" "$T/m-1.jsonl"
+expect_error 3 "overlapping the shard in" -- merge "$T/m-0.jsonl" "$T/m-1.jsonl" "$T/m-1.jsonl" "$T/m-2.jsonl"
+expect_error 3 "no shard covers images [13, 26) of 40 (model preact.bin, radius 4): a shard is missing; the reports are of 2 models" -- merge "$T/m-0.jsonl" "$T/other-model.jsonl" "$T/m-2.jsonl"
+expect_error 3 "a shard of a set of 30 images" -- merge "$T/m-0.jsonl" "$T/other-size.jsonl" "$T/m-2.jsonl"
+expect_error 3 'differs in "set"' -- merge "$T/m-0.jsonl" "$T/other-set.jsonl" "$T/m-2.jsonl"
+expect_error 3 "broken.jsonl: report 1 is not valid JSON" -- merge "$T/broken.jsonl"
+expect_error 3 "is not an hfc-eval report" -- merge data/models/preact20-bn.json
+# The GNU parallel recipe of docs/scaling.md, as written there.
+if command -v parallel >/dev/null; then
+    mkdir -p "$T/recipe" && ln -s "$PWD/$MODEL" "$T/recipe/model.bin"
+    sed -n '/<!-- recipe:parallel/,/^```$/p' docs/scaling.md | sed '1,2d;$d' >"$T/recipe/run.sh"
+    (cd "$T/recipe" && PATH="$OLDPWD/build:$PATH" HFC_DATA="$OLDPWD/$TINY" bash -e run.sh) &&
+        "$HFC" --data "$TINY" --radius 4,8,12,16 "$MODEL" >"$T/recipe/whole.jsonl" &&
+        [ "$(ls "$T/recipe" | grep -c '^shard-.*jsonl$')" = 8 ] &&
+        "$PY" - "$T/recipe/result.jsonl" "$T/recipe/whole.jsonl" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+for x in a + b:
+    for k in ("seconds", "model", "model_path", "data"):
+        x.pop(k)
+assert a == b and len(a) == 4, (a, b)
+PYEOF
+    expect $? "docs/scaling.md's GNU parallel recipe: 8 shards merged equal one run"
+else
+    echo "SKIP: GNU parallel not installed (docs/scaling.md recipe)"
+fi
+
+echo "== training set, CIFAR-100, checkpoint series"
+mkdir -p "$T/c10"
+for i in 1 2 3 4 5; do head -c $((3073 * (i + 1))) "$TINY" >"$T/c10/data_batch_$i.bin"; done
+cp "$TINY" "$T/c10/test_batch.bin"
+"$HFC" --data "$T/c10" --set train --radius 4 "$MODEL" >"$T/train.jsonl" &&
+    "$PY" tools/reference.py --data "$T/c10" --set train --radius 4 "$MODEL" >"$T/train-ref.jsonl" &&
+    "$PY" - "$T/train.jsonl" "$T/train-ref.jsonl" <<'PYEOF'
+import json, sys
+a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+assert a["images"] == 2 + 3 + 4 + 5 + 6 == b["images"], (a["images"], b["images"])
+assert a["set"] == "train" and a["dataset"] == "cifar10" and "data_batch_1.bin ... data_batch_5.bin" in a["data"], a
+assert a["correct"] == b["correct"], (a["correct"], b["correct"])
+PYEOF
+expect $? "--set train reads data_batch_1..5.bin in order (20 images); counts equal tools/reference.py's"
+printf '\x0b' | dd of="$T/c10/data_batch_3.bin" bs=1 seek=3073 conv=notrunc status=none
+expect_error 3 "data_batch_3.bin: label 11 at byte offset 3073" -- --data "$T/c10" --set train "$MODEL"
+expect_error 1 "--set train needs --data to be a directory" -- --data "$TINY" --set train "$MODEL"
+expect_error 1 "--set: 'validation' is not test or train" -- --set validation "$MODEL"
+expect_error 1 "--dataset: 'mnist' is not cifar10 or cifar100" -- --dataset mnist "$MODEL"
+C100=$REF/tiny100
+"$HFC" --dataset cifar100 --data "$C100" --radius 4,8 "$REF/vgg100.bin" >"$T/c100.jsonl" &&
+    "$PY" tools/reference.py --dataset cifar100 --data "$C100" --radius 4,8 "$REF/vgg100.bin" >"$T/c100-ref.jsonl" &&
+    "$PY" - "$T/c100.jsonl" "$T/c100-ref.jsonl" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) == 2
+for x, y in zip(a, b):
+    assert x["images"] == 120 and x["dataset"] == "cifar100", x
+    assert x["correct"] == y["correct"], (x["correct"], y["correct"])
+    pc = x["per_class"]
+    assert list(pc) == ["fine%02d" % i for i in range(100)], list(pc)[:3]
+    want = [sum(1 for i in range(120) if i * 7 % 100 == c) for c in range(100)]  # gen_refs.py's labels
+    assert [pc["fine%02d" % c]["images"] for c in range(100)] == want
+PYEOF
+expect $? "--dataset cifar100: 100 fine classes named from fine_label_names.txt; counts equal tools/reference.py's"
+"$HFC" --dataset cifar100 --data "$C100" --set train --radius 4 "$REF/vgg100.bin" | grep -q '"images":60,'
+expect $? "--dataset cifar100 --set train reads train.bin"
+expect_error 3 "it is a whole number of 3074-byte cifar100 records: use --dataset cifar100" -- --data "$C100/test.bin" "$MODEL"
+expect_error 2 "it has test.bin: use --dataset cifar100" -- --data "$C100" "$MODEL"
+expect_error 3 "not a multiple of 3074" -- --dataset cifar100 --data "$TINY" "$REF/vgg100.bin"
+expect_error 4 "model has 10 classes; cifar100 has 100" -- --dataset cifar100 --data "$C100" "$MODEL"
+cp "$C100/test.bin" "$T/c100-bad.bin"
+printf '\x15' | dd of="$T/c100-bad.bin" bs=1 seek=3074 conv=notrunc status=none
+expect_error 3 "coarse label 21 at byte offset 3074" -- --dataset cifar100 --data "$T/c100-bad.bin" "$REF/vgg100.bin"
+# A checkpoint series: copies of a model whose metadata names an epoch.
+"$PY" - "$MODEL" "$T/series" <<'PYEOF'
+import json, os, struct, sys
+raw = open(sys.argv[1], "rb").read()
+hlen = struct.unpack("<Q", raw[16:24])[0]
+head = json.loads(raw[24:24 + hlen])
+os.makedirs(sys.argv[2], exist_ok=True)
+for e in (1, 5, 10):
+    head["metadata"] = {"epoch": e}
+    text = json.dumps(head, separators=(",", ":")).encode()
+    assert len(text) <= hlen
+    text += b" " * (hlen - len(text))  # same length: the data section stays where it is
+    open(os.path.join(sys.argv[2], "ck-e%d.bin" % e), "wb").write(raw[:24] + text + raw[24 + hlen:])
+PYEOF
+"$HFC" --data "$TINY" --radius 4,8 --png "$T/series/png" "$T"/series/ck-e*.bin >/dev/null &&
+    [ -s "$T/series/png/accuracy-vs-epoch.png" ]
+expect $? "--png on checkpoints whose metadata has an epoch draws accuracy-vs-epoch.png"
+
 echo "== pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&

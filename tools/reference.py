@@ -103,13 +103,22 @@ class GraphModel(torch.nn.Module):
         return v[self.header["output"]].flatten(1)
 
 
-def read_cifar(path, limit=0):
-    if os.path.isdir(path):
-        path = os.path.join(path, "test_batch.bin")
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 3073)
+CIFAR_FILES = {  # dataset -> set -> files in the official directory
+    "cifar10": {"test": ["test_batch.bin"], "train": [f"data_batch_{i}.bin" for i in range(1, 6)]},
+    "cifar100": {"test": ["test.bin"], "train": ["train.bin"]},
+}
+
+
+def read_cifar(path, limit=0, dataset="cifar10", which="test"):
+    """-> images (n, 3, 32, 32) uint8, labels (CIFAR-100: fine), the path(s) read.
+    CIFAR-10 records: label, 3072 pixels; CIFAR-100: coarse, fine, 3072 pixels."""
+    label_bytes = 1 if dataset == "cifar10" else 2
+    files = [os.path.join(path, f) for f in CIFAR_FILES[dataset][which]] if os.path.isdir(path) else [path]
+    raw = np.concatenate([np.fromfile(f, dtype=np.uint8).reshape(-1, 3072 + label_bytes) for f in files])
     if limit:
         raw = raw[:limit]
-    return raw[:, 1:].reshape(-1, 3, 32, 32), raw[:, 0].astype(np.int64), path
+    return (raw[:, label_bytes:].reshape(-1, 3, 32, 32), raw[:, label_bytes - 1].astype(np.int64),
+            files[0] if len(files) == 1 else files)
 
 
 def evaluate(model, images, labels, radii, batch=500, split=paper_split):
@@ -134,12 +143,14 @@ def main():
     ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
     ap.add_argument("--radius", default="4,8,12,16")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--dataset", default="cifar10", choices=sorted(CIFAR_FILES))
+    ap.add_argument("--set", default="test", choices=["test", "train"])
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     radii = [float(r) for r in args.radius.split(",")]
-    images, labels, path = read_cifar(args.data, args.limit)
+    images, labels, path = read_cifar(args.data, args.limit, args.dataset, args.set)
     t0 = time.time()
     counts = evaluate(GraphModel(args.model).eval(), images, labels, radii)
     for r in radii:

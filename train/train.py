@@ -18,6 +18,7 @@ Examples:
 """
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -96,6 +97,9 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", required=True, help="output prefix: OUT.pt, OUT.json, OUT.bin")
+    ap.add_argument("--save-every", type=int, default=0, metavar="K",
+                    help="also write OUT-epochE.bin every K epochs (metadata 'epoch': E), a "
+                         "checkpoint series for hfc-eval --png's accuracy-vs-epoch.png")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -168,6 +172,11 @@ def main():
         if epoch == 0 and args.budget_seconds:
             epochs = max(1, min(args.epochs, int(args.budget_seconds / (time.time() - t0))))
             total = steps_per_epoch * epochs
+        if args.save_every and (epoch + 1) % args.save_every == 0 and epoch + 1 < epochs:
+            snapshot = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float()
+            save_bin(snapshot.eval(), f"{args.out}-epoch{epoch + 1}.bin",
+                     {"family": args.family, "bn": args.bn, "seed": args.seed,
+                      "epoch": epoch + 1, "epochs": epochs})
         if epoch % 10 == 9 or epoch == epochs - 1:
             acc = evaluate(model, xte, yte, normalize)
             print(f"epoch {epoch + 1}/{epochs} loss {loss_sum:.3f} test {acc:.4f} "
@@ -180,7 +189,7 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = {
         "family": args.family, "architecture": type(model).__name__, "bn": args.bn,
-        "depth": args.depth, "seed": args.seed, "epochs": epochs,
+        "depth": args.depth, "seed": args.seed, "epochs": epochs, "epoch": epochs,
         "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
         "weight_decay": args.wd, "warmup_epochs": args.warmup, "grad_clip": args.clip,
         "schedule": "linear warm-up then cosine", "augmentation": "random crop (pad 4) + horizontal flip",
@@ -190,15 +199,18 @@ def main():
     torch.save(model.cpu().state_dict(), args.out + ".pt")
     with open(args.out + ".json", "w") as f:
         json.dump(meta, f, indent=2)
+    save_bin(model.cpu().eval(), args.out + ".bin", meta)
+    print(json.dumps(meta))
+
+
+def save_bin(model, path, meta):
     try:
         import export_pytorch
     except ImportError:
-        print("train.py: tools/export_pytorch.py not found; skipped OUT.bin", file=sys.stderr)
-    else:
-        export_pytorch.export(model.cpu().eval(), args.out + ".bin",
-                              mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
-                              classes=hfc_models.CIFAR10_CLASSES, metadata=meta)
-    print(json.dumps(meta))
+        print(f"train.py: tools/export_pytorch.py not found; skipped {path}", file=sys.stderr)
+        return
+    export_pytorch.export(model, path, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
+                          classes=hfc_models.CIFAR10_CLASSES, metadata=meta)
 
 
 if __name__ == "__main__":

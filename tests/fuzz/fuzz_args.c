@@ -44,6 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(o.limit <= 1000000000);
         check(o.n_png_images >= 0 && o.n_png_images <= HFC_MAX_PNG_IMAGES);
         check(!o.png_dir || o.png_dir[0]);
+        check(o.shard_count == 0 || (o.shard_index >= 0 && o.shard_index < o.shard_count &&
+                                     o.shard_count <= 1000000));
+        check(!(o.shard_count && o.png_dir));
+        check(o.progress >= -1 && o.progress <= 1);
+        check(o.set == HFC_SET_TEST || o.set == HFC_SET_TRAIN);
+        check(o.dataset == HFC_CIFAR10 || o.dataset == HFC_CIFAR100);
+        check(o.command != HFC_CMD_MERGE || !o.table);
         for (int i = 0; i < o.n_models; i++)
             check(o.models[i] >= text && o.models[i] <= text + size);
     }
