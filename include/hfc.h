@@ -121,21 +121,21 @@ hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err
 
 /* ----------------------------------------------------------------- model */
 
+/* Every layer kind, from include/hfc_layers.def (one row per kind: its name
+ * in model files, inputs, parser, forward function and cost). */
 typedef enum {
-    HFC_OP_INPUT,
-    HFC_OP_CONV2D,         /* y = W * x + b, zero padding */
-    HFC_OP_BATCHNORM,      /* y = (x - mean) / sqrt(var + eps) * gamma + beta */
-    HFC_OP_RELU,           /* y = max(x, 0) */
-    HFC_OP_MAXPOOL2D,      /* y = max over the window (padding never wins) */
-    HFC_OP_AVGPOOL2D,      /* y = mean over the window */
-    HFC_OP_GLOBAL_AVGPOOL, /* y[c] = mean over h, w of x[c] */
-    HFC_OP_FLATTEN,        /* (c, h, w) -> (c*h*w, 1, 1), same memory */
-    HFC_OP_LINEAR,         /* y = W x + b */
-    HFC_OP_ADD,            /* y = a + b */
-    HFC_OP_SUBSAMPLE,      /* y = x[:, ::sh, ::sw] */
-    HFC_OP_PAD_CHANNELS,   /* zeros before and after along c */
+#define HFC_LAYER(E, name, inputs, cost, since) HFC_OP_##E,
+#define HFC_UNARY(E, name, since) HFC_OP_##E,
+#include "hfc_layers.def"
+#undef HFC_LAYER
+#undef HFC_UNARY
     HFC_OP_COUNT
 } hfc_op;
+
+#define HFC_MAX_INPUTS 8  /* of one node (concat) */
+
+/* The name of an op in model files ("conv2d"), NULL past the table. */
+const char *hfc_op_name(hfc_op op);
 
 typedef struct {
     int c, h, w;  /* one image's shape; the batch is outside */
@@ -145,16 +145,20 @@ typedef struct {
     hfc_op op;
     char name[64];
     int n_in;
-    int in[2];            /* indices of earlier nodes */
+    int in[HFC_MAX_INPUTS]; /* indices of earlier nodes */
     hfc_shape out;        /* worked out when the model loads */
     int kh, kw;           /* conv, pools */
     int sh, sw;           /* stride: conv, pools, subsample */
     int ph, pw;           /* padding: conv, pools */
+    int dh, dw;           /* dilation: conv */
+    int groups;           /* conv (cin and cout divisible by it), channel_shuffle */
     int count_include_pad;/* avgpool2d */
     int before, after;    /* pad_channels */
+    int start, stop;      /* slice_channels: [start, stop) */
     float eps;            /* batchnorm */
+    float scale, shift;   /* affine */
     /* weights point into hfc_model.arena (never free them) */
-    const float *weight;  /* conv (cout, cin, kh, kw); linear (out, in); bn gamma (c) */
+    const float *weight;  /* conv (cout, cin/groups, kh, kw); linear (out, in); bn gamma (c) */
     const float *bias;    /* conv/linear (cout) or NULL; bn beta (c) or NULL */
     const float *mean;    /* bn (c) */
     const float *var;     /* bn (c) */
@@ -197,7 +201,18 @@ void hfc_model_free(hfc_model *m);
 /* Run-time state for one model: fused plan, per-thread buffers. */
 typedef struct hfc_engine hfc_engine;
 
-hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads,
+/* Which convolution algorithms the engine may pick (src/engine_run.c,
+ * plan_conv_paths): AUTO the fastest that applies, DIRECT rules out
+ * Winograd, GEMM rules out the AVX-512 kernels (im2col + SGEMM). Results
+ * differ by rounding only; tests run all three. */
+typedef enum { HFC_CONV_AUTO, HFC_CONV_DIRECT, HFC_CONV_GEMM } hfc_conv_choice;
+
+typedef struct {
+    int threads;           /* worker threads for a forward call (>= 1) */
+    hfc_conv_choice conv;
+} hfc_engine_options;
+
+hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
                           hfc_error *err);
 void hfc_engine_free(hfc_engine *e);
 /* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
@@ -276,6 +291,7 @@ typedef struct {
     size_t limit;          /* 0: every image */
     size_t batch;
     int threads;
+    hfc_conv_choice conv;  /* from $HFC_CONV: auto (default), direct or gemm */
     const char *output;    /* NULL: stdout */
     int pretty;
     int table;

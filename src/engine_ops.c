@@ -8,6 +8,7 @@
  */
 #include <cblas.h>
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "engine_ops.h"
@@ -81,13 +82,6 @@ void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift
             dst[ch] = relu && v < 0.0f ? 0.0f : v;
         }
     }
-}
-
-void hfc_relu(const hfc_tensor *x, hfc_tensor *y)
-{
-    size_t n = hfc_tensor_size(x);
-    for (size_t i = 0; i < n; i++)
-        y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
 }
 
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
@@ -194,3 +188,110 @@ void hfc_pad_channels(const hfc_tensor *x, int before, int after, hfc_tensor *y)
     }
 }
 
+
+/* ------------------------------------------------------------ activations */
+
+float hfc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }
+float hfc_act_relu6(float x) { return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
+float hfc_act_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+float hfc_act_silu(float x) { return x / (1.0f + expf(-x)); }
+float hfc_act_hardsigmoid(float x) { return hfc_act_relu6(x + 3.0f) / 6.0f; }
+float hfc_act_hardswish(float x) { return x * hfc_act_relu6(x + 3.0f) / 6.0f; }
+
+void hfc_unary(const hfc_tensor *x, float (*f)(float), hfc_tensor *y)
+{
+    size_t n = hfc_tensor_size(x);
+    for (size_t i = 0; i < n; i++)
+        y->data[i] = f(x->data[i]);
+}
+
+void hfc_affine(const hfc_tensor *x, float scale, float shift, hfc_tensor *y)
+{
+    size_t n = hfc_tensor_size(x);
+    for (size_t i = 0; i < n; i++)
+        y->data[i] = x->data[i] * scale + shift;
+}
+
+void hfc_binary(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hfc_tensor *y)
+{
+    const size_t c = (size_t)y->c, pixels = (size_t)y->h * y->w;
+    const size_t a_pix = (size_t)a->h * a->w, b_pix = (size_t)b->h * b->w;
+    for (int img = 0; img < y->n; img++)
+        for (size_t p = 0; p < pixels; p++) {
+            const float *pa = a->data + ((size_t)img * a_pix + (a_pix == 1 ? 0 : p)) * c;
+            const float *pb = b->data + ((size_t)img * b_pix + (b_pix == 1 ? 0 : p)) * c;
+            float *py = y->data + ((size_t)img * pixels + p) * c;
+            for (size_t k = 0; k < c; k++) {
+                float v = is_mul ? pa[k] * pb[k] : pa[k] + pb[k];
+                py[k] = relu && v < 0.0f ? 0.0f : v;
+            }
+        }
+}
+
+void hfc_concat(const hfc_tensor *xs, int n, hfc_tensor *y)
+{
+    const size_t pixels = (size_t)y->n * y->h * y->w;
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        const size_t c = (size_t)xs[k].c;
+        for (size_t p = 0; p < pixels; p++)
+            memcpy(y->data + p * y->c + off, xs[k].data + p * c, c * sizeof(float));
+        off += c;
+    }
+}
+
+void hfc_slice_channels(const hfc_tensor *x, int start, hfc_tensor *y)
+{
+    const size_t pixels = (size_t)y->n * y->h * y->w;
+    for (size_t p = 0; p < pixels; p++)
+        memcpy(y->data + p * y->c, x->data + p * x->c + start, (size_t)y->c * sizeof(float));
+}
+
+void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y)
+{
+    const size_t pixels = (size_t)y->n * y->h * y->w;
+    const int c = x->c, per = c / groups;
+    for (size_t p = 0; p < pixels; p++) {
+        const float *px = x->data + p * c;
+        float *py = y->data + p * c;
+        for (int i = 0; i < groups; i++)
+            for (int j = 0; j < per; j++)
+                py[j * groups + i] = px[i * per + j];
+    }
+}
+
+void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
+                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, int relu,
+                        hfc_tensor *y)
+{
+    const int cin_g = x->c / groups, cout_g = y->c / groups;
+    for (int img = 0; img < y->n; img++)
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox = 0; ox < y->w; ox++) {
+                float *out = y->data + (((size_t)img * y->h + oy) * y->w + ox) * y->c;
+                for (int o = 0; o < y->c; o++)
+                    out[o] = bias ? bias[o] : 0.0f;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = oy * sh - ph + ky * dh;
+                    if (iy < 0 || iy >= x->h)
+                        continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int ix = ox * sw - pw + kx * dw;
+                        if (ix < 0 || ix >= x->w)
+                            continue;
+                        const float *in = x->data + (((size_t)img * x->h + iy) * x->w + ix) * x->c;
+                        for (int o = 0; o < y->c; o++) {
+                            const float *wo = w + (((size_t)o * kh + ky) * kw + kx) * cin_g;
+                            const float *ig = in + (size_t)(o / cout_g) * cin_g;
+                            float acc = 0.0f;
+                            for (int c = 0; c < cin_g; c++)
+                                acc += ig[c] * wo[c];
+                            out[o] += acc;
+                        }
+                    }
+                }
+                if (relu)
+                    for (int o = 0; o < y->c; o++)
+                        out[o] = out[o] > 0.0f ? out[o] : 0.0f;
+            }
+}

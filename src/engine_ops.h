@@ -60,8 +60,33 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
                      hfc_tensor *y);
-/* y = max(x, 0) */
-void hfc_relu(const hfc_tensor *x, hfc_tensor *y);
+/* The activations of include/hfc_layers.def's HFC_UNARY rows, one float each:
+ * float hfc_act_relu(float x), hfc_act_sigmoid, ... */
+#define HFC_LAYER(E, name, inputs, cost, since)
+#define HFC_UNARY(E, name, since) float hfc_act_##name(float x);
+#include "hfc_layers.def"
+#undef HFC_LAYER
+#undef HFC_UNARY
+/* y = f(x) elementwise */
+void hfc_unary(const hfc_tensor *x, float (*f)(float), hfc_tensor *y);
+/* y = x * scale + shift, scalars */
+void hfc_affine(const hfc_tensor *x, float scale, float shift, hfc_tensor *y);
+/* y = a + b (is_mul 0) or a * b (1), then max(., 0) if relu; a or b may be
+ * (c, 1, 1) per image, broadcast over the other's pixels. */
+void hfc_binary(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hfc_tensor *y);
+/* y = the xs stacked along channels, in order */
+void hfc_concat(const hfc_tensor *xs, int n, hfc_tensor *y);
+/* y = x[start : start + y.c] along channels */
+void hfc_slice_channels(const hfc_tensor *x, int start, hfc_tensor *y);
+/* PyTorch's x.view(n, g, c/g, h, w).transpose(1, 2).reshape(n, c, h, w):
+ * y[j*g + i] = x[i*(c/g) + j] */
+void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y);
+/* Any convolution: groups (x.c and y.c divisible by them; depthwise when
+ * groups = x.c), dilation dh, dw, zero padding, by direct loops over NHWC
+ * (no scratch). w is (y.c, kh, kw, x.c/groups); bias may be NULL. */
+void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
+                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, int relu,
+                        hfc_tensor *y);
 /* Max (is_max) or average pooling, PyTorch's semantics (floor mode). */
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
                 int count_include_pad, hfc_tensor *y);

@@ -1,33 +1,46 @@
 /* engine_run.c - plan a model once, then run it on batches of images.
  *
  * Activations are NHWC (engine_ops.h); conv weights are reordered to
- * (cout, kh, kw, cin) to match.
- * Planning (hfc_engine_new), done once per model:
- *   - a BatchNorm that is the only consumer of a conv is folded into it:
- *     W' = W * s, b' = b * s + t with s = gamma / sqrt(var + eps),
- *     t = beta - mean * s; other BatchNorms become a per-channel s, t;
- *   - a ReLU whose producer (conv, bn, add, linear) feeds nothing else is
- *     fused into it; flatten is free (same memory) when its input is 1x1,
- *     else a step that puts the values in PyTorch's (c, h, w) order;
- *   - with the AVX-512 convs (below): an Add one of whose inputs is such a
- *     conv, feeding nothing else, whose other input is computed before it,
- *     is done by the conv as it writes its output; a BatchNorm (+ ReLU)
- *     that is not folded and whose readers are all such convs is done by
- *     each of them as it reads its input (the pre-activation blocks), so
- *     neither is a pass over memory of its own. Results are bit for bit
- *     those of the separate steps;
- *   - every remaining step gets an output slot; a slot is reused once the
- *     last reader of its value has run, so a deep net needs a few slots.
- *   - each conv gets its algorithm (conv_path): on a CPU with AVX-512F, a
- *     conv with a multiple of 16 output channels runs Winograd F(4x4, 3x3)
- *     when it is 3x3, stride 1, padding 1, with output sides multiples of 4
- *     and at least 16 input channels, else the direct kernel; other convs,
- *     and every conv on other CPUs, run im2col + SGEMM. HFC_CONV=direct in
- *     the environment rules out Winograd, HFC_CONV=gemm the AVX-512 kernels.
+ * (cout, kh, kw, cin/groups) to match.
+ *
+ * Planning (hfc_engine_new) is a sequence of named passes over one
+ * node_plan per node of the model:
+ *   plan_readers     how many nodes read each value
+ *   plan_conv_paths  each conv's algorithm: on a CPU with AVX-512F (unless
+ *                    the options rule it out), a conv with groups 1, no
+ *                    dilation and a multiple of 16 output channels runs
+ *                    Winograd F(4x4, 3x3) when it is 3x3, stride 1, padding
+ *                    1, with output sides multiples of 4 and >= 16 input
+ *                    channels, else the direct kernel; other plain convs run
+ *                    im2col + SGEMM, grouped and dilated ones a portable
+ *                    direct loop (engine_ops.c)
+ *   plan_fusion      which nodes need no step of their own:
+ *                    - a BatchNorm that is the only reader of a conv is
+ *                      folded into it: W' = W * s, b' = b * s + t with
+ *                      s = gamma / sqrt(var + eps), t = beta - mean * s;
+ *                    - a ReLU whose producer (conv, bn, add, linear) feeds
+ *                      nothing else is done by that step; a flatten of a
+ *                      1x1 map is free (same memory);
+ *                    - an Add (same shapes) one of whose inputs is an
+ *                      AVX-512 conv feeding nothing else, the other computed
+ *                      before it, is done by the conv as it writes
+ *   plan_deferred_batchnorm
+ *                    a BatchNorm (+ ReLU) not folded whose readers are all
+ *                    AVX-512 convs is done by each as it reads (the
+ *                    pre-activation blocks). Results are bit for bit those
+ *                    of the separate steps.
+ *   plan_liveness    the last node that reads each buffer
+ *   plan_steps       one step per remaining node, in order, with its
+ *                    folded weights and an output slot; a slot is reused
+ *                    once the last reader of its value has run
+ *   plan_conv_weights  the AVX-512 convs' own weight layouts and scratch
+ *   plan_workspaces  per-thread slots and scratch, allocated once
  * Running: images go through in groups of e->group; each thread takes
  * whole groups and runs every step on a group with its own slots and
- * scratch; nothing is allocated.
+ * scratch, each step by its layer's forward function (the table from
+ * include/hfc_layers.def below); nothing is allocated.
  */
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
@@ -37,13 +50,30 @@
 #include "engine_ops.h"
 #include "hfc.h"
 
-typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD } conv_path;
+typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD, CONV_GROUPED } conv_path;
+
+/* What planning decides about one node. */
+typedef struct {
+    int readers;        /* nodes that read its value (+1 for the logits) */
+    int alias;          /* its value is that node's buffer (no step), or -1 */
+    int fold_into;      /* BatchNorm folded into this conv, or -1 */
+    int fused_relu;     /* a ReLU after it is done by its step */
+    int residual;       /* conv: the node whose value it adds as it writes, or -1 */
+    int add_into;       /* Add: the conv that does it, or -1 */
+    int bn_deferred;    /* BatchNorm done by the convs that read it */
+    const float *bn_scale, *bn_shift; /* ... with these */
+    int last_use;       /* the last node reading its buffer */
+    int slot;           /* the activation slot of its buffer */
+    int step;           /* its step, or -1 */
+    conv_path path;     /* conv: the algorithm */
+} node_plan;
 
 typedef struct {
     const hfc_node *node;  /* attributes and shapes */
     hfc_op op;
     int relu;              /* max(y, 0) fused into this step */
-    int in[2];             /* slots read */
+    int n_in;
+    int in[HFC_MAX_INPUTS];/* slots read */
     int out;               /* slot written */
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
     conv_path path;
@@ -76,38 +106,360 @@ struct hfc_engine {
     double macs;          /* multiply-adds per image */
 };
 
-/* The node whose buffer node i's value lives in. */
-static int root_of(const int *alias, int i)
+/* ------------------------------------------------------ the layer table */
+
+/* One step on a group of n images: inputs x[0..n_in), output y. */
+typedef struct {
+    const hfc_engine *e;
+    const workspace *ws;
+    const step *s;
+    const float *pixels;  /* the group's raw pixels (the input step) */
+    int n;
+    hfc_tensor x[HFC_MAX_INPUTS];
+    hfc_tensor y;
+} step_run;
+
+typedef void (*forward_fn)(const step_run *r);
+enum { COST_NONE, COST_CONV, COST_LINEAR };
+
+static void forward_input(const step_run *r)  /* (n, c, h, w) pixels -> normalised NHWC */
 {
-    while (alias[i] >= 0)
-        i = alias[i];
+    const hfc_model *m = r->e->model;
+    const hfc_node *nd = r->s->node;
+    const int c = nd->out.c;
+    const size_t plane = (size_t)nd->out.h * nd->out.w;
+    for (int b = 0; b < r->n; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *src = r->pixels + ((size_t)b * c + ch) * plane;
+            float *dst = r->y.data + (size_t)b * plane * c + ch;
+            for (size_t k = 0; k < plane; k++)
+                dst[k * c] = (src[k] * m->scale - m->mean[ch]) / m->std[ch];
+        }
+}
+
+static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s,
+                              int n)
+{
+    return (hfc_tensor){n, s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
+}
+
+static void forward_conv2d(const step_run *r)
+{
+    const step *s = r->s;
+    const hfc_node *nd = s->node;
+    hfc_tensor y = r->y;
+    hfc_conv_extras ex = {s->b, s->in_scale, s->in_shift, s->in_relu, NULL, s->relu};
+    if (s->residual >= 0)
+        ex.residual = slot_tensor(r->e, r->ws, s->residual, nd->out, r->n).data;
+    switch (s->path) {
+    case CONV_WINOGRAD:
+        hfc_conv2d_winograd(&r->x[0], s->wt, s->chunk, &ex, r->ws->col, &y);
+        break;
+    case CONV_DIRECT:
+        hfc_conv2d_direct(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &ex,
+                          r->ws->col, &y);
+        break;
+    case CONV_GEMM:
+        hfc_conv2d(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
+                   r->ws->col, &y);
+        break;
+    case CONV_GROUPED:
+        hfc_conv2d_grouped(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+                           nd->dh, nd->dw, nd->groups, s->relu, &y);
+        break;
+    }
+}
+
+static void forward_batchnorm(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_scale_shift(&r->x[0], r->s->w, r->s->b, r->s->relu, &y);
+}
+
+/* The HFC_UNARY rows' functions, by op. */
+static float (*const UNARY[HFC_OP_COUNT])(float) = {
+#define HFC_LAYER(E, name, inputs, cost, since)
+#define HFC_UNARY(E, name, since) [HFC_OP_##E] = hfc_act_##name,
+#include "hfc_layers.def"
+#undef HFC_LAYER
+#undef HFC_UNARY
+};
+
+static void forward_unary(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_unary(&r->x[0], UNARY[r->s->op], &y);
+}
+
+static void forward_affine(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_affine(&r->x[0], r->s->node->scale, r->s->node->shift, &y);
+}
+
+static void forward_pool(const step_run *r, int is_max)
+{
+    const hfc_node *nd = r->s->node;
+    hfc_tensor y = r->y;
+    hfc_pool2d(&r->x[0], is_max, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+               nd->count_include_pad, &y);
+}
+
+static void forward_maxpool2d(const step_run *r) { forward_pool(r, 1); }
+static void forward_avgpool2d(const step_run *r) { forward_pool(r, 0); }
+
+static void forward_global_avgpool(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_global_avgpool(&r->x[0], &y);
+}
+
+static void forward_flatten(const step_run *r)  /* a step only when its input is not 1x1 */
+{
+    hfc_tensor y = r->y;
+    hfc_flatten(&r->x[0], &y);
+}
+
+static void forward_linear(const step_run *r)
+{
+    const hfc_tensor *x = &r->x[0];
+    hfc_tensor flat = {r->n, x->c * x->h * x->w, 1, 1, x->data}, y = r->y;
+    hfc_linear(&flat, r->s->w, r->s->b, r->s->relu, &y);
+}
+
+static void forward_add(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    if (r->x[0].h == r->x[1].h && r->x[0].w == r->x[1].w)
+        hfc_add(&r->x[0], &r->x[1], r->s->relu, &y);
+    else
+        hfc_binary(&r->x[0], &r->x[1], 0, r->s->relu, &y);
+}
+
+static void forward_mul(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_binary(&r->x[0], &r->x[1], 1, r->s->relu, &y);
+}
+
+static void forward_concat(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_concat(r->x, r->s->n_in, &y);
+}
+
+static void forward_slice_channels(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_slice_channels(&r->x[0], r->s->node->start, &y);
+}
+
+static void forward_channel_shuffle(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_channel_shuffle(&r->x[0], r->s->node->groups, &y);
+}
+
+static void forward_subsample(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_subsample(&r->x[0], r->s->node->sh, r->s->node->sw, &y);
+}
+
+static void forward_pad_channels(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_pad_channels(&r->x[0], r->s->node->before, r->s->node->after, &y);
+}
+
+static const struct {
+    forward_fn forward;
+    int cost;
+} LAYERS[] = {
+#define HFC_LAYER(E, name, inputs, cost, since) [HFC_OP_##E] = {forward_##name, cost},
+#define HFC_UNARY(E, name, since) [HFC_OP_##E] = {forward_unary, COST_NONE},
+#include "hfc_layers.def"
+#undef HFC_LAYER
+#undef HFC_UNARY
+};
+static_assert(sizeof LAYERS / sizeof LAYERS[0] == HFC_OP_COUNT,
+              "every hfc_op has its row in include/hfc_layers.def");
+
+/* Multiply-adds of one image through node nd. */
+static double layer_macs(const hfc_model *m, const hfc_node *nd)
+{
+    const hfc_shape in = m->nodes[nd->in[0]].out;
+    switch (LAYERS[nd->op].cost) {
+    case COST_CONV:
+        return (double)nd->out.c * (in.c / nd->groups) * nd->kh * nd->kw * nd->out.h * nd->out.w;
+    case COST_LINEAR:
+        return (double)nd->out.c * in.c;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------ planning */
+
+/* The node whose buffer node i's value lives in. */
+static int root_of(const node_plan *P, int i)
+{
+    while (P[i].alias >= 0)
+        i = P[i].alias;
     return i;
 }
 
-/* Count floats for the weights made at planning: every conv's reordered
- * weights, a bias per folded BatchNorm, scale and shift per other one. */
-static size_t folded_floats(const hfc_model *m, const int *fold_into)
+/* 1 when every value from node p down to its root (through aliases) has
+ * exactly one reader. */
+static int single_reader_chain(const node_plan *P, int p)
+{
+    for (;; p = P[p].alias) {
+        if (P[p].readers != 1)
+            return 0;
+        if (P[p].alias < 0)
+            return 1;
+    }
+}
+
+static int is_avx512_conv(const hfc_model *m, const node_plan *P, int i)
+{
+    return m->nodes[i].op == HFC_OP_CONV2D &&
+           (P[i].path == CONV_DIRECT || P[i].path == CONV_WINOGRAD);
+}
+
+static void plan_readers(const hfc_model *m, node_plan *P)
+{
+    for (int i = 0; i < m->n_nodes; i++) {
+        P[i] = (node_plan){.alias = -1, .fold_into = -1, .residual = -1, .add_into = -1,
+                           .step = -1};
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            P[m->nodes[i].in[k]].readers++;
+    }
+    P[m->output].readers++;  /* the logits are read after the run */
+}
+
+static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
+{
+    int avx512 = hfc_conv_avx512_supported() && choice != HFC_CONV_GEMM;
+    int winograd = choice != HFC_CONV_DIRECT;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (nd->op != HFC_OP_CONV2D)
+            continue;
+        const hfc_shape in = m->nodes[nd->in[0]].out;
+        if (nd->groups != 1 || nd->dh != 1 || nd->dw != 1)
+            P[i].path = CONV_GROUPED;
+        else if (!avx512 || nd->out.c % 16)
+            P[i].path = CONV_GEMM;
+        else if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 &&
+                 nd->ph == 1 && nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 &&
+                 in.c >= 16)
+            P[i].path = CONV_WINOGRAD;
+        else
+            P[i].path = CONV_DIRECT;
+    }
+}
+
+static void plan_fusion(const hfc_model *m, node_plan *P)
+{
+    for (int i = 1; i < m->n_nodes; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        int src = nd->in[0];
+        if (nd->op == HFC_OP_FLATTEN && m->nodes[src].out.h * m->nodes[src].out.w == 1) {
+            P[i].alias = src;
+        } else if (nd->op == HFC_OP_BATCHNORM && m->nodes[src].op == HFC_OP_CONV2D &&
+                   P[src].readers == 1 && P[src].alias < 0 && !P[src].fused_relu) {
+            P[i].fold_into = src;
+            P[i].alias = src;
+        } else if (nd->op == HFC_OP_RELU) {
+            int r = root_of(P, src);
+            hfc_op rop = m->nodes[r].op;
+            if (single_reader_chain(P, src) && !P[r].fused_relu &&
+                (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM || rop == HFC_OP_ADD ||
+                 rop == HFC_OP_LINEAR)) {
+                P[r].fused_relu = 1;
+                P[i].alias = src;
+            }
+        } else if (nd->op == HFC_OP_ADD) {  /* done by the conv of either input */
+            hfc_shape sa = m->nodes[nd->in[0]].out, sb = m->nodes[nd->in[1]].out;
+            if (sa.h != sb.h || sa.w != sb.w)
+                continue;  /* a broadcast: a step of its own */
+            for (int side = 0; side < 2 && P[i].alias < 0; side++) {
+                int a = nd->in[side], b = nd->in[1 - side], r = root_of(P, a);
+                if (!is_avx512_conv(m, P, r) || P[r].fused_relu || P[r].residual >= 0 ||
+                    !single_reader_chain(P, a) || root_of(P, b) >= r)
+                    continue;
+                P[r].residual = b;
+                P[i].add_into = r;
+                P[i].alias = a;
+            }
+        }
+    }
+}
+
+static void plan_deferred_batchnorm(const hfc_model *m, node_plan *P)
+{
+    for (int i = 1; i < m->n_nodes; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (nd->op != HFC_OP_BATCHNORM || P[i].alias >= 0 || root_of(P, m->output) == i)
+            continue;
+        int readers = 0, all_convs = 1;
+        for (int j = i + 1; j < m->n_nodes && all_convs; j++) {
+            const hfc_node *rd = &m->nodes[j];
+            if (P[j].alias >= 0 && P[j].add_into < 0)
+                continue;  /* on a chain of aliases, not a reader of its own */
+            for (int k = 0; k < rd->n_in; k++)
+                if (root_of(P, rd->in[k]) == i) {
+                    readers++;
+                    all_convs &= P[j].alias < 0 && is_avx512_conv(m, P, j);
+                }
+        }
+        if (readers && all_convs) {
+            P[i].bn_deferred = 1;
+            P[i].alias = nd->in[0];
+        }
+    }
+}
+
+/* The last node that reads each root buffer (an Add done by a conv reads
+ * at the conv); the logits are never released. */
+static void plan_liveness(const hfc_model *m, node_plan *P)
+{
+    for (int i = 1; i < m->n_nodes; i++) {
+        int at = P[i].add_into >= 0 ? P[i].add_into : i;
+        for (int k = 0; k < m->nodes[i].n_in; k++) {
+            int r = root_of(P, m->nodes[i].in[k]);
+            if (P[r].last_use < at)
+                P[r].last_use = at;
+        }
+    }
+    P[root_of(P, m->output)].last_use = m->n_nodes;
+}
+
+/* Floats for the weights made at planning: every conv's reordered weights,
+ * a bias per folded BatchNorm, scale and shift per other one. */
+static size_t folded_floats(const hfc_model *m, const node_plan *P)
 {
     size_t n = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
         if (nd->op == HFC_OP_CONV2D)
-            n += (size_t)nd->out.c * m->nodes[nd->in[0]].out.c * nd->kh * nd->kw;
+            n += (size_t)nd->out.c * (m->nodes[nd->in[0]].out.c / nd->groups) * nd->kh * nd->kw;
         else if (nd->op == HFC_OP_BATCHNORM)
-            n += (fold_into[i] >= 0 ? 1 : 2) * (size_t)nd->out.c;
+            n += (P[i].fold_into >= 0 ? 1 : 2) * (size_t)nd->out.c;
     }
     return n;
 }
 
-/* w (cout, cin, kh, kw) -> out (cout, kh, kw, cin) */
-static void reorder_conv_weights(const hfc_node *cv, int cin, float *out)
+/* w (cout, cin_g, kh, kw) -> out (cout, kh, kw, cin_g) */
+static void reorder_conv_weights(const hfc_node *cv, int cin_g, float *out)
 {
     for (int o = 0; o < cv->out.c; o++)
-        for (int c = 0; c < cin; c++)
+        for (int c = 0; c < cin_g; c++)
             for (int ky = 0; ky < cv->kh; ky++)
                 for (int kx = 0; kx < cv->kw; kx++)
-                    out[(((size_t)o * cv->kh + ky) * cv->kw + kx) * cin + c] =
-                        cv->weight[(((size_t)o * cin + c) * cv->kh + ky) * cv->kw + kx];
+                    out[(((size_t)o * cv->kh + ky) * cv->kw + kx) * cin_g + c] =
+                        cv->weight[(((size_t)o * cin_g + c) * cv->kh + ky) * cv->kw + kx];
 }
 
 static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
@@ -117,42 +469,110 @@ static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
     *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
 }
 
-/* 1 when every value from node p down to its root (through aliases) has
- * exactly one reader. */
-static int single_reader_chain(const int *consumers, const int *alias, int p)
+/* A step for every node that is not an alias, in node order: its folded
+ * weights and its output slot. */
+static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
 {
-    for (;; p = alias[p]) {
-        if (consumers[p] != 1)
-            return 0;
-        if (alias[p] < 0)
-            return 1;
+    const hfc_model *m = e->model;
+    const int n = m->n_nodes;
+    e->folded = malloc((folded_floats(m, P) + 1) * sizeof(float));
+    e->steps = calloc((size_t)n, sizeof *e->steps);
+    int *slot_free = calloc((size_t)n, sizeof *slot_free);
+    if (!e->folded || !e->steps || !slot_free) {
+        free(slot_free);
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
     }
+    float *fw = e->folded;
+    size_t max_floats = 0;
+    for (int i = 0; i < n; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (P[i].alias >= 0) {
+            if (P[i].fold_into >= 0) {  /* scale the conv's reordered weights, fold the bias */
+                step *cs = &e->steps[P[P[i].fold_into].step];
+                const hfc_node *cv = cs->node;
+                size_t per = (size_t)(m->nodes[cv->in[0]].out.c / cv->groups) * cv->kh * cv->kw;
+                float *w = (float *)cs->w, *b = fw;
+                for (int c = 0; c < cv->out.c; c++) {
+                    float s, t;
+                    bn_scale_shift(nd, c, &s, &t);
+                    for (size_t k = 0; k < per; k++)
+                        w[c * per + k] *= s;
+                    b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t;
+                }
+                cs->b = b;
+                fw = b + cv->out.c;
+            } else if (P[i].bn_deferred) {
+                P[i].bn_scale = fw;
+                P[i].bn_shift = fw + nd->out.c;
+                for (int c = 0; c < nd->out.c; c++)
+                    bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
+                fw += 2 * nd->out.c;
+            }
+            continue;
+        }
+        step *s = &e->steps[e->n_steps];
+        s->node = nd;
+        s->op = nd->op;
+        s->relu = P[i].fused_relu;
+        s->w = nd->weight;
+        s->b = nd->bias;
+        s->n_in = nd->n_in;
+        s->residual = -1;
+        for (int k = 0; k < nd->n_in; k++)
+            s->in[k] = P[root_of(P, nd->in[k])].slot;
+        if (nd->op == HFC_OP_CONV2D) {
+            int cin_g = m->nodes[nd->in[0]].out.c / nd->groups;
+            reorder_conv_weights(nd, cin_g, fw);
+            s->w = fw;
+            s->path = P[i].path;
+            fw += (size_t)nd->out.c * cin_g * nd->kh * nd->kw;
+            if (P[i].residual >= 0)
+                s->residual = P[root_of(P, P[i].residual)].slot;
+            for (int p = nd->in[0]; P[p].alias >= 0; p = P[p].alias)
+                if (P[p].bn_deferred) {
+                    s->in_scale = P[p].bn_scale;
+                    s->in_shift = P[p].bn_shift;
+                    s->in_relu = P[p].fused_relu;
+                }
+        } else if (nd->op == HFC_OP_BATCHNORM) {
+            float *sc = fw, *sh = fw + nd->out.c;
+            for (int c = 0; c < nd->out.c; c++)
+                bn_scale_shift(nd, c, &sc[c], &sh[c]);
+            s->w = sc;
+            s->b = sh;
+            fw = sh + nd->out.c;
+        }
+        /* A free slot for the output (never one of the inputs). */
+        int slot = 0;
+        while (slot < e->n_slots && !slot_free[slot])
+            slot++;
+        if (slot == e->n_slots)
+            e->n_slots++;
+        slot_free[slot] = 0;
+        P[i].slot = s->out = slot;
+        P[i].step = e->n_steps++;
+        /* Release the inputs whose last reader this was. */
+        for (int k = 0; k <= nd->n_in; k++) {
+            int in = k < nd->n_in ? nd->in[k] : P[i].residual;
+            int r = in >= 0 ? root_of(P, in) : -1;
+            if (r >= 0 && P[r].last_use == i)
+                slot_free[P[r].slot] = 1;
+        }
+        size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
+        if (floats > max_floats)
+            max_floats = floats;
+        if (nd->op != HFC_OP_INPUT)
+            e->macs += layer_macs(m, nd);
+    }
+    free(slot_free);
+    e->output_slot = P[root_of(P, m->output)].slot;
+    e->slot_floats = max_floats; /* per image until plan_conv_weights sets the group */
+    return HFC_OK;
 }
 
-/* Which convs may run our AVX-512 kernels (avx512), and Winograd among
- * them: the CPU, less what HFC_CONV in the environment rules out. */
-static void conv_flags(int *avx512, int *winograd)
-{
-    const char *env = getenv("HFC_CONV");
-    *avx512 = hfc_conv_avx512_supported() && !(env && !strcmp(env, "gemm"));
-    *winograd = !(env && !strcmp(env, "direct"));
-}
-
-static conv_path choose_conv_path(const hfc_model *m, const hfc_node *nd, int avx512,
-                                  int winograd)
-{
-    const hfc_shape in = m->nodes[nd->in[0]].out;
-    if (!avx512 || nd->out.c % 16)
-        return CONV_GEMM;
-    if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 && nd->ph == 1 &&
-        nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && in.c >= 16)
-        return CONV_WINOGRAD;
-    return CONV_DIRECT;
-}
-
-/* Pick each conv's algorithm and make its weights for it (after BatchNorm
- * folding); then the group size and the scratch (col) the convs need. */
-static hfc_status plan_conv_paths(hfc_engine *e, int avx512, int winograd, hfc_error *err)
+/* The AVX-512 convs' weights in their own layouts, the group size, and the
+ * scratch (col) the convs need. */
+static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
 {
     const hfc_model *m = e->model;
     size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
@@ -162,13 +582,12 @@ static hfc_status plan_conv_paths(hfc_engine *e, int avx512, int winograd, hfc_e
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D)
             continue;
-        cs->path = choose_conv_path(m, nd, avx512, winograd);
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
         if (cs->path == CONV_DIRECT) {
             nt += cin * nd->kh * nd->kw * nd->out.c;
         } else if (cs->path == CONV_WINOGRAD) {
             nt += 36 * cin * nd->out.c;
-        } else {
+        } else if (cs->path == CONV_GEMM) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             im2col = col > im2col ? col : im2col;
             e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs */
@@ -186,10 +605,10 @@ static hfc_status plan_conv_paths(hfc_engine *e, int avx512, int winograd, hfc_e
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
+        if (nd->op != HFC_OP_CONV2D || (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD))
+            continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
         size_t kk = (size_t)in.c * nd->kh * nd->kw;
-        if (nd->op != HFC_OP_CONV2D || cs->path == CONV_GEMM)
-            continue;
         if (cs->path == CONV_DIRECT) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
@@ -209,241 +628,49 @@ static hfc_status plan_conv_paths(hfc_engine *e, int avx512, int winograd, hfc_e
         if (scratch > e->col_floats)
             e->col_floats = scratch;
     }
+    e->slot_floats *= (size_t)e->group;
     return HFC_OK;
 }
 
-hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, int threads, hfc_error *err)
+static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
 {
-    *out = NULL;
-    int n = m->n_nodes;
-    hfc_engine *e = calloc(1, sizeof *e);
-    int *consumers = calloc((size_t)n, sizeof *consumers);
-    int *alias = malloc((size_t)n * sizeof *alias);
-    int *fold_into = malloc((size_t)n * sizeof *fold_into);  /* bn -> conv */
-    int *fused_relu = calloc((size_t)n, sizeof *fused_relu);
-    int *last_use = calloc((size_t)n, sizeof *last_use);
-    int *slot_of = malloc((size_t)n * sizeof *slot_of);
-    int *slot_free = calloc((size_t)n, sizeof *slot_free);
-    int *step_of = malloc((size_t)n * sizeof *step_of);
-    int *residual_of = malloc((size_t)n * sizeof *residual_of);  /* conv -> Add's other input */
-    int *add_into = malloc((size_t)n * sizeof *add_into);        /* Add -> the conv doing it */
-    int *bn_deferred = calloc((size_t)n, sizeof *bn_deferred);   /* bn done by its readers */
-    float **bn_params = calloc((size_t)n, sizeof *bn_params);    /* ... its scale, shift */
-    hfc_status st = HFC_OK;
-    if (!e || !consumers || !alias || !fold_into || !fused_relu || !last_use || !slot_of ||
-        !slot_free || !step_of || !residual_of || !add_into || !bn_deferred || !bn_params) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
-        goto done;
-    }
-    e->model = m;
-    openblas_set_num_threads(1);  /* we thread across images ourselves */
-    int avx512, winograd;
-    conv_flags(&avx512, &winograd);
-
-    for (int i = 0; i < n; i++) {
-        alias[i] = fold_into[i] = residual_of[i] = add_into[i] = -1;
-        for (int k = 0; k < m->nodes[i].n_in; k++)
-            consumers[m->nodes[i].in[k]]++;
-    }
-    consumers[m->output]++;  /* the logits are read after the run */
-
-    /* Fusion: decide which nodes are absorbed into an earlier step. */
-    for (int i = 1; i < n; i++) {
-        const hfc_node *nd = &m->nodes[i];
-        int src = nd->in[0];
-        if (nd->op == HFC_OP_FLATTEN && m->nodes[src].out.h * m->nodes[src].out.w == 1) {
-            alias[i] = src;
-        } else if (nd->op == HFC_OP_BATCHNORM && m->nodes[src].op == HFC_OP_CONV2D &&
-                   consumers[src] == 1 && alias[src] < 0 && !fused_relu[src]) {
-            fold_into[i] = src;
-            alias[i] = src;
-        } else if (nd->op == HFC_OP_RELU) {
-            int r = root_of(alias, src);
-            hfc_op rop = m->nodes[r].op;
-            if (single_reader_chain(consumers, alias, src) && !fused_relu[r] &&
-                (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM || rop == HFC_OP_ADD ||
-                 rop == HFC_OP_LINEAR)) {
-                fused_relu[r] = 1;
-                alias[i] = src;
-            }
-        } else if (nd->op == HFC_OP_ADD) {  /* done by the conv of either input */
-            for (int side = 0; side < 2 && alias[i] < 0; side++) {
-                int a = nd->in[side], b = nd->in[1 - side], r = root_of(alias, a);
-                if (m->nodes[r].op != HFC_OP_CONV2D || fused_relu[r] || residual_of[r] >= 0 ||
-                    choose_conv_path(m, &m->nodes[r], avx512, winograd) == CONV_GEMM ||
-                    !single_reader_chain(consumers, alias, a) || root_of(alias, b) >= r)
-                    continue;
-                residual_of[r] = b;
-                add_into[i] = r;
-                alias[i] = a;
-            }
-        }
-    }
-
-    /* A BatchNorm read only by AVX-512 convs is done by them as they read. */
-    for (int i = 1; i < n; i++) {
-        const hfc_node *nd = &m->nodes[i];
-        if (nd->op != HFC_OP_BATCHNORM || alias[i] >= 0 || root_of(alias, m->output) == i)
-            continue;
-        int readers = 0, all_convs = 1;
-        for (int j = i + 1; j < n && all_convs; j++) {
-            const hfc_node *rd = &m->nodes[j];
-            if (alias[j] >= 0 && add_into[j] < 0)
-                continue;  /* on a chain of aliases, not a reader of its own */
-            for (int k = 0; k < rd->n_in; k++)
-                if (root_of(alias, rd->in[k]) == i) {
-                    readers++;
-                    all_convs &= alias[j] < 0 && rd->op == HFC_OP_CONV2D &&
-                                 choose_conv_path(m, rd, avx512, winograd) != CONV_GEMM;
-                }
-        }
-        if (readers && all_convs) {
-            bn_deferred[i] = 1;
-            alias[i] = nd->in[0];
-        }
-    }
-
-    /* Folded weights. */
-    size_t nf = folded_floats(m, fold_into);
-    e->folded = malloc((nf ? nf : 1) * sizeof(float));
-    if (!e->folded) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for folded weights");
-        goto done;
-    }
-    e->steps = calloc((size_t)n, sizeof *e->steps);
-    if (!e->steps) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
-        goto done;
-    }
-
-    /* Liveness: the last step that reads each root buffer (an Add done by
-     * a conv reads at the conv). */
-    for (int i = 1; i < n; i++) {
-        int at = add_into[i] >= 0 ? add_into[i] : i;
-        for (int k = 0; k < m->nodes[i].n_in; k++) {
-            int r = root_of(alias, m->nodes[i].in[k]);
-            if (last_use[r] < at)
-                last_use[r] = at;
-        }
-    }
-    last_use[root_of(alias, m->output)] = n;  /* never released */
-
-    /* Steps and slots, in node order. */
-    float *fw = e->folded;
-    size_t max_floats = 0;
-    for (int i = 0; i < n; i++) {
-        const hfc_node *nd = &m->nodes[i];
-        step_of[i] = -1;
-        if (alias[i] >= 0) {
-            if (fold_into[i] >= 0) {  /* scale the conv's reordered weights, fold the bias */
-                step *cs = &e->steps[step_of[fold_into[i]]];
-                const hfc_node *cv = cs->node;
-                size_t per = (size_t)m->nodes[cv->in[0]].out.c * cv->kh * cv->kw;
-                float *w = (float *)cs->w, *b = fw;
-                for (int c = 0; c < cv->out.c; c++) {
-                    float s, t;
-                    bn_scale_shift(nd, c, &s, &t);
-                    for (size_t k = 0; k < per; k++)
-                        w[c * per + k] *= s;
-                    b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t;
-                }
-                cs->b = b;
-                fw = b + cv->out.c;
-            } else if (bn_deferred[i]) {
-                bn_params[i] = fw;
-                for (int c = 0; c < nd->out.c; c++)
-                    bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
-                fw += 2 * nd->out.c;
-            }
-            continue;
-        }
-        step *s = &e->steps[e->n_steps];
-        s->node = nd;
-        s->op = nd->op;
-        s->relu = fused_relu[i];
-        s->w = nd->weight;
-        s->b = nd->bias;
-        for (int k = 0; k < nd->n_in; k++)
-            s->in[k] = slot_of[root_of(alias, nd->in[k])];
-        if (nd->op == HFC_OP_CONV2D) {
-            int cin = m->nodes[nd->in[0]].out.c;
-            reorder_conv_weights(nd, cin, fw);
-            s->w = fw;
-            fw += (size_t)nd->out.c * cin * nd->kh * nd->kw;
-            s->residual = residual_of[i] >= 0 ? slot_of[root_of(alias, residual_of[i])] : -1;
-            for (int p = nd->in[0]; alias[p] >= 0; p = alias[p])
-                if (bn_deferred[p]) {
-                    s->in_scale = bn_params[p];
-                    s->in_shift = bn_params[p] + m->nodes[p].out.c;
-                    s->in_relu = fused_relu[p];
-                }
-        } else if (nd->op == HFC_OP_BATCHNORM) {
-            float *sc = fw, *sh = fw + nd->out.c;
-            for (int c = 0; c < nd->out.c; c++)
-                bn_scale_shift(nd, c, &sc[c], &sh[c]);
-            s->w = sc;
-            s->b = sh;
-            fw = sh + nd->out.c;
-        }
-        /* A free slot for the output (never one of the inputs). */
-        int slot = 0;
-        while (slot < e->n_slots && !slot_free[slot])
-            slot++;
-        if (slot == e->n_slots)
-            e->n_slots++;
-        slot_free[slot] = 0;
-        slot_of[i] = s->out = slot;
-        step_of[i] = e->n_steps++;
-        /* Release the inputs whose last reader this was. */
-        for (int k = 0; k <= nd->n_in; k++) {
-            int in = k < nd->n_in ? nd->in[k] : residual_of[i];
-            int r = in >= 0 ? root_of(alias, in) : -1;
-            if (r >= 0 && last_use[r] == i)
-                slot_free[slot_of[r]] = 1;
-        }
-        size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
-        if (floats > max_floats)
-            max_floats = floats;
-        if (nd->op == HFC_OP_CONV2D) {
-            size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-            e->macs += (double)nd->out.c * cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
-        } else if (nd->op == HFC_OP_LINEAR) {
-            e->macs += (double)nd->out.c * m->nodes[nd->in[0]].out.c;
-        }
-    }
-    st = plan_conv_paths(e, avx512, winograd, err);
-    if (st)
-        goto done;
-    e->output_slot = slot_of[root_of(alias, m->output)];
-    e->slot_floats = e->group * max_floats;
-
     e->threads = threads < 1 ? 1 : threads;
     e->ws = calloc((size_t)e->threads, sizeof *e->ws);
-    if (!e->ws) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for thread buffers");
-        goto done;
-    }
+    if (!e->ws)
+        return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for thread buffers");
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
-        if (!e->ws[t].slots || !e->ws[t].col) {
-            st = hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for activations");
-            goto done;
-        }
+        if (!e->ws[t].slots || !e->ws[t].col)
+            return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for activations");
     }
-done:
-    free(consumers);
-    free(alias);
-    free(fold_into);
-    free(fused_relu);
-    free(last_use);
-    free(slot_of);
-    free(slot_free);
-    free(step_of);
-    free(residual_of);
-    free(add_into);
-    free(bn_deferred);
-    free(bn_params);
+    return HFC_OK;
+}
+
+hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
+                          hfc_error *err)
+{
+    *out = NULL;
+    hfc_engine *e = calloc(1, sizeof *e);
+    node_plan *P = calloc((size_t)m->n_nodes, sizeof *P);
+    if (!e || !P) {
+        free(e);
+        free(P);
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
+    }
+    e->model = m;
+    openblas_set_num_threads(1);  /* we thread across images ourselves */
+    plan_readers(m, P);
+    plan_conv_paths(m, P, opt->conv);
+    plan_fusion(m, P);
+    plan_deferred_batchnorm(m, P);
+    plan_liveness(m, P);
+    hfc_status st = plan_steps(e, P, err);
+    if (!st)
+        st = plan_conv_weights(e, err);
+    if (!st)
+        st = plan_workspaces(e, opt->threads, err);
+    free(P);
     if (st) {
         hfc_engine_free(e);
         return st;
@@ -451,6 +678,8 @@ done:
     *out = e;
     return HFC_OK;
 }
+
+/* ------------------------------------------------------------- running */
 
 void hfc_engine_free(hfc_engine *e)
 {
@@ -469,86 +698,18 @@ void hfc_engine_free(hfc_engine *e)
 
 double hfc_engine_flops(const hfc_engine *e) { return 2.0 * e->macs; }
 
-static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s,
-                              int n)
-{
-    return (hfc_tensor){n, s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
-}
-
 /* Run every step on a group of n images; the logits end in the output slot. */
 static void forward_group(const hfc_engine *e, const workspace *ws, const float *pixels, int n)
 {
     const hfc_model *m = e->model;
+    step_run r = {e, ws, NULL, pixels, n, {{0}}, {0}};
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
-        const hfc_node *nd = s->node;
-        hfc_tensor y = slot_tensor(e, ws, s->out, nd->out, n);
-        hfc_tensor x = {0};
-        if (s->op != HFC_OP_INPUT)
-            x = slot_tensor(e, ws, s->in[0], m->nodes[nd->in[0]].out, n);
-        switch (s->op) {
-        case HFC_OP_INPUT: {  /* (n, c, h, w) pixels -> normalised NHWC */
-            const int c = nd->out.c;
-            const size_t plane = (size_t)nd->out.h * nd->out.w;
-            for (int b = 0; b < n; b++)
-                for (int ch = 0; ch < c; ch++) {
-                    const float *src = pixels + ((size_t)b * c + ch) * plane;
-                    float *dst = y.data + (size_t)b * plane * c + ch;
-                    for (size_t k = 0; k < plane; k++)
-                        dst[k * c] = (src[k] * m->scale - m->mean[ch]) / m->std[ch];
-                }
-            break;
-        }
-        case HFC_OP_CONV2D: {
-            hfc_conv_extras ex = {s->b, s->in_scale, s->in_shift, s->in_relu, NULL, s->relu};
-            if (s->residual >= 0)
-                ex.residual = slot_tensor(e, ws, s->residual, nd->out, n).data;
-            if (s->path == CONV_WINOGRAD)
-                hfc_conv2d_winograd(&x, s->wt, s->chunk, &ex, ws->col, &y);
-            else if (s->path == CONV_DIRECT)
-                hfc_conv2d_direct(&x, s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &ex,
-                                  ws->col, &y);
-            else
-                hfc_conv2d(&x, s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
-                           s->relu, ws->col, &y);
-            break;
-        }
-        case HFC_OP_BATCHNORM:
-            hfc_scale_shift(&x, s->w, s->b, s->relu, &y);
-            break;
-        case HFC_OP_RELU:
-            hfc_relu(&x, &y);
-            break;
-        case HFC_OP_MAXPOOL2D:
-        case HFC_OP_AVGPOOL2D:
-            hfc_pool2d(&x, s->op == HFC_OP_MAXPOOL2D, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
-                       nd->pw, nd->count_include_pad, &y);
-            break;
-        case HFC_OP_GLOBAL_AVGPOOL:
-            hfc_global_avgpool(&x, &y);
-            break;
-        case HFC_OP_FLATTEN:  /* a step only when its input is not 1x1 */
-            hfc_flatten(&x, &y);
-            break;
-        case HFC_OP_LINEAR: {
-            hfc_tensor flat = {n, x.c * x.h * x.w, 1, 1, x.data};
-            hfc_linear(&flat, s->w, s->b, s->relu, &y);
-            break;
-        }
-        case HFC_OP_ADD: {
-            hfc_tensor b = slot_tensor(e, ws, s->in[1], m->nodes[nd->in[1]].out, n);
-            hfc_add(&x, &b, s->relu, &y);
-            break;
-        }
-        case HFC_OP_SUBSAMPLE:
-            hfc_subsample(&x, nd->sh, nd->sw, &y);
-            break;
-        case HFC_OP_PAD_CHANNELS:
-            hfc_pad_channels(&x, nd->before, nd->after, &y);
-            break;
-        case HFC_OP_COUNT:
-            break;
-        }
+        r.s = s;
+        r.y = slot_tensor(e, ws, s->out, s->node->out, n);
+        for (int k = 0; k < s->n_in; k++)
+            r.x[k] = slot_tensor(e, ws, s->in[k], m->nodes[s->node->in[k]].out, n);
+        LAYERS[s->op].forward(&r);
     }
 }
 

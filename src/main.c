@@ -118,7 +118,8 @@ static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error
         if ((st = hfc_model_load(&models[n_loaded], o->models[n_loaded], err)))
             goto out;
         model_ptrs[n_loaded] = &models[n_loaded];
-        if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], o->threads, err))) {
+        hfc_engine_options eo = {o->threads, o->conv};
+        if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], &eo, err))) {
             hfc_model_free(&models[n_loaded]);
             goto out;
         }
@@ -172,6 +173,15 @@ int main(int argc, char **argv)
     if (action != HFC_CLI_RUN) {
         fputs(action == HFC_CLI_HELP ? hfc_usage : "hfc-eval " HFC_VERSION "\n", stdout);
         goto out;
+    }
+    const char *conv = getenv("HFC_CONV");  /* for tests and benchmarks: see hfc.h */
+    if (conv && *conv && strcmp(conv, "auto")) {
+        if (strcmp(conv, "direct") && strcmp(conv, "gemm")) {
+            st = hfc_fail(&err, HFC_ERR_USAGE, "", "HFC_CONV='%.40s' is not auto, direct or gemm",
+                          conv);
+            goto out;
+        }
+        o.conv = !strcmp(conv, "gemm") ? HFC_CONV_GEMM : HFC_CONV_DIRECT;
     }
     if (o.command == HFC_CMD_MERGE)
         st = hfc_merge(o.models, o.n_models, o.pretty, &text, &err);

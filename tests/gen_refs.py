@@ -9,6 +9,9 @@
   tiny100/            CIFAR-100-format test.bin (120 images) and train.bin (60),
                       fine_label_names.txt (names "fine00" ... "fine99")
   vgg100.bin          a 100-class VGG (random weights) for them
+  zoo-NAME.bin/.in/.out  every architecture of tools/zoo/models.py, as FAMILY
+  NAME.onnx, NAME.onnx.bin  the zoo and a few others by the ONNX route:
+                      torch.onnx.export, then tools/onnx_to_hfc.py (same .in/.out)
 
 Binary layouts (little-endian):
   split.ref: u32 n, u32 n_radii, f64 radii[n_radii], f32 images[n,3,32,32],
@@ -29,6 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import export_pytorch  # noqa: E402
 import hfc_models  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "tools", "zoo"))
+import models as zoo  # noqa: E402
+import onnx_to_hfc  # noqa: E402
 from reference import paper_split  # noqa: E402
 
 SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 16.5, 22.5, 23, 30]
@@ -105,6 +111,33 @@ def randomize(model, gen):
     return model.eval()
 
 
+class _int_pool_sizes:
+    """torch 1.13's ONNX tracer hands F.avg_pool2d(x, x.size(2)) a tensor for
+    the size, which the builtin rejects: give it the number while exporting."""
+
+    def __enter__(self):
+        self.orig = F.avg_pool2d
+
+        def avg_pool2d(x, kernel_size, *a, **kw):
+            if isinstance(kernel_size, torch.Tensor):
+                kernel_size = int(kernel_size)
+            return self.orig(x, kernel_size, *a, **kw)
+        F.avg_pool2d = avg_pool2d
+
+    def __exit__(self, *exc):
+        F.avg_pool2d = self.orig
+
+
+def onnx_route(model, stem, mean, std):
+    """STEM.onnx by torch.onnx.export, then STEM.onnx.bin by tools/onnx_to_hfc.py."""
+    import warnings
+    with warnings.catch_warnings(), _int_pool_sizes():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 3, 32, 32), stem + ".onnx", opset_version=13)
+    onnx_to_hfc.convert(stem + ".onnx", stem + ".onnx.bin", mean=mean, std=std,
+                        classes=hfc_models.CIFAR10_CLASSES, metadata={"test": os.path.basename(stem)})
+
+
 def write(path, header, *arrays):
     with open(path, "wb") as f:
         f.write(np.asarray(header, dtype="<u4").tobytes())
@@ -136,6 +169,9 @@ def main(out):
         "misc-f16": Misc(),  # weights stored as f16
         "convs": Convs(),
     }
+    models.update({"zoo-" + name: ctor() for name, (ctor, _) in zoo.ZOO.items()})
+    if os.environ.get("HFC_FULL"):
+        models.update({"zoo-" + name: ctor() for name, ctor in zoo.ZOO_FULL.items()})
     pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
     norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -154,6 +190,8 @@ def main(out):
             logits = model(norm).numpy().astype("<f4")
         write(os.path.join(out, name + ".in"), [len(pixels), 3072], pixels.numpy().astype("<f4"))
         write(os.path.join(out, name + ".out"), list(logits.shape), logits)
+        if name.startswith("zoo-") or name in ("preact", "resnet18", "vgg-nobn", "misc"):
+            onnx_route(model, os.path.join(out, name), mean, std)
 
     n = 40
     labels = np.arange(n, dtype=np.uint8) % 10

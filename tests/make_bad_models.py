@@ -77,6 +77,24 @@ def broken(raw):
     g["classes"] = g["classes"][:5]
     yield "class-count", join(g, data)
 
+    # Layers of format version 2 used wrongly.
+    g = json.loads(json.dumps(h))
+    first(g, "conv2d")["groups"] = 5  # the first conv reads the 3-channel input
+    yield "bad-groups", join(g, data, version=2)
+
+    g = json.loads(json.dumps(h))
+    first(g, "relu")["op"] = "sigmoid"
+    yield "v2-op-in-v1", join(g, data, version=1)
+
+    g = json.loads(json.dumps(h))
+    later = next(n for n in g["nodes"] if n["op"] == "conv2d" and n["stride"] == [2, 2])
+    g["nodes"].append({"name": "cat_bad", "op": "concat", "inputs": [g["nodes"][0]["name"], later["name"]]})
+    yield "concat-mismatch", join(g, data, version=2)
+
+    g = json.loads(json.dumps(h))
+    g["nodes"].append({"name": "shuffle_bad", "op": "channel_shuffle", "inputs": ["input"], "groups": 2})
+    yield "shuffle-indivisible", join(g, data, version=2)
+
 
 def main():
     good, out = sys.argv[1], sys.argv[2]

@@ -55,14 +55,20 @@ echo "== split vs the paper's numpy code"
 counted build/test_split "$REF/split.ref"
 
 echo "== engine vs PyTorch, random weights and BN statistics"
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs; do
+ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr '\n' ' ')
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs $ZOO; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+done
+echo "-- the ONNX route: torch.onnx.export, tools/onnx_to_hfc.py, the same logits"
+for m in "$REF"/*.onnx.bin; do
+    f=$(basename "$m" .onnx.bin)
+    counted build/test_engine "$f.onnx" "$m" "$REF/$f.in" "$REF/$f.out"
 done
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
     # The default run above used Winograd and the direct kernel where they apply.
     for path in direct gemm; do
         echo "-- the same with HFC_CONV=$path (engine_run.c: choose_conv_path)"
-        for f in preact resnet18 vgg convs; do
+        for f in preact resnet18 vgg convs zoo-mobilenetv2 zoo-repvgg zoo-senet; do
             HFC_CONV=$path counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
         done
     done
@@ -76,15 +82,76 @@ class Bad(nn.Module):
     def __init__(self):
         super().__init__(); self.c = nn.Conv2d(3, 10, 3)
     def forward(self, x):
-        return torch.sigmoid(self.c(x)).mean((2, 3))
+        return torch.tanh(self.c(x)).mean((2, 3))
 try:
     export_pytorch.export(Bad(), "/dev/null", mean=(0, 0, 0), std=(1, 1, 1))
 except export_pytorch.ExportError as e:
     print("error:", e)
 EOF
 )
-[[ "$out" == *"unsupported operation sigmoid"* ]]
+[[ "$out" == *"unsupported operation tanh"* ]]
 expect $? "exporter names an unsupported operation ($out)"
+
+echo "== the zoo (tools/zoo/models.py): hfc-eval's counts vs tools/reference.py's"
+for f in $ZOO; do
+    "$HFC" --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-ours" &&
+        "$PY" tools/reference.py --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-theirs" &&
+        "$PY" - "$T/zoo-ours" "$T/zoo-theirs" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) == 3 and all(x["correct"] == y["correct"] for x, y in zip(a, b)), (a, b)
+PYEOF
+    expect $? "$f: the same correct counts as tools/reference.py at r = 0, 4, 8 (40 images)"
+done
+out=$("$PY" - <<'PYEOF' 2>&1
+import sys; sys.path.insert(0, "tools")
+import torch, torch.nn as nn, export_pytorch
+class IntOfSize(nn.Module):  # as one public ShuffleNetV2 writes its split
+    def forward(self, x):
+        c = int(x.size(1) * 0.5)
+        return x[:, :c].mean((2, 3))
+try:
+    export_pytorch.export(IntOfSize(), "/dev/null", mean=(0, 0, 0), std=(1, 1, 1))
+except export_pytorch.ExportError as e:
+    print("error:", e)
+PYEOF
+)
+[[ "$out" == "error: torch.fx cannot trace IntOfSize: TypeError: int() argument"* ]]
+expect $? "exporter: a Python computation on a traced size is a clear ExportError ($out)"
+
+echo "== the layer table and its documentation"
+ops=$(sed -n 's/^HFC_\(LAYER\|UNARY\)([A-Z_0-9]*, *\([a-z_0-9]*\),.*/\2/p' include/hfc_layers.def | grep -vx input)
+missing=""
+for op in $ops; do
+    grep -q "^| \`$op\` |" docs/model-format.md || missing="$missing docs:$op"
+    grep -q "^| \`$op\` |" README.md || missing="$missing README:$op"
+done
+[ "$(wc -w <<<"$ops")" -ge 20 ] && [ -z "$missing" ]
+expect $? "every row of include/hfc_layers.def ($(wc -w <<<"$ops") layers) has its row in README.md and docs/model-format.md${missing:+; missing:$missing}"
+
+echo "== ONNX import errors"
+out=$("$PY" - "$T" <<'PYEOF' 2>&1
+import sys, warnings; sys.path.insert(0, "tools")
+import torch, torch.nn as nn, onnx_to_hfc
+class Bad(nn.Module):
+    def __init__(self):
+        super().__init__(); self.c = nn.Conv2d(3, 10, 3)
+    def forward(self, x):
+        return torch.tanh(self.c(x)).mean((2, 3))
+warnings.simplefilter("ignore")
+torch.onnx.export(Bad().eval(), torch.zeros(1, 3, 32, 32), sys.argv[1] + "/bad.onnx", opset_version=13)
+try:
+    onnx_to_hfc.convert(sys.argv[1] + "/bad.onnx", "/dev/null", mean=(0, 0, 0), std=(1, 1, 1))
+except onnx_to_hfc.ConvertError as e:
+    print("error:", e)
+PYEOF
+)
+[[ "$out" == "error: Tanh node "*": unsupported operation Tanh" ]]
+expect $? "onnx_to_hfc names an unsupported operation and its node ($out)"
+echo 'not onnx' >"$T/junk.onnx"
+"$PY" tools/onnx_to_hfc.py "$T/junk.onnx" "$T/junk.bin" --mean 0,0,0 --std 1,1,1 2>"$T/err"
+[ $? = 1 ] && grep -q "junk.onnx: not an ONNX model" "$T/err" && [ ! -e "$T/junk.bin" ]
+expect $? "onnx_to_hfc: a file that is not ONNX is one line, exit 1 ($(cat "$T/err"))"
 
 echo "== command line"
 "$HFC" --help | grep -q '^usage: hfc-eval'
@@ -379,7 +446,11 @@ for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-en
     "tensor-past-end:past the end" "tensor-size-mismatch:does not match shape" \
     "shape-mismatch:the layer needs" "unknown-op:unknown layer type \"gelu\"" \
     "dangling-input:not defined before it" "cycle:not defined before it" \
-    "nan-weight:NaN or Inf" "class-count:class names"; do
+    "nan-weight:NaN or Inf" "class-count:class names" \
+    "bad-groups:3 input channels are not divisible by groups = 5" \
+    "v2-op-in-v1:layer type \"sigmoid\" needs format version 2" \
+    "concat-mismatch:concat of 32x32 and 16x16 maps" \
+    "shuffle-indivisible:3 channels are not divisible by groups = 2"; do
     expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
 done
 

@@ -30,8 +30,14 @@ int main(int argc, char **argv)
     memcpy(x, in.body, n * HFC_CIFAR_PIXELS * 4);
     memcpy(ref, out.body, n * m.n_classes * 4);
 
+    /* HFC_CONV picks the conv algorithms, as it does for hfc-eval. */
+    const char *conv = getenv("HFC_CONV");
+    hfc_conv_choice choice = !conv ? HFC_CONV_AUTO
+                             : !strcmp(conv, "gemm") ? HFC_CONV_GEMM
+                             : !strcmp(conv, "direct") ? HFC_CONV_DIRECT : HFC_CONV_AUTO;
+    hfc_engine_options opt1 = {1, choice}, opt2 = {2, choice};
     hfc_engine *e1, *e2;
-    if (hfc_engine_new(&e1, &m, 1, &err) || hfc_engine_new(&e2, &m, 2, &err)) {
+    if (hfc_engine_new(&e1, &m, &opt1, &err) || hfc_engine_new(&e2, &m, &opt2, &err)) {
         printf("FAIL: %s: engine: %s\n", argv[1], err.reason);
         return 1;
     }

@@ -4,16 +4,25 @@
 The model is traced with torch.fx, so any nn.Module built from the supported
 operations converts without per-architecture code:
 
-  nn.Conv2d (groups=1, dilation=1)   nn.BatchNorm2d (running statistics)
-  nn.ReLU / F.relu / torch.relu / x.relu()
+  nn.Conv2d (zero padding; groups, dilation)   nn.BatchNorm2d (running statistics)
+  ReLU, ReLU6, Sigmoid, SiLU, Hardswish, Hardsigmoid: as modules, F.*, torch.*
+      or methods (x.relu(), x.sigmoid()), F.hardtanh(x, 0, 6) as ReLU6
   nn.MaxPool2d / F.max_pool2d        nn.AvgPool2d / F.avg_pool2d
-  nn.AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) / x.mean((2, 3))
+  nn.AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) / x.mean((2, 3)) /
+      F.avg_pool2d(x, x.size(2)) (a window the size of the map)
   nn.Flatten / torch.flatten(x, 1) / x.flatten(1) / x.view(x.size(0), -1)
-  nn.Linear                          x + y / torch.add(x, y)
+  nn.Linear
+  x + y, x * y, torch.add, torch.mul (same shapes, or one of them (c, 1, 1))
+  x + s, x - s, x * s, x / s for a number s (x + 0 and x * 1 vanish)
+  torch.cat([...], 1)                x.chunk(k, 1), x.split(n, 1), torch.chunk/split
+  channel shuffle: x.view(n, g, c // g, h, w).transpose(1, 2) (or .permute(0, 2,
+      1, 3, 4)), then .contiguous() and .view/.reshape(n, c, h, w) or .flatten(1, 2)
   nn.Identity / nn.Dropout (no-ops in eval mode)
   x[:, :, ::s, ::s]  (spatial subsampling)
   F.pad(x, (0, 0, 0, 0, a, b))  (zero padding of the channel dimension)
 
+Shapes come from running the traced model once on a zero image, so
+`n, c, h, w = x.size()` and sizes computed from it work (x[:, :c] too).
 Anything else is an error naming the operation and the node.
 
 Python:   sys.path.insert(0, "tools"); from export_pytorch import export
@@ -35,8 +44,37 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MAGIC = b"HFCMODEL"
-VERSION = 1
+VERSION = 2          # written when a model uses a layer new in version 2
+V1_OPS = {"conv2d", "batchnorm", "relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten",
+          "linear", "add", "subsample", "pad_channels"}
 ALIGN = 64
+
+UNARY_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
+                 nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid"}
+UNARY_FUNCTIONS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", torch.sigmoid: "sigmoid",
+                   F.sigmoid: "sigmoid", F.silu: "silu", F.hardswish: "hardswish",
+                   F.hardsigmoid: "hardsigmoid"}
+UNARY_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
+
+
+def _patch_fx_unpacking():
+    """torch 1.13's fx finds `a, b = proxy` by indexing dis's instructions with
+    f_lasti // 2, which Python 3.11's inline caches break: look the
+    instruction up by its offset instead."""
+    import dis
+    import inspect
+    from torch.fx.proxy import Proxy
+    if getattr(Proxy, "_hfc_patched", False):
+        return
+
+    def __iter__(self):
+        frame = inspect.currentframe().f_back
+        for inst in dis.get_instructions(frame.f_code):
+            if inst.offset == frame.f_lasti and inst.opname == "UNPACK_SEQUENCE":
+                return (self[i] for i in range(inst.argval))
+        return self.tracer.iter(self)
+    Proxy.__iter__ = __iter__
+    Proxy._hfc_patched = True
 
 
 class ExportError(Exception):
@@ -61,6 +99,8 @@ class _Converter:
         self.tensor_names = set()
         self.alias = {}       # fx node name -> hfc node name
         self.shape_values = set()  # fx nodes holding sizes, not tensors
+        self.multi = {}       # fx node of chunk/split -> [(start, stop), ...] channel ranges
+        self.shuffle = {}     # fx node name -> (source hfc node, groups, transposed?)
 
     # -- helpers -------------------------------------------------------
     def src(self, arg, fx_node):
@@ -80,6 +120,21 @@ class _Converter:
             self.tensor_names.add(name)
             self.tensors.append((name, arr))
         return name
+
+    def shape(self, node):
+        """The shape of an fx node's value when the model ran on a zero image."""
+        value = self.values.get(node.name) if isinstance(node, torch.fx.Node) else None
+        if not isinstance(value, torch.Tensor):
+            raise ExportError(f"{getattr(node, 'name', node)}: not a tensor")
+        return tuple(value.shape)
+
+    def concrete(self, v):
+        """A size: a number, or the value an fx node of sizes had on the zero image."""
+        return self.values.get(v.name) if isinstance(v, torch.fx.Node) else v
+
+    def number(self, v):
+        """A Python number, or None for anything else (tensors, sizes)."""
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def emit(self, fx_node, op, inputs, **attrs):
         node = {"name": fx_node.name, "op": op, "inputs": inputs}
@@ -115,13 +170,14 @@ class _Converter:
         if isinstance(m, (nn.Identity, nn.Dropout)):
             self.alias[n.name] = x
         elif isinstance(m, nn.Conv2d):
-            if m.groups != 1 or tuple(m.dilation) != (1, 1):
-                raise ExportError(f"{prefix}: Conv2d with groups or dilation is unsupported")
             if m.padding_mode != "zeros" or isinstance(m.padding, str):
                 raise ExportError(f"{prefix}: Conv2d padding must be explicit zero padding")
+            dil = _pair(m.dilation)
             self.emit(n, "conv2d", [x], weight=self.tensor(prefix + ".weight", m.weight),
                       bias=self.tensor(prefix + ".bias", m.bias),
-                      stride=_pair(m.stride), padding=_pair(m.padding))
+                      stride=_pair(m.stride), padding=_pair(m.padding),
+                      groups=int(m.groups) if m.groups != 1 else None,
+                      dilation=dil if dil != [1, 1] else None)
         elif isinstance(m, nn.BatchNorm2d):
             if m.running_mean is None:
                 raise ExportError(f"{prefix}: BatchNorm2d without running statistics")
@@ -130,8 +186,10 @@ class _Converter:
                       bias=self.tensor(prefix + ".bias", m.bias) if m.affine else None,
                       mean=self.tensor(prefix + ".running_mean", m.running_mean),
                       var=self.tensor(prefix + ".running_var", m.running_var), eps=float(m.eps))
-        elif isinstance(m, nn.ReLU):
-            self.emit(n, "relu", [x])
+        elif type(m) in UNARY_MODULES:
+            self.emit(n, UNARY_MODULES[type(m)], [x])
+        elif isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
+            self.emit(n, "relu6", [x])
         elif isinstance(m, nn.MaxPool2d):
             self.maxpool(n, x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
         elif isinstance(m, nn.AvgPool2d):
@@ -151,12 +209,28 @@ class _Converter:
 
     def function(self, n, f):
         a, kw = n.args, n.kwargs
-        if f in (F.relu, torch.relu):
-            self.emit(n, "relu", [self.src(a[0], n)])
-        elif f in (operator.add, torch.add):
-            if len(a) != 2 or kw.get("alpha", 1) != 1:
-                raise ExportError(f"{n.name}: add must have two tensor operands")
-            self.emit(n, "add", [self.src(a[0], n), self.src(a[1], n)])
+        if f in (F.dropout, F.dropout2d, F.alpha_dropout):
+            self.alias[n.name] = self.src(a[0], n)
+        elif f in UNARY_FUNCTIONS:
+            self.emit(n, UNARY_FUNCTIONS[f], [self.src(a[0], n)])
+        elif f is F.hardtanh and tuple(a[1:3]) + tuple(kw.get(k) for k in ("min_val", "max_val") if k in kw) == (0, 6):
+            self.emit(n, "relu6", [self.src(a[0], n)])
+        elif f in (operator.add, torch.add, operator.iadd) and kw.get("alpha", 1) == 1:
+            self.arith(n, "add", a[0], a[1] if len(a) > 1 else kw["other"])
+        elif f in (operator.mul, torch.mul, operator.imul):
+            self.arith(n, "mul", a[0], a[1] if len(a) > 1 else kw["other"])
+        elif f in (operator.sub, torch.sub) and self.number(a[1]) is not None:
+            self.arith(n, "add", a[0], -self.number(a[1]))
+        elif f in (operator.truediv, torch.div) and self.number(a[1]) not in (None, 0.0):
+            self.arith(n, "mul", a[0], 1.0 / self.number(a[1]))
+        elif f is torch.cat:
+            self.cat(n, a[0], a[1] if len(a) > 1 else kw.get("dim", 0))
+        elif f in (torch.chunk, torch.split):
+            self.chunk_split(n, "chunk" if f is torch.chunk else "split", a[0],
+                             a[1] if len(a) > 1 else kw.get("chunks", kw.get("split_size_or_sections")),
+                             a[2] if len(a) > 2 else kw.get("dim", 0))
+        elif f is torch.transpose:
+            self.shuffle_step(n, "transpose", a[0], list(a[1:]))
         elif f is torch.flatten:
             start = a[1] if len(a) > 1 else kw.get("start_dim", 0)
             end = a[2] if len(a) > 2 else kw.get("end_dim", -1)
@@ -171,6 +245,8 @@ class _Converter:
             p = a[3] if len(a) > 3 else kw.get("padding", 0)
             self.maxpool(n, self.src(a[0], n), k, s or k, p, kw.get("dilation", 1),
                          kw.get("ceil_mode", False))
+        elif f is F.avg_pool2d and self.map_sized(n, a, kw):
+            self.emit(n, "global_avgpool", [self.src(a[0], n)])
         elif f is F.avg_pool2d:
             k = a[1] if len(a) > 1 else kw["kernel_size"]
             s = a[2] if len(a) > 2 else kw.get("stride")
@@ -183,6 +259,8 @@ class _Converter:
             self.getitem(n, a)
         elif f is getattr and len(a) == 2 and a[1] == "shape":
             self.shape_values.add(n.name)
+        elif any(isinstance(v, torch.fx.Node) and v.name in self.shape_values for v in a):
+            self.shape_values.add(n.name)  # arithmetic on sizes, e.g. c // g
         else:
             name = getattr(f, "__name__", repr(f))
             raise ExportError(f"{n.name}: unsupported operation {name}")
@@ -191,14 +269,25 @@ class _Converter:
         a, kw = n.args, n.kwargs
         if name == "size":
             self.shape_values.add(n.name)
-        elif name in ("relu", "relu_"):
-            self.emit(n, "relu", [self.src(a[0], n)])
+        elif name in UNARY_METHODS:
+            self.emit(n, UNARY_METHODS[name], [self.src(a[0], n)])
+        elif name in ("add", "add_", "mul", "mul_") and len(a) == 2:
+            self.arith(n, name.rstrip("_"), a[0], a[1])
+        elif name in ("chunk", "split"):
+            self.chunk_split(n, name, a[0], a[1] if len(a) > 1 else kw.get("chunks", kw.get("split_size")),
+                             a[2] if len(a) > 2 else kw.get("dim", 0))
+        elif name in ("transpose", "permute"):
+            self.shuffle_step(n, name, a[0], list(a[1:]) if name == "transpose" or not isinstance(a[1], (tuple, list)) else list(a[1]))
+        elif name in ("view", "reshape") and self.shuffle_step(n, name, a[0], None):
+            pass
         elif name in ("view", "reshape"):
             dims = list(a[1:]) if len(a) > 2 or not isinstance(a[1], (tuple, list)) else list(a[1])
             first_ok = isinstance(dims[0], torch.fx.Node) and dims[0].name in self.shape_values
             if len(dims) != 2 or dims[1] != -1 or not first_ok:
                 raise ExportError(f"{n.name}: only x.{name}(x.size(0), -1) is supported")
             self.emit(n, "flatten", [self.src(a[0], n)])
+        elif name == "flatten" and self.shuffle_step(n, name, a[0], None):
+            pass
         elif name == "flatten":
             start = a[1] if len(a) > 1 else kw.get("start_dim", 0)
             if start != 1 or (a[2] if len(a) > 2 else kw.get("end_dim", -1)) != -1:
@@ -210,12 +299,94 @@ class _Converter:
             if dims != [2, 3]:
                 raise ExportError(f"{n.name}: only x.mean((2, 3)) is supported")
             self.emit(n, "global_avgpool", [self.src(a[0], n)])
+        elif name == "contiguous" and a[0].name in self.shuffle:
+            self.shuffle[n.name] = self.shuffle[a[0].name]
         elif name == "contiguous":
             self.alias[n.name] = self.src(a[0], n)
-        elif name == "add" and len(a) == 2:
-            self.emit(n, "add", [self.src(a[0], n), self.src(a[1], n)])
         else:
             raise ExportError(f"{n.name}: unsupported method .{name}()")
+
+    # -- arithmetic, concat, chunks, shuffles -----------------------------
+    def arith(self, n, op, a, b):
+        """a (+|*) b: two tensors -> add/mul; a tensor and a number -> affine,
+        or nothing for x + 0 and x * 1; sizes -> a size."""
+        if any(isinstance(v, torch.fx.Node) and v.name in self.shape_values for v in (a, b)):
+            self.shape_values.add(n.name)
+            return
+        if not isinstance(a, torch.fx.Node):
+            a, b = b, a
+        k = self.number(b)
+        if k is None:
+            self.emit(n, op, [self.src(a, n), self.src(b, n)])
+        elif (op == "add" and k == 0) or (op == "mul" and k == 1):
+            self.alias[n.name] = self.src(a, n)
+        elif op == "add":
+            self.emit(n, "affine", [self.src(a, n)], shift=k)
+        else:
+            self.emit(n, "affine", [self.src(a, n)], scale=k)
+
+    def map_sized(self, n, a, kw):
+        """F.avg_pool2d(x, x.size(2)) and the like: a window the size of the map."""
+        k = a[1] if len(a) > 1 else kw.get("kernel_size")
+        if not (isinstance(k, torch.fx.Node) and k.name in self.shape_values):
+            return False
+        if (a[2] if len(a) > 2 else kw.get("stride")) is not None:
+            return False
+        h, w = self.shape(a[0])[2:]
+        if h != w:
+            raise ExportError(f"{n.name}: a size-dependent pooling window on a {h}x{w} map")
+        return True
+
+    def cat(self, n, items, dim):
+        if dim not in (1, -3) or not isinstance(items, (list, tuple)):
+            raise ExportError(f"{n.name}: only torch.cat([...], 1) (channels) is supported")
+        self.emit(n, "concat", [self.src(v, n) for v in items])
+
+    def chunk_split(self, n, kind, x, arg, dim):
+        if dim not in (1, -3):
+            raise ExportError(f"{n.name}: {kind} along dimension {dim}; only channels (1) are supported")
+        c = self.shape(x)[1]
+        if kind == "chunk":
+            size = -(-c // int(arg))
+            sizes = [min(size, c - s) for s in range(0, c, size)]
+        elif isinstance(arg, int):
+            sizes = [min(arg, c - s) for s in range(0, c, arg)]
+        else:
+            sizes = [int(v) for v in arg]
+        bounds, start = [], 0
+        for size in sizes:
+            bounds.append((start, start + size))
+            start += size
+        self.multi[n.name] = (self.src(x, n), bounds)
+
+    def shuffle_step(self, n, name, x, dims):
+        """Channel shuffle, seen one step at a time: a view/reshape to
+        (n, g, c/g, h, w), the swap of dimensions 1 and 2, and a view,
+        reshape or flatten back to (n, c, h, w). Returns whether n was a step."""
+        if not isinstance(x, torch.fx.Node):
+            return False
+        if name in ("view", "reshape") and x.name not in self.shuffle:
+            shape, src = self.shape(n), self.shape(x)
+            if len(shape) == 5 and len(src) == 4 and shape[1] * shape[2] == src[1] and shape[3:] == src[2:]:
+                self.shuffle[n.name] = (self.src(x, n), shape[1], False)
+                return True
+            return False
+        if x.name not in self.shuffle:
+            if name in ("transpose", "permute"):
+                raise ExportError(f"{n.name}: .{name}() is supported only in a channel shuffle")
+            return False
+        source, g, swapped = self.shuffle[x.name]
+        if name in ("transpose", "permute"):
+            d = sorted(v % 5 for v in dims) if name == "transpose" else [v % 5 for v in dims]
+            if swapped or not (d == [1, 2] if name == "transpose" else d == [0, 2, 1, 3, 4]):
+                raise ExportError(f"{n.name}: only the channel shuffle's swap of dimensions 1 and 2 is supported")
+            self.shuffle[n.name] = (source, g, True)
+            return True
+        shape = self.shape(n)
+        if not swapped or len(shape) != 4:
+            raise ExportError(f"{n.name}: a reshape of grouped channels that is not a channel shuffle")
+        self.emit(n, "channel_shuffle", [source], groups=int(g))
+        return True
 
     # -- shared shapes of ops ---------------------------------------------
     def maxpool(self, n, x, k, s, p, dilation, ceil_mode):
@@ -248,12 +419,51 @@ class _Converter:
         if isinstance(base, torch.fx.Node) and base.name in self.shape_values:
             self.shape_values.add(n.name)
             return
+        if (isinstance(idx, tuple) and len(idx) >= 2 and _is_full_slice(idx[0])
+                and isinstance(idx[1], slice) and idx[1].step in (None, 1)
+                and all(_is_full_slice(s) for s in idx[2:])):
+            c = self.shape(base)[1]
+            start = self.concrete(idx[1].start) or 0
+            stop = self.concrete(idx[1].stop)
+            stop = c if stop is None else min(stop if stop >= 0 else c + stop, c)
+            start = start if start >= 0 else c + start
+            if (start, stop) == (0, c):
+                self.alias[n.name] = self.src(base, n)
+            else:
+                self.emit(n, "slice_channels", [self.src(base, n)], start=int(start), stop=int(stop))
+            return
+        if isinstance(base, torch.fx.Node) and base.name in self.multi:
+            src, bounds = self.multi[base.name]
+            start, stop = bounds[idx]
+            self.emit(n, "slice_channels", [src], start=start, stop=stop)
+            return
         if not (isinstance(idx, tuple) and len(idx) == 4 and _is_full_slice(idx[0])
                 and _is_full_slice(idx[1]) and all(isinstance(s, slice) and s.start in (None, 0)
                                                   and s.stop is None for s in idx[2:])):
             raise ExportError(f"{n.name}: only x[:, :, ::s, ::s] indexing is supported")
         self.emit(n, "subsample", [self.src(base, n)],
                   stride=[idx[2].step or 1, idx[3].step or 1])
+
+
+class _pooling_takes_sizes:
+    """While tracing, F's pooling functions record a call when an argument is
+    a traced size (F.avg_pool2d(x, x.size(2))): the builtins would reject it."""
+    NAMES = ("avg_pool2d", "max_pool2d", "adaptive_avg_pool2d")
+
+    def __enter__(self):
+        from torch.fx.proxy import Proxy
+        self.saved = {name: getattr(F, name) for name in self.NAMES}
+        for name, orig in self.saved.items():
+            def wrapper(*a, _orig=orig, **kw):
+                proxy = next((v for v in list(a) + list(kw.values()) if isinstance(v, Proxy)), None)
+                if proxy is None:
+                    return _orig(*a, **kw)
+                return proxy.tracer.create_proxy("call_function", _orig, a, kw)
+            setattr(F, name, wrapper)
+
+    def __exit__(self, *exc):
+        for name, orig in self.saved.items():
+            setattr(F, name, orig)
 
 
 def _json_safe(value):
@@ -272,26 +482,54 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
     if dtype not in ("f32", "f16"):
         raise ValueError("dtype must be 'f32' or 'f16'")
     model = model.eval()
-    graph = torch.fx.symbolic_trace(model)
+    _patch_fx_unpacking()
+    try:
+        with _pooling_takes_sizes():
+            graph = torch.fx.symbolic_trace(model)
+    except Exception as e:  # fx raises TraceError, TypeError, ...: name the cause
+        raise ExportError(f"torch.fx cannot trace {type(model).__name__}: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''} (torch.fx records tensor operations; "
+                          f"Python computations on traced values, like int(x.size(1) * r), stop it)")
+    values = {}  # fx node name -> its value on a zero image: shapes and sizes
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            values[node.name] = result = super().run_node(node)
+            return result
+    with torch.no_grad():
+        Recorder(graph).run(torch.zeros(1, *input_shape))
     conv = _Converter(graph, dtype)
+    conv.values = values
     conv.modules = dict(graph.named_modules())
     for n in graph.graph.nodes:
         conv.convert(n)
     if not hasattr(conv, "output"):
         raise ExportError("the traced graph has no output")
 
+    with torch.no_grad():
+        k = int(model(torch.zeros(1, *input_shape)).shape[1])
+    return write(path, conv.nodes, conv.tensors, conv.output, k, mean=mean, std=std, scale=scale,
+                 classes=classes, metadata=metadata, input_shape=input_shape, dtype=dtype)
+
+
+def write(path, nodes, tensors, output, n_outputs, *, mean, std, scale=1 / 255, classes=None,
+          metadata=None, input_shape=(3, 32, 32), dtype="f32"):
+    """Write a model file: nodes (dicts as in docs/model-format.md), tensors
+    [(name, float array)], the output node's name. Version 1 when every layer
+    allows it, else 2. Returns the header."""
+    if dtype not in ("f32", "f16"):
+        raise ValueError("dtype must be 'f32' or 'f16'")
     c = input_shape[0]
     if len(mean) != c or len(std) != c:
         raise ValueError(f"mean and std need {c} values")
-    with torch.no_grad():
-        k = int(model(torch.zeros(1, *input_shape)).shape[1])
+    k = n_outputs
     classes = list(classes) if classes is not None else [str(i) for i in range(k)]
     if len(classes) != k:
         raise ValueError(f"model has {k} outputs but {len(classes)} class names were given")
 
     np_dtype = np.dtype("<f4") if dtype == "f32" else np.dtype("<f2")
     entries, blobs, offset = [], [], 0
-    for name, arr in conv.tensors:
+    for name, arr in tensors:
         data = np.ascontiguousarray(arr.astype(np_dtype)).tobytes()
         entries.append({"name": name, "dtype": dtype, "shape": list(arr.shape),
                         "offset": offset, "nbytes": len(data)})
@@ -305,12 +543,14 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
                   "std": [float(v) for v in std]},
         "classes": classes,
         "tensors": entries,
-        "nodes": conv.nodes,
-        "output": conv.output,
+        "nodes": nodes,
+        "output": output,
         "metadata": _json_safe(metadata or {}),
     }
     text = json.dumps(header, separators=(",", ":")).encode()
-    head = MAGIC + struct.pack("<IIQ", VERSION, 0, len(text)) + text
+    version = 1 if all(nd["op"] in V1_OPS and "groups" not in nd and "dilation" not in nd
+                       for nd in nodes) else VERSION
+    head = MAGIC + struct.pack("<IIQ", version, 0, len(text)) + text
     head += b"\0" * ((-len(head)) % ALIGN)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -328,8 +568,8 @@ def read(path):
     if raw[:8] != MAGIC:
         raise ValueError(f"{path}: not an hfc-eval model (bad magic)")
     version, _, hlen = struct.unpack_from("<IIQ", raw, 8)
-    if version != VERSION:
-        raise ValueError(f"{path}: format version {version}, expected {VERSION}")
+    if not 1 <= version <= VERSION:
+        raise ValueError(f"{path}: format version {version}, expected 1 to {VERSION}")
     header = json.loads(raw[24:24 + hlen])
     base = 24 + hlen + (-(24 + hlen)) % ALIGN
     tensors = {}

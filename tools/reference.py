@@ -50,6 +50,10 @@ def torch_split(images, radius):
     return low, high
 
 
+UNARY = {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "silu": F.silu,
+         "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid}
+
+
 class GraphModel(torch.nn.Module):
     """Runs an hfc-eval model file's node list with torch.nn.functional."""
 
@@ -73,12 +77,24 @@ class GraphModel(torch.nn.Module):
             op = n["op"]
             if op == "conv2d":
                 y = F.conv2d(x, self.w(n, "weight"), self.w(n, "bias"), n.get("stride", [1, 1]),
-                             n.get("padding", [0, 0]))
+                             n.get("padding", [0, 0]), n.get("dilation", [1, 1]), n.get("groups", 1))
             elif op == "batchnorm":
                 y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
                                  self.w(n, "bias"), False, 0.0, n["eps"])
-            elif op == "relu":
-                y = F.relu(x)
+            elif op in UNARY:
+                y = UNARY[op](x)
+            elif op == "affine":
+                y = x * n.get("scale", 1.0) + n.get("shift", 0.0)
+            elif op == "mul":
+                y = x * v[n["inputs"][1]]
+            elif op == "concat":
+                y = torch.cat([v[k] for k in n["inputs"]], 1)
+            elif op == "slice_channels":
+                y = x[:, n["start"]:n["stop"]]
+            elif op == "channel_shuffle":
+                b, c, h, w_ = x.shape
+                g = n["groups"]
+                y = x.view(b, g, c // g, h, w_).transpose(1, 2).reshape(b, c, h, w_)
             elif op == "maxpool2d":
                 y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]))
             elif op == "avgpool2d":
