@@ -42,10 +42,10 @@ build/asan/test_%.o: tests/test_%.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Isrc -c $< -o $@
 
 build/asan/hfc-eval: build/asan/main.o $(SAN_OBJ)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 asan: $(SAN_BINS)
 
@@ -54,18 +54,18 @@ FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS)) $^ -o $@ $(LDLIBS)
+	  -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS)) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 
 build/hfc-eval: build/main.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build/bench_parts: bench/bench_parts.c $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build/test_%: build/tests/test_%.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build:
 	@mkdir -p build

@@ -188,6 +188,14 @@ hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err);
 hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const char *path,
                            hfc_error *err);
 void hfc_model_free(hfc_model *m);
+/* The paper's kernel smoothing (Eq. 3, generateSmoothKernel): every kh x kw
+ * kernel of the first conv layer, per (output, input) channel pair, becomes
+ * its 2-D convolution with [[rho, rho, rho], [rho, 1, rho], [rho, rho, rho]],
+ * mode 'same', boundary symmetric (edge values mirrored, as scipy's
+ * convolve2d(..., boundary='symm')), not renormalised. In place, before any
+ * BatchNorm folding (make engines afterwards). HFC_ERR_USAGE when the first
+ * layer (the node reading the input) is not a conv. */
+hfc_status hfc_model_smooth_first_conv(hfc_model *m, double rho, hfc_error *err);
 
 /* ---------------------------------------------------------------- engine */
 
@@ -210,6 +218,11 @@ typedef enum { HFC_CONV_AUTO, HFC_CONV_DIRECT, HFC_CONV_GEMM } hfc_conv_choice;
 typedef struct {
     int threads;           /* worker threads for a forward call (>= 1) */
     hfc_conv_choice conv;
+    int bn_batch;          /* 0: BatchNorm by the file's running statistics (folded
+                              into convs); N > 0: by the biased mean and variance
+                              over (N, H, W) of each run of N images, counted from
+                              the first image of every forward call (the paper's
+                              TF code at test time) */
 } hfc_engine_options;
 
 hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
@@ -218,6 +231,9 @@ void hfc_engine_free(hfc_engine *e);
 /* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
  * here); logits: (n, n_classes). */
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits);
+/* Images a forward call's batches should be a multiple of for results not
+ * to depend on the batch size: the engine's group (bn_batch in that mode). */
+size_t hfc_engine_group(const hfc_engine *e);
 /* Multiply-adds of one image's forward pass (conv and linear layers). */
 double hfc_engine_flops(const hfc_engine *e);
 
@@ -225,12 +241,26 @@ double hfc_engine_flops(const hfc_engine *e);
 
 enum { HFC_ORIGINAL, HFC_LOW, HFC_HIGH, HFC_VERSIONS };
 
+/* How an evaluation treats images and BatchNorm beyond the split: the
+ * default is plain inference; the paper's own code (HaohanWang/HFC,
+ * scripts/resnet.py) rescaled low and high images by their maximum, used
+ * batch statistics in BatchNorm and, for Figure 7's experiment, smoothed
+ * the first conv's kernels. Recorded in every report. */
+typedef struct {
+    int bn_batch;      /* 0: running statistics; N: each run of N images' own (the
+                          engines must be made with the same bn_batch) */
+    int rescale_max;   /* each low and high image x becomes x / max(x) * 255
+                          (max over all its values; left as it is when max <= 0) */
+    double smooth;     /* rho of hfc_model_smooth_first_conv; 0: not smoothed */
+} hfc_protocol;
+
 typedef struct {
     double radius;
     size_t images;
     size_t correct[HFC_VERSIONS];
     size_t class_images[HFC_MAX_CLASSES];
     size_t class_correct[HFC_MAX_CLASSES][HFC_VERSIONS];
+    size_t rescale_skipped[HFC_VERSIONS]; /* images whose max <= 0 (rescale_max) */
 } hfc_tally;
 
 /* The experiment: stream the dataset in batches; per batch, transform each
@@ -239,8 +269,8 @@ typedef struct {
  * Every model must take 3x32x32 input and have the data's class count. */
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                         const double *radii, int n_radii, const hfc_dataset *ds,
-                        size_t batch, const hfc_progress *progress, hfc_tally *tallies,
-                        hfc_error *err);
+                        size_t batch, const hfc_protocol *protocol,
+                        const hfc_progress *progress, hfc_tally *tallies, hfc_error *err);
 
 /* ---------------------------------------------------------------- report */
 
@@ -248,7 +278,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
  * (its path, dataset, set, class names and, when ds is a shard of shard_count,
  * the shard); caller frees. Schema: README, "Output: JSON Lines". */
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
-                      int shard_index, int shard_count, double seconds, int pretty);
+                      const hfc_protocol *protocol, int shard_index, int shard_count,
+                      double seconds, int pretty);
 
 /* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
  * order), check that the shards of each model, radius and settings tile the
@@ -300,6 +331,8 @@ typedef struct {
     int n_png_images;      /* 0: the first image of each class */
     int progress;          /* -1: when stderr is a terminal; 0 never; 1 always */
     int shard_index, shard_count; /* --shard K/N; shard_count 0: the whole set */
+    hfc_protocol protocol; /* --bn-stats/--bn-batch, --rescale, --smooth */
+    int bn_batch_size;     /* --bn-batch (default 100); used with --bn-stats batch */
     hfc_set set;           /* --set */
     hfc_dataset_kind dataset; /* --dataset */
     const char *models[HFC_MAX_MODELS]; /* merge: the report files */

@@ -43,6 +43,17 @@ const char hfc_usage[] =
     "                        conv kernels, and accuracy against radius (see README)\n"
     "      --png-images LIST test-set indices for the grids (default: the first\n"
     "                        image of each class; at most 32)\n"
+    "\n"
+    "the paper's evaluation protocol (its code, scripts/resnet.py, did all three):\n"
+    "      --bn-stats WHICH  running (default): BatchNorm by the file's statistics;\n"
+    "                        batch: by each batch of --bn-batch images' own mean and\n"
+    "                        biased variance over (N, H, W), in stored order\n"
+    "      --bn-batch N      images per batch of statistics (default 100)\n"
+    "      --rescale HOW     none (default) or max: each low and high image becomes\n"
+    "                        x / max(x) * 255 before the model's preprocessing\n"
+    "      --smooth RHO      smooth the first conv's kernels with [[r,r,r],[r,1,r],\n"
+    "                        [r,r,r]] (the paper's Eq. 3; default 0: off)\n"
+    "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
@@ -60,6 +71,7 @@ void hfc_options_default(hfc_options *o)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
     o->progress = -1;
+    o->bn_batch_size = 100;
 }
 
 /* --shard K/N: 0 <= K < N <= 1000000. */
@@ -176,6 +188,27 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
         o->png_dir = val;
     } else if (is(a, NULL, "--png-images")) {
         *st = parse_indices(val, o, err);
+    } else if (is(a, NULL, "--bn-stats")) {
+        if (!strcmp(val, "running") || !strcmp(val, "batch"))
+            o->protocol.bn_batch = !strcmp(val, "batch"); /* the size is set after parsing */
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--bn-stats: '%s' is not running or batch", val);
+    } else if (is(a, NULL, "--bn-batch")) {
+        if (!(*st = parse_count(val, a, 1, 65536, &v, err)))
+            o->bn_batch_size = (int)v;
+    } else if (is(a, NULL, "--rescale")) {
+        if (!strcmp(val, "none") || !strcmp(val, "max"))
+            o->protocol.rescale_max = !strcmp(val, "max");
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--rescale: '%s' is not none or max", val);
+    } else if (is(a, NULL, "--smooth")) {
+        char *end;
+        errno = 0;
+        double rho = strtod(val, &end);
+        if (end == val || *end || errno || !isfinite(rho) || rho < 0 || rho > 100)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--smooth: '%s' is not a number in 0..100", val);
+        else
+            o->protocol.smooth = rho;
     } else if (is(a, NULL, "--shard")) {
         *st = parse_shard(val, o, err);
     } else if (is(a, NULL, "--set")) {
@@ -251,6 +284,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         o->command == HFC_CMD_MERGE ? "merge: no REPORT file given (see --help)"
                                                     : "no MODEL given (see --help)");
+    if (o->protocol.bn_batch)
+        o->protocol.bn_batch = o->bn_batch_size;
     if (o->table && o->command == HFC_CMD_MERGE)
         return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
     if (o->shard_count && o->png_dir)

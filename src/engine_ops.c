@@ -189,6 +189,33 @@ void hfc_pad_channels(const hfc_tensor *x, int before, int after, hfc_tensor *y)
 }
 
 
+void hfc_batchnorm_batch(const hfc_tensor *x, const float *gamma, const float *beta, float eps,
+                         int relu, hfc_tensor *y)
+{
+    const int c = x->c;
+    const size_t count = (size_t)x->n * x->h * x->w;
+    double sum[c], sq[c];
+    float scale[c], shift[c];
+    for (int k = 0; k < c; k++)
+        sum[k] = sq[k] = 0;
+    for (size_t p = 0; p < count; p++)
+        for (int k = 0; k < c; k++)
+            sum[k] += x->data[p * c + k];
+    for (int k = 0; k < c; k++)
+        sum[k] /= (double)count;  /* the mean */
+    for (size_t p = 0; p < count; p++)
+        for (int k = 0; k < c; k++) {
+            double d = x->data[p * c + k] - sum[k];
+            sq[k] += d * d;
+        }
+    for (int k = 0; k < c; k++) {
+        double s = (gamma ? gamma[k] : 1.0) / sqrt(sq[k] / (double)count + eps);
+        scale[k] = (float)s;
+        shift[k] = (float)((beta ? beta[k] : 0.0) - sum[k] * s);
+    }
+    hfc_scale_shift(x, scale, shift, relu, y);
+}
+
 /* ------------------------------------------------------------ activations */
 
 float hfc_act_relu(float x) { return x > 0.0f ? x : 0.0f; }

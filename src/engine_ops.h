@@ -67,6 +67,11 @@ void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift
 #include "hfc_layers.def"
 #undef HFC_LAYER
 #undef HFC_UNARY
+/* BatchNorm by the statistics of x itself: per channel, mean and biased
+ * variance over all of x's n*h*w values (sums in double), then
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta (gamma, beta may be NULL). */
+void hfc_batchnorm_batch(const hfc_tensor *x, const float *gamma, const float *beta, float eps,
+                         int relu, hfc_tensor *y);
 /* y = f(x) elementwise */
 void hfc_unary(const hfc_tensor *x, float (*f)(float), hfc_tensor *y);
 /* y = x * scale + shift, scalars */

@@ -97,7 +97,9 @@ struct hfc_engine {
     size_t slot_floats;   /* a group's largest activation */
     size_t col_floats;    /* scratch: im2col for a group, or an AVX-512 conv's */
     int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
-                             conv runs im2col + SGEMM (the activations stay in L2) */
+                             conv runs im2col + SGEMM (the activations stay in L2);
+                             bn_batch when BatchNorm uses batch statistics */
+    int bn_batch;         /* hfc_engine_options.bn_batch */
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     float *transposed;    /* the AVX-512 convs' wt, one allocation */
@@ -173,7 +175,11 @@ static void forward_conv2d(const step_run *r)
 static void forward_batchnorm(const step_run *r)
 {
     hfc_tensor y = r->y;
-    hfc_scale_shift(&r->x[0], r->s->w, r->s->b, r->s->relu, &y);
+    const hfc_node *nd = r->s->node;
+    if (r->e->bn_batch)  /* the group is one batch of the statistics */
+        hfc_batchnorm_batch(&r->x[0], nd->weight, nd->bias, nd->eps, r->s->relu, &y);
+    else
+        hfc_scale_shift(&r->x[0], r->s->w, r->s->b, r->s->relu, &y);
 }
 
 /* The HFC_UNARY rows' functions, by op. */
@@ -360,14 +366,15 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
     }
 }
 
-static void plan_fusion(const hfc_model *m, node_plan *P)
+/* batch_stats: BatchNorms use their batch's statistics, so none is folded. */
+static void plan_fusion(const hfc_model *m, node_plan *P, int batch_stats)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
         int src = nd->in[0];
         if (nd->op == HFC_OP_FLATTEN && m->nodes[src].out.h * m->nodes[src].out.w == 1) {
             P[i].alias = src;
-        } else if (nd->op == HFC_OP_BATCHNORM && m->nodes[src].op == HFC_OP_CONV2D &&
+        } else if (nd->op == HFC_OP_BATCHNORM && !batch_stats && m->nodes[src].op == HFC_OP_CONV2D &&
                    P[src].readers == 1 && P[src].alias < 0 && !P[src].fused_relu) {
             P[i].fold_into = src;
             P[i].alias = src;
@@ -597,6 +604,8 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         return hfc_fail(err, HFC_ERR_MODEL, m->path,
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
                         im2col * sizeof(float) >> 20);
+    if (e->bn_batch) /* a group is one batch of statistics */
+        e->group = e->bn_batch;
     e->col_floats = e->group * im2col;
     e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
     if (nt && !e->transposed)
@@ -662,8 +671,10 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     openblas_set_num_threads(1);  /* we thread across images ourselves */
     plan_readers(m, P);
     plan_conv_paths(m, P, opt->conv);
-    plan_fusion(m, P);
-    plan_deferred_batchnorm(m, P);
+    e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
+    plan_fusion(m, P, e->bn_batch);
+    if (!e->bn_batch)
+        plan_deferred_batchnorm(m, P);
     plan_liveness(m, P);
     hfc_status st = plan_steps(e, P, err);
     if (!st)
@@ -697,6 +708,8 @@ void hfc_engine_free(hfc_engine *e)
 }
 
 double hfc_engine_flops(const hfc_engine *e) { return 2.0 * e->macs; }
+
+size_t hfc_engine_group(const hfc_engine *e) { return (size_t)e->group; }
 
 /* Run every step on a group of n images; the logits end in the output slot. */
 static void forward_group(const hfc_engine *e, const workspace *ws, const float *pixels, int n)

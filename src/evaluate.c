@@ -13,6 +13,25 @@ static int argmax(const float *v, int n)
     return best;
 }
 
+/* The paper's rescaling of one low or high image: x / max(x) * 255, max over
+ * all 3072 values, in double as its numpy code; an image whose max <= 0 is
+ * left as it is. Returns 1 for such an image. */
+static int rescale_by_max(const float *x, float *out)
+{
+    double mx = x[0];
+    for (size_t k = 1; k < HFC_CIFAR_PIXELS; k++)
+        mx = x[k] > mx ? x[k] : mx;
+    if (!(mx > 0)) {
+        memcpy(out, x, HFC_CIFAR_PIXELS * sizeof *out);
+        return 1;
+    }
+    for (size_t k = 0; k < HFC_CIFAR_PIXELS; k++)
+        out[k] = (float)(x[k] / mx * 255.0);
+    return 0;
+}
+
+static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
+
 static void count(hfc_tally *t, int version, const float *logits, int k, const uint8_t *labels,
                   size_t n)
 {
@@ -25,8 +44,8 @@ static void count(hfc_tally *t, int version, const float *logits, int k, const u
 
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                         const double *radii, int n_radii, const hfc_dataset *ds,
-                        size_t batch, const hfc_progress *progress, hfc_tally *tallies,
-                        hfc_error *err)
+                        size_t batch, const hfc_protocol *protocol,
+                        const hfc_progress *progress, hfc_tally *tallies, hfc_error *err)
 {
     const int K = ds->n_classes;
     for (int j = 0; j < n_models; j++) {
@@ -43,8 +62,13 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     }
     if (batch > ds->n)
         batch = ds->n ? ds->n : 1;
-    /* Whole engine groups per batch: results then do not depend on --batch-size. */
-    batch = (batch + HFC_ENGINE_GROUP - 1) / HFC_ENGINE_GROUP * HFC_ENGINE_GROUP;
+    /* Whole engine groups per batch (for batch statistics, whole batches of
+     * them): results then do not depend on --batch-size. */
+    size_t unit = HFC_ENGINE_GROUP;
+    for (int j = 0; j < n_models; j++)
+        unit = unit / gcd(unit, hfc_engine_group(engines[j])) * hfc_engine_group(engines[j]);
+    batch = (batch + unit - 1) / unit * unit;
+    const int rescale = protocol && protocol->rescale_max;
 
     double max_radius = 0;
     for (int r = 0; r < n_radii; r++)
@@ -55,7 +79,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
         return st;
     float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
     float *logits = malloc(batch * (size_t)K * sizeof *logits);
-    if (!x || !logits) {
+    float *scaled = rescale ? malloc(batch * HFC_CIFAR_PIXELS * sizeof *scaled) : NULL;
+    if (!x || !logits || (rescale && !scaled)) {
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
         goto done;
     }
@@ -83,12 +108,21 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
         for (int r = 0; r < n_radii; r++) {
             if ((st = hfc_split_radius(split, radii[r], err)))
                 goto done;
-            for (int j = 0; j < n_models; j++) {
-                hfc_tally *t = &tallies[j * n_radii + r];
-                hfc_engine_forward(engines[j], hfc_split_low(split), n, logits);
-                count(t, HFC_LOW, logits, K, labels, n);
-                hfc_engine_forward(engines[j], hfc_split_high(split), n, logits);
-                count(t, HFC_HIGH, logits, K, labels, n);
+            for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
+                const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);
+                size_t skipped = 0;
+                if (rescale) {
+                    for (size_t i = 0; i < n; i++)
+                        skipped += rescale_by_max(in + i * HFC_CIFAR_PIXELS,
+                                                  scaled + i * HFC_CIFAR_PIXELS);
+                    in = scaled;
+                }
+                for (int j = 0; j < n_models; j++) {
+                    hfc_tally *t = &tallies[j * n_radii + r];
+                    t->rescale_skipped[v] += skipped;
+                    hfc_engine_forward(engines[j], in, n, logits);
+                    count(t, v, logits, K, labels, n);
+                }
             }
         }
         if (progress && progress->update)
@@ -97,6 +131,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
 done:
     free(x);
     free(logits);
+    free(scaled);
     hfc_splitter_free(split);
     return st;
 }

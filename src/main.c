@@ -33,8 +33,8 @@ static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *ta
                          base ? base + 1 : models[j].path, t->radius, t->correct[0] / n,
                          t->correct[1] / n, t->correct[2] / n);
             } else {
-                line = hfc_report_json(t, &models[j], ds, o->shard_index, o->shard_count, seconds,
-                                       o->pretty);
+                line = hfc_report_json(t, &models[j], ds, &o->protocol, o->shard_index,
+                                       o->shard_count, seconds, o->pretty);
                 if (!line) {
                     free(out);
                     return NULL;
@@ -118,7 +118,12 @@ static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error
         if ((st = hfc_model_load(&models[n_loaded], o->models[n_loaded], err)))
             goto out;
         model_ptrs[n_loaded] = &models[n_loaded];
-        hfc_engine_options eo = {o->threads, o->conv};
+        if (o->protocol.smooth > 0 &&
+            (st = hfc_model_smooth_first_conv(&models[n_loaded], o->protocol.smooth, err))) {
+            hfc_model_free(&models[n_loaded]);
+            goto out;
+        }
+        hfc_engine_options eo = {o->threads, o->conv, o->protocol.bn_batch};
         if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], &eo, err))) {
             hfc_model_free(&models[n_loaded]);
             goto out;
@@ -128,6 +133,15 @@ static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error
         goto out;
     if (o->shard_count && (st = hfc_dataset_shard(&ds, o->shard_index, o->shard_count, err)))
         goto out;
+    if (o->protocol.bn_batch && ds.first % (size_t)o->protocol.bn_batch) {
+        st = hfc_fail(err, HFC_ERR_USAGE, "",
+                      "--shard %d/%d starts at image %zu, inside a batch of --bn-batch %d: with "
+                      "--bn-stats batch, shards must start at multiples of it (choose N so that "
+                      "%zu/N is one)",
+                      o->shard_index, o->shard_count, ds.first, o->protocol.bn_batch,
+                      ds.set_images);
+        goto out;
+    }
     tallies = calloc((size_t)o->n_models * o->n_radii, sizeof *tallies);
     if (!tallies) {
         st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
@@ -137,7 +151,7 @@ static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error
     hfc_progress progress = {progress_draw, &line};
     int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
     st = hfc_evaluate(engines, model_ptrs, o->n_models, o->radii, o->n_radii, &ds, o->batch,
-                      show ? &progress : NULL, tallies, err);
+                      &o->protocol, show ? &progress : NULL, tallies, err);
     progress_end(&line);
     if (st)
         goto out;

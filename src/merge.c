@@ -19,7 +19,10 @@
 /* Fields a shard changes: never part of the key. model_path and data may
  * differ between the machines that ran the shards; the first shard's are kept. */
 static const char *const PER_SHARD[] = {"images", "accuracy", "correct", "per_class",
-                                        "seconds", "shard", "model_path", "data"};
+                                        "seconds", "shard", "model_path", "data",
+                                        "rescale_skipped"};
+/* Objects of counts summed member by member. */
+static const char *const SUMMED[] = {"correct", "rescale_skipped"};
 
 typedef struct {
     size_t first, end;
@@ -91,19 +94,24 @@ static hfc_status read_range(const cJSON *o, size_t *first, size_t *end, size_t 
 static hfc_status add_counts(cJSON *sum, const cJSON *o, int first_shard, const char *path,
                              int index, hfc_error *err)
 {
-    const cJSON *cor = cJSON_GetObjectItemCaseSensitive(o, "correct");
-    cJSON *scor = cJSON_GetObjectItemCaseSensitive(sum, "correct");
     const cJSON *c;
-    if (!cJSON_IsObject(cor))
-        return hfc_fail(err, HFC_ERR_DATA, path, "report %d has no \"correct\" counts", index);
-    cJSON_ArrayForEach(c, cor)
-    {
-        cJSON *s = cJSON_GetObjectItemCaseSensitive(scor, c->string);
-        if (!is_count(c) || !s)
-            return hfc_fail(err, HFC_ERR_DATA, path, "report %d: \"correct\" differs in form",
-                            index);
-        if (!first_shard)
-            cJSON_SetNumberValue(s, s->valuedouble + c->valuedouble);
+    for (size_t k = 0; k < sizeof SUMMED / sizeof SUMMED[0]; k++) {
+        const cJSON *cor = cJSON_GetObjectItemCaseSensitive(o, SUMMED[k]);
+        cJSON *scor = cJSON_GetObjectItemCaseSensitive(sum, SUMMED[k]);
+        if (!cor && !scor && k > 0)
+            continue;  /* optional ones */
+        if (!cJSON_IsObject(cor) || !cJSON_IsObject(scor))
+            return hfc_fail(err, HFC_ERR_DATA, path, "report %d has no \"%s\" counts", index,
+                            SUMMED[k]);
+        cJSON_ArrayForEach(c, cor)
+        {
+            cJSON *s = cJSON_GetObjectItemCaseSensitive(scor, c->string);
+            if (!is_count(c) || !s)
+                return hfc_fail(err, HFC_ERR_DATA, path, "report %d: \"%s\" differs in form",
+                                index, SUMMED[k]);
+            if (!first_shard)
+                cJSON_SetNumberValue(s, s->valuedouble + c->valuedouble);
+        }
     }
     const cJSON *per = cJSON_GetObjectItemCaseSensitive(o, "per_class");
     cJSON *sper = cJSON_GetObjectItemCaseSensitive(sum, "per_class");

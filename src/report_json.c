@@ -10,7 +10,8 @@ static const char *VERSION_NAMES[HFC_VERSIONS] = {"original", "low", "high"};
 static double fraction(size_t num, size_t den) { return den ? (double)num / (double)den : 0.0; }
 
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
-                      int shard_index, int shard_count, double seconds, int pretty)
+                      const hfc_protocol *protocol, int shard_index, int shard_count,
+                      double seconds, int pretty)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -40,6 +41,18 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset 
     cJSON_AddStringToObject(o, "data", ds->path);
     cJSON_AddStringToObject(o, "dataset", hfc_dataset_name(ds->kind));
     cJSON_AddStringToObject(o, "set", hfc_set_name(ds->set));
+    const hfc_protocol plain = {0, 0, 0};
+    const hfc_protocol *p = protocol ? protocol : &plain;
+    cJSON_AddStringToObject(o, "bn_stats", p->bn_batch ? "batch" : "running");
+    if (p->bn_batch)
+        cJSON_AddNumberToObject(o, "bn_batch", p->bn_batch);
+    cJSON_AddStringToObject(o, "rescale", p->rescale_max ? "max" : "none");
+    if (p->rescale_max) { /* images left as they were: max <= 0 (hfc_merge sums them) */
+        cJSON *sk = cJSON_AddObjectToObject(o, "rescale_skipped");
+        cJSON_AddNumberToObject(sk, "low", (double)t->rescale_skipped[HFC_LOW]);
+        cJSON_AddNumberToObject(sk, "high", (double)t->rescale_skipped[HFC_HIGH]);
+    }
+    cJSON_AddNumberToObject(o, "smooth", p->smooth);
     if (shard_count > 0) { /* hfc_merge removes this and sums the counts */
         cJSON *sh = cJSON_AddObjectToObject(o, "shard");
         cJSON_AddNumberToObject(sh, "index", shard_index);

@@ -398,6 +398,46 @@ PYEOF
     [ -s "$T/series/png/accuracy-vs-epoch.png" ]
 expect $? "--png on checkpoints whose metadata has an epoch draws accuracy-vs-epoch.png"
 
+echo "== the paper's protocol: batch-statistics BN, max rescaling, kernel smoothing"
+PROTO="--bn-stats batch --bn-batch 10 --rescale max --smooth 0.5"
+"$HFC" --data "$TINY" --radius 0,4,8 $PROTO -j 1 -b 256 "$MODEL" "$REF/vgg.bin" >"$T/p1.jsonl" &&
+    "$HFC" --data "$TINY" --radius 0,4,8 $PROTO -j 2 -b 7 "$MODEL" "$REF/vgg.bin" >"$T/p2.jsonl" &&
+    same_report "$T/p1.jsonl" "$T/p2.jsonl"
+expect $? "--bn-stats batch: 1 thread/batch 256 and 2 threads/batch 7 give byte-identical JSON"
+for args in "--bn-stats batch --bn-batch 10" "--rescale max" "--smooth 1" "$PROTO"; do
+    for m in "$MODEL" "$REF/zoo-mobilenetv2.bin"; do
+        "$HFC" --data "$TINY" --radius 0,4,8 $args "$m" >"$T/po" &&
+            "$PY" tools/reference.py --data "$TINY" --radius 0,4,8 $args "$m" >"$T/pr" &&
+            "$PY" - "$T/po" "$T/pr" "$args" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) == 3 and all(x["correct"] == y["correct"] for x, y in zip(a, b)), (a, b)
+x = a[0]
+args = sys.argv[3]
+assert x["bn_stats"] == ("batch" if "batch" in args else "running"), x
+assert x["rescale"] == ("max" if "max" in args else "none") and ("rescale_skipped" in x) == ("max" in args), x
+assert x["smooth"] == (1 if "--smooth 1" in args else 0.5 if "0.5" in args else 0), x
+PYEOF
+        expect $? "$args, $(basename "$m"): counts equal tools/reference.py's; the JSON records the protocol"
+    done
+done
+for K in 0 1 2 3; do "$HFC" --data "$TINY" --radius 4 --rescale max --bn-stats batch --bn-batch 10 --shard $K/4 "$MODEL" >"$T/ps-$K.jsonl"; done
+"$HFC" --data "$TINY" --radius 4 --rescale max --bn-stats batch --bn-batch 10 "$MODEL" >"$T/ps.jsonl" &&
+    "$HFC" merge "$T"/ps-*.jsonl >"$T/ps-merged.jsonl" && same_report "$T/ps-merged.jsonl" "$T/ps.jsonl"
+expect $? "shards of a --bn-stats batch --rescale max run merge to the single run"
+"$PY" - "$T/pool-first.bin" <<'PYEOF'
+import sys; sys.path.insert(0, "tools")
+import torch.nn as nn, export_pytorch
+m = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+export_pytorch.export(m, sys.argv[1], mean=(0, 0, 0), std=(1, 1, 1))
+PYEOF
+expect_error 1 "--smooth: the first layer is avgpool2d, not a conv" -- --data "$TINY" --smooth 1 "$T/pool-first.bin"
+expect_error 1 "--bn-batch" -- --bn-stats batch --bn-batch 0 "$MODEL"
+expect_error 1 "--bn-stats: 'moving' is not running or batch" -- --bn-stats moving "$MODEL"
+expect_error 1 "--rescale: 'min' is not none or max" -- --rescale min "$MODEL"
+expect_error 1 "--smooth: '-1' is not a number in 0..100" -- --smooth -1 "$MODEL"
+expect_error 1 "inside a batch of --bn-batch 10" -- --data "$TINY" --bn-stats batch --bn-batch 10 --shard 1/3 "$MODEL"
+
 echo "== pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&

@@ -67,14 +67,14 @@ int main(int argc, char **argv)
     hfc_dataset ds;
     hfc_engine *e;
     if (hfc_model_load(&m, argv[1], &err) || hfc_dataset_load(&ds, argv[2], HFC_CIFAR10, HFC_SET_TEST, 0, &err) ||
-        hfc_engine_new(&e, &m, &(hfc_engine_options){2, HFC_CONV_AUTO}, &err)) {
+        hfc_engine_new(&e, &m, &(hfc_engine_options){2, HFC_CONV_AUTO, 0}, &err)) {
         printf("FAIL: setup: %s: %s\n", err.path, err.reason);
         return 1;
     }
     const double radii[2] = {4, 30};
     hfc_tally tallies[2];
     const hfc_model *models[1] = {&m};
-    hfc_status st = hfc_evaluate(&e, models, 1, radii, 2, &ds, 64, NULL, tallies, &err);
+    hfc_status st = hfc_evaluate(&e, models, 1, radii, 2, &ds, 64, NULL, NULL, tallies, &err);
     if (!st)
         st = hfc_pictures(dir, &e, models, 1, radii, 2, &ds, NULL, 0, tallies, &err);
     check(st == HFC_OK, "hfc_pictures wrote %s (%s)", dir, st ? err.reason : "ok");

@@ -57,10 +57,20 @@ UNARY = {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "silu": F.s
 class GraphModel(torch.nn.Module):
     """Runs an hfc-eval model file's node list with torch.nn.functional."""
 
-    def __init__(self, path):
+    def __init__(self, path, bn_batch_stats=False, smooth=0.0):
+        """bn_batch_stats: BatchNorm by each forward call's own batch statistics
+        (biased variance), as the paper's TF code did at test time. smooth: rho
+        of the paper's first-layer kernel smoothing (smooth_kernels)."""
         super().__init__()
         self.header, tensors = export_pytorch.read(path)
         self.t = {k: torch.from_numpy(v.copy()) for k, v in tensors.items()}
+        self.bn_batch_stats = bn_batch_stats
+        if smooth:
+            first = next(n for n in self.header["nodes"] if n["inputs"][0] == "input")
+            if first["op"] != "conv2d":
+                raise ValueError("--smooth: the first layer is not a conv")
+            w = self.t[first["weight"]]
+            self.t[first["weight"]] = torch.from_numpy(smooth_kernels(w.numpy().astype(np.float64), smooth)).float()
         inp = self.header["input"]
         self.scale = inp["scale"]
         self.mean = torch.tensor(inp["mean"]).view(1, -1, 1, 1)
@@ -79,8 +89,16 @@ class GraphModel(torch.nn.Module):
                 y = F.conv2d(x, self.w(n, "weight"), self.w(n, "bias"), n.get("stride", [1, 1]),
                              n.get("padding", [0, 0]), n.get("dilation", [1, 1]), n.get("groups", 1))
             elif op == "batchnorm":
-                y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
-                                 self.w(n, "bias"), False, 0.0, n["eps"])
+                if self.bn_batch_stats:  # tf.nn.moments over (N, H, W): biased variance
+                    mean = x.double().mean((0, 2, 3), keepdim=True)
+                    var = ((x.double() - mean) ** 2).mean((0, 2, 3), keepdim=True)
+                    g, b = self.w(n, "weight"), self.w(n, "bias")
+                    y = (x.double() - mean) / torch.sqrt(var + n["eps"])
+                    y = y * (g.view(1, -1, 1, 1).double() if g is not None else 1)
+                    y = (y + (b.view(1, -1, 1, 1).double() if b is not None else 0)).float()
+                else:
+                    y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
+                                     self.w(n, "bias"), False, 0.0, n["eps"])
             elif op in UNARY:
                 y = UNARY[op](x)
             elif op == "affine":
@@ -137,8 +155,34 @@ def read_cifar(path, limit=0, dataset="cifar10", which="test"):
             files[0] if len(files) == 1 else files)
 
 
-def evaluate(model, images, labels, radii, batch=500, split=paper_split):
-    """-> {radius: [correct original, low, high]}"""
+def smooth_kernels(w, rho):
+    """The paper's Eq. 3 (generateSmoothKernel): each (out, in) kernel of w
+    (cout, cin, kh, kw) convolved with [[rho]*3, [rho, 1, rho], [rho]*3],
+    mode 'same', boundary symmetric (scipy's 'symm' = numpy's 'symmetric')."""
+    s = np.full((3, 3), rho)
+    s[1, 1] = 1.0
+    kh, kw = w.shape[2:]
+    p = np.pad(w, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="symmetric")
+    out = np.zeros_like(w)
+    for a in range(3):  # s is symmetric, so correlation = convolution
+        for b in range(3):
+            out += s[a, b] * p[:, :, a:a + kh, b:b + kw]
+    return out
+
+
+def rescale_max(images):
+    """The paper's td[i] = td[i] / np.max(td[i]) * 255 per image; images whose
+    max is <= 0 are left as they are. -> (images, how many were left)."""
+    out = images.copy()
+    mx = images.reshape(len(images), -1).max(1)
+    ok = mx > 0
+    out[ok] = images[ok] / mx[ok, None, None, None] * 255
+    return out, int((~ok).sum())
+
+
+def evaluate(model, images, labels, radii, batch=500, split=paper_split, rescale=False):
+    """-> {radius: [correct original, low, high]}; batch is also the batch of
+    statistics when the model uses them."""
     counts = {r: [0, 0, 0] for r in radii}
     with torch.no_grad():
         for s in range(0, len(labels), batch):
@@ -147,6 +191,8 @@ def evaluate(model, images, labels, radii, batch=500, split=paper_split):
             orig = (model(torch.from_numpy(x).float()).argmax(1) == y).sum().item()
             for r in radii:
                 low, high = split(x, r)
+                if rescale:
+                    low, high = rescale_max(low)[0], rescale_max(high)[0]
                 counts[r][0] += orig
                 counts[r][1] += (model(torch.from_numpy(np.ascontiguousarray(low)).float()).argmax(1) == y).sum().item()
                 counts[r][2] += (model(torch.from_numpy(np.ascontiguousarray(high)).float()).argmax(1) == y).sum().item()
@@ -162,13 +208,19 @@ def main():
     ap.add_argument("--dataset", default="cifar10", choices=sorted(CIFAR_FILES))
     ap.add_argument("--set", default="test", choices=["test", "train"])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--bn-stats", choices=["running", "batch"], default="running")
+    ap.add_argument("--bn-batch", type=int, default=100)
+    ap.add_argument("--rescale", choices=["none", "max"], default="none")
+    ap.add_argument("--smooth", type=float, default=0.0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     radii = [float(r) for r in args.radius.split(",")]
     images, labels, path = read_cifar(args.data, args.limit, args.dataset, args.set)
     t0 = time.time()
-    counts = evaluate(GraphModel(args.model).eval(), images, labels, radii)
+    model = GraphModel(args.model, args.bn_stats == "batch", args.smooth).eval()
+    counts = evaluate(model, images, labels, radii, rescale=args.rescale == "max",
+                      batch=args.bn_batch if args.bn_stats == "batch" else 500)
     for r in radii:
         c = counts[r]
         print(json.dumps({"radius": r, "images": len(labels),
