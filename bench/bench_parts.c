@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     hfc_engine *e;
     hfc_splitter *s, *sweep;
     const double sweep_radii[] = {2, 4, 6, 8, 10, 12, 14, 16};
-    if (hfc_engine_new(&e, &m, &(hfc_engine_options){threads, HFC_CONV_AUTO, 0}, &err) || hfc_splitter_new(&s, BATCH, 4.0, &err) ||
+    if (hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = threads}, &err) || hfc_splitter_new(&s, BATCH, 4.0, &err) ||
         hfc_splitter_new(&sweep, BATCH, 16.0, &err)) {
         fprintf(stderr, "bench_parts: %s\n", err.reason);
         return 1;

@@ -223,6 +223,9 @@ typedef struct {
                               over (N, H, W) of each run of N images, counted from
                               the first image of every forward call (the paper's
                               TF code at test time) */
+    int gradients;         /* plan for hfc_engine_input_grad too: nothing is fused or
+                              shares memory, so forward values may differ from an
+                              inference engine's by rounding, and it takes more memory */
 } hfc_engine_options;
 
 hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
@@ -231,6 +234,18 @@ void hfc_engine_free(hfc_engine *e);
 /* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
  * here); logits: (n, n_classes). */
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits);
+/* The loss for hfc_engine_input_grad: fill dlogits (count, n_classes) with
+ * d loss / d logits for images [first, first + count) of the call, given
+ * their logits. Called from worker threads, for disjoint ranges. */
+typedef void (*hfc_loss_grad)(void *ctx, size_t first, size_t count, const float *logits,
+                              float *dlogits);
+/* Forward and backward on n images x (raw pixels, as hfc_engine_forward):
+ * logits (n, n_classes) and dx (n, c, h, w) = d loss / d x, in raw pixel
+ * units, through the model's preprocessing. PyTorch's conventions: ReLU'(0)
+ * = 0, max-pool routes to the first maximum. HFC_ERR_USAGE when e was not
+ * made with gradients. */
+hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
+                                 void *ctx, float *logits, float *dx, hfc_error *err);
 /* Images a forward call's batches should be a multiple of for results not
  * to depend on the batch size: the engine's group (bn_batch in that mode). */
 size_t hfc_engine_group(const hfc_engine *e);
@@ -272,6 +287,46 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                         size_t batch, const hfc_protocol *protocol,
                         const hfc_progress *progress, hfc_tally *tallies, hfc_error *err);
 
+/* ---------------------------------------------------------------- attack */
+
+#define HFC_MAX_EPS 16
+
+/* FGSM and PGD (L-infinity) in [0, 1] pixel space (src/attack.c): x = pixel
+ * / 255, the model's preprocessing after; cross-entropy with the file's
+ * label. From x0 (plus, with random_start, eps * (2u - 1) per value, u from
+ * hfc_uniform(seed, image, value), then clipped to [0, 1]), `steps` times:
+ * x += step_size * sign(d loss / d x), then x is projected onto
+ * [x0 - eps, x0 + eps] and clipped to [0, 1]. FGSM is 1 step of size eps. */
+typedef struct {
+    int pgd;              /* 0: FGSM */
+    int steps;
+    double step_size;     /* 0: eps / 4 (PGD), eps (FGSM) */
+    int random_start;
+    uint64_t seed;
+} hfc_attack_spec;
+
+/* Per model, eps and radius: correct counts of the clean and attacked
+ * images, by version (original, and with a radius low and high). */
+typedef struct {
+    double eps, radius;   /* radius < 0: the original images only */
+    size_t images;
+    size_t correct[HFC_VERSIONS][2]; /* [version][0 clean, 1 adversarial] */
+} hfc_attack_tally;
+
+/* The documented generator of the random start: splitmix64 (Steele et al.),
+ * h = splitmix64(seed), h = splitmix64(h ^ image), h = splitmix64(h ^ value);
+ * u = (h >> 40) / 2^24 in [0, 1). image counts from the set's first image. */
+double hfc_uniform(uint64_t seed, uint64_t image, uint64_t value);
+uint64_t hfc_splitmix64(uint64_t z);
+
+/* Attack every model (engines made with gradients) at each eps on ds (and,
+ * with n_radii > 0, the low and high images at each radius as well).
+ * tallies: (n_models, n_eps, max(n_radii, 1)). */
+hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                      const hfc_attack_spec *spec, const double *eps, int n_eps,
+                      const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
+                      const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err);
+
 /* ---------------------------------------------------------------- report */
 
 /* One JSON object (no newline) for a model at one radius of a run over ds
@@ -280,6 +335,12 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
                       const hfc_protocol *protocol, int shard_index, int shard_count,
                       double seconds, int pretty);
+
+/* One JSON object for an attack tally (schema: README, "Attacks"); caller frees. */
+char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, int shard_index, int shard_count,
+                             double seconds, int pretty);
 
 /* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
  * order), check that the shards of each model, radius and settings tile the
@@ -311,6 +372,7 @@ typedef enum {
     HFC_CMD_EVALUATE, /* hfc-eval [options] MODEL... */
     HFC_CMD_COMPARE,  /* hfc-eval compare: the same, a table by default */
     HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
+    HFC_CMD_ATTACK,   /* hfc-eval attack: FGSM / PGD accuracy */
 } hfc_command;
 
 /* What the command line asks for (src/cli_args.c). Strings point into argv. */
@@ -333,6 +395,10 @@ typedef struct {
     int shard_index, shard_count; /* --shard K/N; shard_count 0: the whole set */
     hfc_protocol protocol; /* --bn-stats/--bn-batch, --rescale, --smooth */
     int bn_batch_size;     /* --bn-batch (default 100); used with --bn-stats batch */
+    int radius_given;      /* --radius was on the command line */
+    hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
+    double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
+    int n_eps;
     hfc_set set;           /* --set */
     hfc_dataset_kind dataset; /* --dataset */
     const char *models[HFC_MAX_MODELS]; /* merge: the report files */

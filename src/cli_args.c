@@ -13,6 +13,7 @@ const char hfc_usage[] =
     "usage: hfc-eval [options] MODEL...\n"
     "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
     "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
+    "       hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...\n"
     "\n"
     "Split every CIFAR-10 test image into its low- and high-frequency\n"
     "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
@@ -54,6 +55,14 @@ const char hfc_usage[] =
     "      --smooth RHO      smooth the first conv's kernels with [[r,r,r],[r,1,r],\n"
     "                        [r,r,r]] (the paper's Eq. 3; default 0: off)\n"
     "\n"
+    "attack (FGSM/PGD, L-infinity, on [0, 1] pixels; cross-entropy with the label):\n"
+    "      --method M        pgd (default) or fgsm\n"
+    "      --eps LIST        budgets in 0..1, comma-separated (default 0.03,0.06,0.09)\n"
+    "      --steps N         PGD steps (default 10)\n"
+    "      --step-size S     PGD step in 0..1 (default eps/4)\n"
+    "      --random-start    start at a uniform point of the eps-ball (--seed N, default 0)\n"
+    "      --radius LIST     also attack the low and high images at these radii\n"
+    "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
@@ -72,6 +81,30 @@ void hfc_options_default(hfc_options *o)
     o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
     o->progress = -1;
     o->bn_batch_size = 100;
+    o->attack = (hfc_attack_spec){.pgd = 1, .steps = 10};
+    static const double eps[] = {0.03, 0.06, 0.09};
+    memcpy(o->eps, eps, sizeof eps);
+    o->n_eps = 3;
+}
+
+/* --eps: numbers in [0, 1], comma-separated. */
+static hfc_status parse_eps(const char *s, hfc_options *o, hfc_error *err)
+{
+    o->n_eps = 0;
+    for (const char *p = s;;) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || v < 0 || v > 1 || (*end && *end != ','))
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "--eps: '%s' is not a comma-separated list of numbers in 0..1", s);
+        if (o->n_eps == HFC_MAX_EPS)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--eps: at most %d values", HFC_MAX_EPS);
+        o->eps[o->n_eps++] = v;
+        if (!*end)
+            return HFC_OK;
+        p = end + 1;
+    }
 }
 
 /* --shard K/N: 0 <= K < N <= 1000000. */
@@ -169,6 +202,7 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
     long long v = 0;
     if (is(a, "-r", "--radius")) {
         *st = parse_radii(val, o, err);
+        o->radius_given = 1;
     } else if (is(a, "-d", "--data")) {
         o->data = val;
     } else if (is(a, "-n", "--limit")) {
@@ -188,6 +222,32 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
         o->png_dir = val;
     } else if (is(a, NULL, "--png-images")) {
         *st = parse_indices(val, o, err);
+    } else if (is(a, NULL, "--method")) {
+        if (!strcmp(val, "fgsm") || !strcmp(val, "pgd"))
+            o->attack.pgd = !strcmp(val, "pgd");
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--method: '%s' is not fgsm or pgd", val);
+    } else if (is(a, NULL, "--eps")) {
+        *st = parse_eps(val, o, err);
+    } else if (is(a, NULL, "--steps")) {
+        if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
+            o->attack.steps = (int)v;
+    } else if (is(a, NULL, "--step-size")) {
+        char *end;
+        errno = 0;
+        double step = strtod(val, &end);
+        if (end == val || *end || errno || !(step > 0) || step > 1)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--step-size: '%s' is not a number in (0, 1]", val);
+        else
+            o->attack.step_size = step;
+    } else if (is(a, NULL, "--seed")) {
+        char *end;
+        errno = 0;
+        unsigned long long seed = strtoull(val, &end, 10);
+        if (!(*val >= '0' && *val <= '9') || *end || errno)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--seed: '%s' is not a non-negative integer", val);
+        else
+            o->attack.seed = seed;
     } else if (is(a, NULL, "--bn-stats")) {
         if (!strcmp(val, "running") || !strcmp(val, "batch"))
             o->protocol.bn_batch = !strcmp(val, "batch"); /* the size is set after parsing */
@@ -240,7 +300,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     } else if (argc > 1 && !strcmp(argv[1], "merge")) {
         o->command = HFC_CMD_MERGE;
         i = 2;
+    } else if (argc > 1 && !strcmp(argv[1], "attack")) {
+        o->command = HFC_CMD_ATTACK;
+        i = 2;
     }
+    int steps_given = 0, attack_option = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (is(a, "-h", "--help")) {
@@ -257,6 +321,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             o->table = 0;
         } else if (is(a, NULL, "--progress") || is(a, NULL, "--no-progress")) {
             o->progress = !strcmp(a, "--progress");
+        } else if (is(a, NULL, "--random-start")) {
+            o->attack.random_start = 1;
+            attack_option = 1;
         } else if (a[0] != '-' || !a[1]) {
             if (o->n_models == HFC_MAX_MODELS)
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
@@ -272,6 +339,10 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                 return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
             if (st)
                 return st;
+            steps_given |= is(a, NULL, "--steps");
+            attack_option |= is(a, NULL, "--method") || is(a, NULL, "--eps") ||
+                             is(a, NULL, "--steps") || is(a, NULL, "--step-size") ||
+                             is(a, NULL, "--seed");
             if (o->command == HFC_CMD_MERGE && !is(a, "-o", "--output"))
                 return hfc_fail(err, HFC_ERR_USAGE, "",
                                 "merge takes only -o and --pretty: '%s' belongs to the runs "
@@ -286,6 +357,22 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                                                     : "no MODEL given (see --help)");
     if (o->protocol.bn_batch)
         o->protocol.bn_batch = o->bn_batch_size;
+    if (attack_option && o->command != HFC_CMD_ATTACK)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--method, --eps, --steps, --step-size, --random-start and --seed are "
+                        "for 'hfc-eval attack'");
+    if (o->command == HFC_CMD_ATTACK) {
+        if (!o->attack.pgd && steps_given && o->attack.steps != 1)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--steps: FGSM is one step (use --method pgd)");
+        if (!o->attack.pgd)
+            o->attack.steps = 1;
+        if (o->protocol.rescale_max || o->png_dir || o->table)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "attack prints JSON and starts from the images as they are: not with "
+                            "--rescale, --png or --table");
+        if (!o->radius_given)
+            o->n_radii = 0;
+    }
     if (o->table && o->command == HFC_CMD_MERGE)
         return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
     if (o->shard_count && o->png_dir)

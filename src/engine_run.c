@@ -47,10 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_ops.h"
-#include "hfc.h"
-
-typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD, CONV_GROUPED } conv_path;
+#include "engine_internal.h"
 
 /* What planning decides about one node. */
 typedef struct {
@@ -68,58 +65,7 @@ typedef struct {
     conv_path path;     /* conv: the algorithm */
 } node_plan;
 
-typedef struct {
-    const hfc_node *node;  /* attributes and shapes */
-    hfc_op op;
-    int relu;              /* max(y, 0) fused into this step */
-    int n_in;
-    int in[HFC_MAX_INPUTS];/* slots read */
-    int out;               /* slot written */
-    const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
-    conv_path path;
-    int chunk;             /* CONV_WINOGRAD: images per product */
-    int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
-    const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
-    int in_relu;           /* ... followed by a ReLU */
-    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
-} step;
-
-typedef struct {
-    float *slots;  /* (n_slots, slot_floats): each slot holds a group */
-    float *col;    /* im2col scratch for a group */
-} workspace;
-
-struct hfc_engine {
-    const hfc_model *model;
-    step *steps;
-    int n_steps;
-    int n_slots;
-    size_t slot_floats;   /* a group's largest activation */
-    size_t col_floats;    /* scratch: im2col for a group, or an AVX-512 conv's */
-    int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
-                             conv runs im2col + SGEMM (the activations stay in L2);
-                             bn_batch when BatchNorm uses batch statistics */
-    int bn_batch;         /* hfc_engine_options.bn_batch */
-    int output_slot;
-    float *folded;        /* weights made at planning, one allocation */
-    float *transposed;    /* the AVX-512 convs' wt, one allocation */
-    int threads;
-    workspace *ws;        /* (threads) */
-    double macs;          /* multiply-adds per image */
-};
-
 /* ------------------------------------------------------ the layer table */
-
-/* One step on a group of n images: inputs x[0..n_in), output y. */
-typedef struct {
-    const hfc_engine *e;
-    const workspace *ws;
-    const step *s;
-    const float *pixels;  /* the group's raw pixels (the input step) */
-    int n;
-    hfc_tensor x[HFC_MAX_INPUTS];
-    hfc_tensor y;
-} step_run;
 
 typedef void (*forward_fn)(const step_run *r);
 enum { COST_NONE, COST_CONV, COST_LINEAR };
@@ -139,11 +85,6 @@ static void forward_input(const step_run *r)  /* (n, c, h, w) pixels -> normalis
         }
 }
 
-static hfc_tensor slot_tensor(const hfc_engine *e, const workspace *ws, int slot, hfc_shape s,
-                              int n)
-{
-    return (hfc_tensor){n, s.c, s.h, s.w, ws->slots + (size_t)slot * e->slot_floats};
-}
 
 static void forward_conv2d(const step_run *r)
 {
@@ -152,7 +93,7 @@ static void forward_conv2d(const step_run *r)
     hfc_tensor y = r->y;
     hfc_conv_extras ex = {s->b, s->in_scale, s->in_shift, s->in_relu, NULL, s->relu};
     if (s->residual >= 0)
-        ex.residual = slot_tensor(r->e, r->ws, s->residual, nd->out, r->n).data;
+        ex.residual = slot_tensor(r->e, r->ws->slots, s->residual, nd->out, r->n).data;
     switch (s->path) {
     case CONV_WINOGRAD:
         hfc_conv2d_winograd(&r->x[0], s->wt, s->chunk, &ex, r->ws->col, &y);
@@ -278,12 +219,15 @@ static void forward_pad_channels(const step_run *r)
     hfc_pad_channels(&r->x[0], r->s->node->before, r->s->node->after, &y);
 }
 
+typedef void (*backward_fn)(const step_back *r);
+
 static const struct {
     forward_fn forward;
+    backward_fn backward;
     int cost;
 } LAYERS[] = {
-#define HFC_LAYER(E, name, inputs, cost, since) [HFC_OP_##E] = {forward_##name, cost},
-#define HFC_UNARY(E, name, since) [HFC_OP_##E] = {forward_unary, COST_NONE},
+#define HFC_LAYER(E, name, inputs, cost, since) [HFC_OP_##E] = {forward_##name, backward_##name, cost},
+#define HFC_UNARY(E, name, since) [HFC_OP_##E] = {forward_unary, backward_unary, COST_NONE},
 #include "hfc_layers.def"
 #undef HFC_LAYER
 #undef HFC_UNARY
@@ -558,8 +502,8 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
         slot_free[slot] = 0;
         P[i].slot = s->out = slot;
         P[i].step = e->n_steps++;
-        /* Release the inputs whose last reader this was. */
-        for (int k = 0; k <= nd->n_in; k++) {
+        /* Release the inputs whose last reader this was (kept for gradients). */
+        for (int k = 0; k <= nd->n_in && !e->gradients; k++) {
             int in = k < nd->n_in ? nd->in[k] : P[i].residual;
             int r = in >= 0 ? root_of(P, in) : -1;
             if (r >= 0 && P[r].last_use == i)
@@ -598,6 +542,10 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             im2col = col > im2col ? col : im2col;
             e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs */
+        }
+        if (e->gradients) { /* the backward pass's dcol, as im2col's col */
+            size_t col = cin / nd->groups * nd->kh * nd->kw * nd->out.h * nd->out.w;
+            im2col = col > im2col ? col : im2col;
         }
     }
     if (im2col > ((size_t)1 << 26))
@@ -650,7 +598,9 @@ static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
-        if (!e->ws[t].slots || !e->ws[t].col)
+        if (e->gradients)
+            e->ws[t].grads = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
+        if (!e->ws[t].slots || !e->ws[t].col || (e->gradients && !e->ws[t].grads))
             return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for activations");
     }
     return HFC_OK;
@@ -672,8 +622,10 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     plan_readers(m, P);
     plan_conv_paths(m, P, opt->conv);
     e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
-    plan_fusion(m, P, e->bn_batch);
-    if (!e->bn_batch)
+    e->gradients = opt->gradients;
+    if (!e->gradients) /* the backward pass wants every value on its own */
+        plan_fusion(m, P, e->bn_batch);
+    if (!e->bn_batch && !e->gradients)
         plan_deferred_batchnorm(m, P);
     plan_liveness(m, P);
     hfc_status st = plan_steps(e, P, err);
@@ -699,6 +651,7 @@ void hfc_engine_free(hfc_engine *e)
     for (int t = 0; e->ws && t < e->threads; t++) {
         free(e->ws[t].slots);
         free(e->ws[t].col);
+        free(e->ws[t].grads);
     }
     free(e->ws);
     free(e->steps);
@@ -719,10 +672,36 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         r.s = s;
-        r.y = slot_tensor(e, ws, s->out, s->node->out, n);
+        r.y = slot_tensor(e, ws->slots, s->out, s->node->out, n);
         for (int k = 0; k < s->n_in; k++)
-            r.x[k] = slot_tensor(e, ws, s->in[k], m->nodes[s->node->in[k]].out, n);
+            r.x[k] = slot_tensor(e, ws->slots, s->in[k], m->nodes[s->node->in[k]].out, n);
         LAYERS[s->op].forward(&r);
+    }
+}
+
+/* After forward_group: the loss's gradient at the logits, then every step
+ * backwards, each adding its inputs' gradients; dpixels gets the input's. */
+static void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpixels)
+{
+    const hfc_model *m = e->model;
+    for (int i = 0; i < e->n_steps; i++) { /* all but the logits, whose gradient is set */
+        const step *s = &e->steps[i];
+        if (s->out != e->output_slot)
+            memset(ws->grads + (size_t)s->out * e->slot_floats, 0,
+                   (size_t)n * s->node->out.c * s->node->out.h * s->node->out.w * sizeof(float));
+    }
+    step_back r = {e, ws, NULL, n, {{0}}, {0}, {{0}}, {0}, dpixels};
+    for (int i = e->n_steps - 1; i >= 0; i--) {
+        const step *s = &e->steps[i];
+        r.s = s;
+        r.y = slot_tensor(e, ws->slots, s->out, s->node->out, n);
+        r.dy = slot_tensor(e, ws->grads, s->out, s->node->out, n);
+        for (int k = 0; k < s->n_in; k++) {
+            hfc_shape sh = m->nodes[s->node->in[k]].out;
+            r.x[k] = slot_tensor(e, ws->slots, s->in[k], sh, n);
+            r.dx[k] = slot_tensor(e, ws->grads, s->in[k], sh, n);
+        }
+        LAYERS[s->op].backward(&r);
     }
 }
 
@@ -732,6 +711,9 @@ typedef struct {
     const float *x;
     float *logits;
     size_t first, stride, groups, n;  /* this job's groups: first, first + stride, ... */
+    hfc_loss_grad loss;   /* hfc_engine_input_grad: its loss, context, and */
+    void *ctx;
+    float *dx;            /* ... the pixels' gradient out; NULL for forward only */
 } job;
 
 static void *run_job(void *arg)
@@ -745,11 +727,17 @@ static void *run_job(void *arg)
         size_t count = j->n - start < (size_t)j->e->group ? j->n - start : (size_t)j->e->group;
         forward_group(j->e, j->ws, j->x + start * in_floats, (int)count);
         memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
+        if (j->dx) {
+            float *dlogits = j->ws->grads + (size_t)j->e->output_slot * j->e->slot_floats;
+            j->loss(j->ctx, start, count, out, dlogits);
+            backward_group(j->e, j->ws, (int)count, j->dx + start * in_floats);
+        }
     }
     return NULL;
 }
 
-void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
+static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc_loss_grad loss,
+                     void *ctx, float *dx)
 {
     size_t groups = (n + e->group - 1) / e->group;
     size_t t = (size_t)e->threads < groups ? (size_t)e->threads : groups;
@@ -757,7 +745,7 @@ void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
     pthread_t tid[t ? t : 1];
     int started[t ? t : 1];
     for (size_t k = 0; k < t; k++) {
-        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n};
+        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n, loss, ctx, dx};
         started[k] = k > 0 && pthread_create(&tid[k], NULL, run_job, &jobs[k]) == 0;
     }
     if (t)
@@ -768,4 +756,19 @@ void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
         else
             run_job(&jobs[k]);  /* no thread could be made: do its share here */
     }
+}
+
+void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
+{
+    run_jobs(e, x, n, logits, NULL, NULL, NULL);
+}
+
+hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
+                                 void *ctx, float *logits, float *dx, hfc_error *err)
+{
+    if (!e->gradients)
+        return hfc_fail(err, HFC_ERR_USAGE, e->model->path,
+                        "the engine was not planned for gradients");
+    run_jobs(e, x, n, logits, loss, ctx, dx);
+    return HFC_OK;
 }

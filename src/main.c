@@ -100,75 +100,134 @@ static void progress_end(progress_line *p)
     }
 }
 
-/* The experiment: load the models and the data, evaluate, draw, render. */
-static hfc_status run_evaluate(hfc_options *o, double t0, char **text, hfc_error *err)
-{
-    hfc_dataset ds = {0};
+/* What every experiment works on: the models with their engines, the data. */
+typedef struct {
     hfc_model models[HFC_MAX_MODELS];
-    hfc_engine *engines[HFC_MAX_MODELS] = {0};
     const hfc_model *model_ptrs[HFC_MAX_MODELS];
-    hfc_tally *tallies = NULL;
-    int n_loaded = 0;
-    hfc_status st = HFC_OK;
+    hfc_engine *engines[HFC_MAX_MODELS];
+    int n_loaded;
+    hfc_dataset ds;
+} run_inputs;
+
+static hfc_status load_inputs(hfc_options *o, int gradients, run_inputs *in, hfc_error *err)
+{
+    hfc_status st;
+    memset(in, 0, sizeof *in);
     if (!o->data) {
         const char *env = getenv("HFC_DATA");
         o->data = env && *env ? env : "data/cifar-10-batches-bin";
     }
-    for (; n_loaded < o->n_models; n_loaded++) {
-        if ((st = hfc_model_load(&models[n_loaded], o->models[n_loaded], err)))
-            goto out;
-        model_ptrs[n_loaded] = &models[n_loaded];
-        if (o->protocol.smooth > 0 &&
-            (st = hfc_model_smooth_first_conv(&models[n_loaded], o->protocol.smooth, err))) {
-            hfc_model_free(&models[n_loaded]);
-            goto out;
-        }
-        hfc_engine_options eo = {o->threads, o->conv, o->protocol.bn_batch};
-        if ((st = hfc_engine_new(&engines[n_loaded], &models[n_loaded], &eo, err))) {
-            hfc_model_free(&models[n_loaded]);
-            goto out;
+    for (; in->n_loaded < o->n_models; in->n_loaded++) {
+        hfc_model *m = &in->models[in->n_loaded];
+        if ((st = hfc_model_load(m, o->models[in->n_loaded], err)))
+            return st;
+        in->model_ptrs[in->n_loaded] = m;
+        hfc_engine_options eo = {.threads = o->threads, .conv = o->conv,
+                                 .bn_batch = o->protocol.bn_batch, .gradients = gradients};
+        if ((o->protocol.smooth > 0 && (st = hfc_model_smooth_first_conv(m, o->protocol.smooth, err))) ||
+            (st = hfc_engine_new(&in->engines[in->n_loaded], m, &eo, err))) {
+            hfc_model_free(m);
+            return st;
         }
     }
-    if ((st = hfc_dataset_load(&ds, o->data, o->dataset, o->set, o->limit, err)))
-        goto out;
-    if (o->shard_count && (st = hfc_dataset_shard(&ds, o->shard_index, o->shard_count, err)))
-        goto out;
-    if (o->protocol.bn_batch && ds.first % (size_t)o->protocol.bn_batch) {
-        st = hfc_fail(err, HFC_ERR_USAGE, "",
-                      "--shard %d/%d starts at image %zu, inside a batch of --bn-batch %d: with "
-                      "--bn-stats batch, shards must start at multiples of it (choose N so that "
-                      "%zu/N is one)",
-                      o->shard_index, o->shard_count, ds.first, o->protocol.bn_batch,
-                      ds.set_images);
-        goto out;
+    if ((st = hfc_dataset_load(&in->ds, o->data, o->dataset, o->set, o->limit, err)))
+        return st;
+    if (o->shard_count && (st = hfc_dataset_shard(&in->ds, o->shard_index, o->shard_count, err)))
+        return st;
+    if (o->protocol.bn_batch && in->ds.first % (size_t)o->protocol.bn_batch)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--shard %d/%d starts at image %zu, inside a batch of --bn-batch %d: with "
+                        "--bn-stats batch, shards must start at multiples of it (choose N so that "
+                        "%zu/N is one)",
+                        o->shard_index, o->shard_count, in->ds.first, o->protocol.bn_batch,
+                        in->ds.set_images);
+    return HFC_OK;
+}
+
+static void free_inputs(run_inputs *in)
+{
+    hfc_dataset_free(&in->ds);
+    for (int j = 0; j < in->n_loaded; j++) {
+        hfc_engine_free(in->engines[j]);
+        hfc_model_free(&in->models[j]);
     }
-    tallies = calloc((size_t)o->n_models * o->n_radii, sizeof *tallies);
-    if (!tallies) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-        goto out;
-    }
-    progress_line line = {"images", now(), 0, 0};
-    hfc_progress progress = {progress_draw, &line};
-    int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
-    st = hfc_evaluate(engines, model_ptrs, o->n_models, o->radii, o->n_radii, &ds, o->batch,
-                      &o->protocol, show ? &progress : NULL, tallies, err);
-    progress_end(&line);
-    if (st)
-        goto out;
-    if (o->png_dir &&
-        (st = hfc_pictures(o->png_dir, engines, model_ptrs, o->n_models, o->radii, o->n_radii, &ds,
-                           o->png_images, o->n_png_images, tallies, err)))
-        goto out;
+}
+
+/* Evaluate: the split's three accuracies, pictures, the report. */
+static hfc_status run_evaluate(hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                               double t0, char **text, hfc_error *err)
+{
+    hfc_tally *tallies = calloc((size_t)o->n_models * o->n_radii, sizeof *tallies);
+    if (!tallies)
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->radii, o->n_radii,
+                                 &in->ds, o->batch, &o->protocol, progress, tallies, err);
+    if (!st && o->png_dir)
+        st = hfc_pictures(o->png_dir, in->engines, in->model_ptrs, o->n_models, o->radii,
+                          o->n_radii, &in->ds, o->png_images, o->n_png_images, tallies, err);
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    if (!(*text = render(o, models, tallies, &ds, seconds)))
+    if (!st && !(*text = render(o, in->models, tallies, &in->ds, seconds)))
         st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-out:
     free(tallies);
-    hfc_dataset_free(&ds);
-    for (int j = 0; j < n_loaded; j++) {
-        hfc_engine_free(engines[j]);
-        hfc_model_free(&models[j]);
+    return st;
+}
+
+/* Attack: FGSM/PGD accuracy per model, eps (and radius), as JSON Lines. */
+static hfc_status run_attack(hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                             double t0, char **text, hfc_error *err)
+{
+    const int R = o->n_radii > 0 ? o->n_radii : 1;
+    const size_t n = (size_t)o->n_models * o->n_eps * R;
+    hfc_attack_tally *tallies = calloc(n, sizeof *tallies);
+    if (!tallies)
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    hfc_status st = hfc_attack(in->engines, in->model_ptrs, o->n_models, &o->attack, o->eps,
+                               o->n_eps, o->radii, o->n_radii, &in->ds, o->batch, progress,
+                               tallies, err);
+    double seconds = round((now() - t0) * 1000.0) / 1000.0;
+    size_t len = 0, cap = 1;
+    char *out = calloc(1, 1);
+    for (size_t i = 0; !st && i < n; i++) {
+        char *line = hfc_report_attack_json(&tallies[i], &o->attack, &in->models[i / (n / o->n_models)],
+                                            &in->ds, &o->protocol, o->shard_index, o->shard_count,
+                                            seconds, o->pretty);
+        char *grown = line && out ? realloc(out, cap = len + strlen(line) + 2) : NULL;
+        if (!grown) {
+            free(line);
+            st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
+            break;
+        }
+        out = grown;
+        len += (size_t)sprintf(out + len, "%s\n", line);
+        free(line);
     }
+    free(tallies);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* Load, run the command's experiment with a progress line, free. */
+static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_error *err)
+{
+    run_inputs *in = malloc(sizeof *in);
+    if (!in)
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK, in, err);
+    if (!st) {
+        progress_line line = {"images", now(), 0, 0};
+        hfc_progress progress = {progress_draw, &line};
+        int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+        if (o->command == HFC_CMD_ATTACK)
+            st = run_attack(o, in, show ? &progress : NULL, t0, text, err);
+        else
+            st = run_evaluate(o, in, show ? &progress : NULL, t0, text, err);
+        progress_end(&line);
+    }
+    free_inputs(in);
+    free(in);
     return st;
 }
 
@@ -200,7 +259,7 @@ int main(int argc, char **argv)
     if (o.command == HFC_CMD_MERGE)
         st = hfc_merge(o.models, o.n_models, o.pretty, &text, &err);
     else
-        st = run_evaluate(&o, t0, &text, &err);
+        st = run_experiment(&o, t0, &text, &err);
     if (st)
         goto out;
     if (o.output) {

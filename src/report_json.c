@@ -1,4 +1,5 @@
-/* report_json.c - one JSON object per model and radius (schema: README). */
+/* report_json.c - the JSON reports: one object per model and radius
+ * (evaluate), per model, eps and radius (attack). Schemas: README. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,53 @@
 static const char *VERSION_NAMES[HFC_VERSIONS] = {"original", "low", "high"};
 
 static double fraction(size_t num, size_t den) { return den ? (double)num / (double)den : 0.0; }
+
+/* What every report ends with: the model, the data, the protocol, the
+ * shard, the time. skipped: rescale_skipped counts by version. */
+static void add_run_fields(cJSON *o, const hfc_model *m, const hfc_dataset *ds,
+                           const hfc_protocol *protocol, const size_t *skipped, int shard_index,
+                           int shard_count, double seconds)
+{
+    const char *base = strrchr(m->path, '/');
+    cJSON_AddStringToObject(o, "model", base ? base + 1 : m->path);
+    cJSON_AddStringToObject(o, "model_path", m->path);
+    cJSON_AddStringToObject(o, "model_sha256", m->sha256);
+    cJSON_AddStringToObject(o, "data", ds->path);
+    cJSON_AddStringToObject(o, "dataset", hfc_dataset_name(ds->kind));
+    cJSON_AddStringToObject(o, "set", hfc_set_name(ds->set));
+    const hfc_protocol plain = {0, 0, 0};
+    const hfc_protocol *p = protocol ? protocol : &plain;
+    cJSON_AddStringToObject(o, "bn_stats", p->bn_batch ? "batch" : "running");
+    if (p->bn_batch)
+        cJSON_AddNumberToObject(o, "bn_batch", p->bn_batch);
+    cJSON_AddStringToObject(o, "rescale", p->rescale_max ? "max" : "none");
+    if (p->rescale_max) { /* images left as they were: max <= 0 (hfc_merge sums them) */
+        cJSON *sk = cJSON_AddObjectToObject(o, "rescale_skipped");
+        cJSON_AddNumberToObject(sk, "low", (double)skipped[HFC_LOW]);
+        cJSON_AddNumberToObject(sk, "high", (double)skipped[HFC_HIGH]);
+    }
+    cJSON_AddNumberToObject(o, "smooth", p->smooth);
+    if (shard_count > 0) { /* hfc_merge removes this and sums the counts */
+        cJSON *sh = cJSON_AddObjectToObject(o, "shard");
+        cJSON_AddNumberToObject(sh, "index", shard_index);
+        cJSON_AddNumberToObject(sh, "count", shard_count);
+        cJSON_AddNumberToObject(sh, "first", (double)ds->first);
+        cJSON_AddNumberToObject(sh, "end", (double)(ds->first + ds->n));
+        cJSON_AddNumberToObject(sh, "set_images", (double)ds->set_images);
+    }
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+}
+
+static char *print_and_free(cJSON *o, int pretty)
+{
+    char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return NULL;
+    char *copy = strdup(text);  /* callers free() it */
+    cJSON_free(text);
+    return copy;
+}
 
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
                       const hfc_protocol *protocol, int shard_index, int shard_count,
@@ -34,39 +82,42 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset 
             cJSON_AddNumberToObject(pc, VERSION_NAMES[v],
                                     fraction(t->class_correct[c][v], t->class_images[c]));
     }
-    const char *base = strrchr(m->path, '/');
-    cJSON_AddStringToObject(o, "model", base ? base + 1 : m->path);
-    cJSON_AddStringToObject(o, "model_path", m->path);
-    cJSON_AddStringToObject(o, "model_sha256", m->sha256);
-    cJSON_AddStringToObject(o, "data", ds->path);
-    cJSON_AddStringToObject(o, "dataset", hfc_dataset_name(ds->kind));
-    cJSON_AddStringToObject(o, "set", hfc_set_name(ds->set));
-    const hfc_protocol plain = {0, 0, 0};
-    const hfc_protocol *p = protocol ? protocol : &plain;
-    cJSON_AddStringToObject(o, "bn_stats", p->bn_batch ? "batch" : "running");
-    if (p->bn_batch)
-        cJSON_AddNumberToObject(o, "bn_batch", p->bn_batch);
-    cJSON_AddStringToObject(o, "rescale", p->rescale_max ? "max" : "none");
-    if (p->rescale_max) { /* images left as they were: max <= 0 (hfc_merge sums them) */
-        cJSON *sk = cJSON_AddObjectToObject(o, "rescale_skipped");
-        cJSON_AddNumberToObject(sk, "low", (double)t->rescale_skipped[HFC_LOW]);
-        cJSON_AddNumberToObject(sk, "high", (double)t->rescale_skipped[HFC_HIGH]);
-    }
-    cJSON_AddNumberToObject(o, "smooth", p->smooth);
-    if (shard_count > 0) { /* hfc_merge removes this and sums the counts */
-        cJSON *sh = cJSON_AddObjectToObject(o, "shard");
-        cJSON_AddNumberToObject(sh, "index", shard_index);
-        cJSON_AddNumberToObject(sh, "count", shard_count);
-        cJSON_AddNumberToObject(sh, "first", (double)ds->first);
-        cJSON_AddNumberToObject(sh, "end", (double)(ds->first + ds->n));
-        cJSON_AddNumberToObject(sh, "set_images", (double)ds->set_images);
-    }
-    cJSON_AddNumberToObject(o, "seconds", seconds);
-    char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text)
+    add_run_fields(o, m, ds, protocol, t->rescale_skipped, shard_index, shard_count, seconds);
+    return print_and_free(o, pretty);
+}
+
+char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, int shard_index, int shard_count,
+                             double seconds, int pretty)
+{
+    static const char *KEYS[HFC_VERSIONS][2] = {{"clean", "adversarial"},
+                                                {"low_clean", "low_adversarial"},
+                                                {"high_clean", "high_adversarial"}};
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
         return NULL;
-    char *copy = strdup(text);  /* callers free() it */
-    cJSON_free(text);
-    return copy;
+    double step = spec->step_size > 0 ? spec->step_size : spec->pgd ? t->eps / 4 : t->eps;
+    cJSON_AddStringToObject(o, "attack", spec->pgd ? "pgd" : "fgsm");
+    cJSON_AddNumberToObject(o, "eps", t->eps);
+    cJSON_AddNumberToObject(o, "steps", spec->steps);
+    cJSON_AddNumberToObject(o, "step_size", step);
+    cJSON_AddBoolToObject(o, "random_start", spec->random_start);
+    if (spec->random_start)
+        cJSON_AddNumberToObject(o, "seed", (double)spec->seed);
+    if (t->radius >= 0)
+        cJSON_AddNumberToObject(o, "radius", t->radius);
+    cJSON_AddNumberToObject(o, "images", (double)t->images);
+    cJSON *acc = cJSON_AddObjectToObject(o, "accuracy");
+    cJSON *cor = cJSON_AddObjectToObject(o, "correct");
+    for (int v = 0; v < (t->radius >= 0 ? HFC_VERSIONS : 1); v++)
+        for (int a = 0; a < 2; a++) {
+            cJSON_AddNumberToObject(acc, KEYS[v][a], fraction(t->correct[v][a], t->images));
+            cJSON_AddNumberToObject(cor, KEYS[v][a], (double)t->correct[v][a]);
+        }
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    hfc_protocol p = protocol ? *protocol : (hfc_protocol){0, 0, 0};
+    p.rescale_max = 0; /* attacks start from the images as they are */
+    add_run_fields(o, m, ds, &p, none, shard_index, shard_count, seconds);
+    return print_and_free(o, pretty);
 }

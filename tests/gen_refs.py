@@ -20,6 +20,7 @@ Binary layouts (little-endian):
   .out: u32 n, u32 k,    f32 logits[n,k]
 """
 
+import copy
 import os
 import sys
 
@@ -35,7 +36,7 @@ import hfc_models  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "zoo"))
 import models as zoo  # noqa: E402
 import onnx_to_hfc  # noqa: E402
-from reference import paper_split  # noqa: E402
+from reference import GraphModel, paper_split  # noqa: E402
 
 SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 16.5, 22.5, 23, 30]
 
@@ -138,6 +139,57 @@ def onnx_route(model, stem, mean, std):
                         classes=hfc_models.CIFAR10_CLASSES, metadata={"test": os.path.basename(stem)})
 
 
+class _KinkWatch(GraphModel):
+    """The model file in float64, noting per image how close (relative to the
+    layer's largest value) any value comes to
+    a kink of a piecewise-linear layer (ReLU at 0, ReLU6 at 0 and 6,
+    hardsigmoid/hardswish at -3 and 3) or to a near-tie of a max-pool window:
+    there, float32 rounding may take the other branch, and a gradient that
+    differs there is no bug."""
+
+    def __init__(self, path, batch_stats):
+        super().__init__(path, batch_stats)
+        self.t = {k: v.double() for k, v in self.t.items()}
+        self.mean, self.std = self.mean.double(), self.std.double()
+
+    def forward(self, pixels):
+        n = pixels.shape[0]
+        self.margin = torch.full((n,), float("inf"), dtype=torch.float64)
+        kinks = {"relu": (0,), "relu6": (0, 6), "hardsigmoid": (-3, 3), "hardswish": (-3, 3)}
+        v = {"input": (pixels.double() * self.scale - self.mean) / self.std}
+        for node in self.header["nodes"]:
+            x = v[node["inputs"][0]]
+            size = x.abs().flatten(1).max(1).values  # margins relative to the layer's values
+            for k in kinks.get(node["op"], ()):
+                self.margin = torch.minimum(self.margin, (x - k).abs().flatten(1).min(1).values / size)
+            if node["op"] == "maxpool2d":
+                kh, kw = node["kernel"]
+                p = F.unfold(F.pad(x, [node["padding"][1]] * 2 + [node["padding"][0]] * 2,
+                                   value=-1e30), (kh, kw), stride=node.get("stride", [kh, kw]))
+                top = p.view(n, x.shape[1], kh * kw, -1).topk(2, dim=2).values
+                gap = top[:, :, 0] - top[:, :, 1]
+                gap = torch.where((gap == 0) & (top[:, :, 0] == 0), torch.inf, gap)  # exact zeros tie alike
+                self.margin = torch.minimum(self.margin, gap.flatten(1).min(1).values / size)
+            v[node["name"]] = self.step(node, x, v)
+        return v[self.header["output"]].flatten(1)
+
+
+def write_grad(model, path, pixels, mean, std, gen, model_file, batch_stats=False):
+    """u32 n, u32 k, f32 seed (n, k), f32 d sum(logits * seed) / d pixels (n, 3072),
+    f32 near_kink (n): 1 where the image comes within 3e-6 (relative to the layer's largest
+    value) of a kink (_KinkWatch)."""
+    x = pixels.clone().requires_grad_(True)
+    norm = (x / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    logits = model(norm)
+    seed = torch.randn(logits.shape, generator=gen)
+    (logits * seed).sum().backward()
+    watch = _KinkWatch(model_file, batch_stats)
+    with torch.no_grad():
+        watch(pixels)
+    near = (watch.margin < 3e-6).numpy().astype("<f4")
+    write(path, list(logits.shape), seed.numpy().astype("<f4"), x.grad.numpy().astype("<f4"), near)
+
+
 def write(path, header, *arrays):
     with open(path, "wb") as f:
         f.write(np.asarray(header, dtype="<u4").tobytes())
@@ -190,6 +242,11 @@ def main(out):
             logits = model(norm).numpy().astype("<f4")
         write(os.path.join(out, name + ".in"), [len(pixels), 3072], pixels.numpy().astype("<f4"))
         write(os.path.join(out, name + ".out"), list(logits.shape), logits)
+        bin_path = os.path.join(out, name + ".bin")
+        write_grad(model, os.path.join(out, name + ".grad"), pixels, mean, std, gen, bin_path)
+        if name == "preact":  # batch statistics over the 20 images: training-mode BatchNorm
+            write_grad(copy.deepcopy(model).train(), os.path.join(out, name + ".gradbn"), pixels,
+                       mean, std, gen, bin_path, batch_stats=True)
         if name.startswith("zoo-") or name in ("preact", "resnet18", "vgg-nobn", "misc"):
             onnx_route(model, os.path.join(out, name), mean, std)
 

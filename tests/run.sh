@@ -59,6 +59,11 @@ ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr
 for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs $ZOO; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
+echo "== input gradients vs torch autograd"
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs $ZOO; do
+    counted build/test_grad "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.grad"
+done
+counted build/test_grad "preact, batch statistics" "$REF/preact.bin" "$REF/preact.in" "$REF/preact.gradbn" 20
 echo "-- the ONNX route: torch.onnx.export, tools/onnx_to_hfc.py, the same logits"
 for m in "$REF"/*.onnx.bin; do
     f=$(basename "$m" .onnx.bin)
@@ -438,6 +443,37 @@ expect_error 1 "--rescale: 'min' is not none or max" -- --rescale min "$MODEL"
 expect_error 1 "--smooth: '-1' is not a number in 0..100" -- --smooth -1 "$MODEL"
 expect_error 1 "inside a batch of --bn-batch 10" -- --data "$TINY" --bn-stats batch --bn-batch 10 --shard 1/3 "$MODEL"
 
+echo "== attack: FGSM and PGD against tools/reference.py attack (PyTorch autograd)"
+for args in "--method fgsm --eps 0.01,0.03" "--method pgd --eps 0.02 --steps 3" \
+    "--method pgd --eps 0.02 --steps 2 --step-size 0.01 --random-start --seed 7 --radius 4"; do
+    for m in "$MODEL" "$REF/zoo-mobilenetv2.bin" "$REF/zoo-senet.bin"; do
+        "$HFC" attack --data "$TINY" $args "$m" >"$T/ao" &&
+            "$PY" tools/reference.py attack --data "$TINY" $args "$m" >"$T/ar" &&
+            "$PY" - "$T/ao" "$T/ar" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) and a, (a, b)
+for x, y in zip(a, b):
+    for k in ("attack", "eps", "steps", "step_size", "random_start", "images"):
+        assert x[k] == y[k], (k, x, y)
+    assert x["correct"] == y["correct"], (x["correct"], y["correct"])
+    assert all(abs(x["accuracy"][k] - v / x["images"]) < 1e-12 for k, v in x["correct"].items())
+PYEOF
+        expect $? "attack $args, $(basename "$m"): the same counts as the PyTorch reference (40 images)"
+    done
+done
+for K in 0 1; do "$HFC" attack --data "$TINY" --method fgsm --eps 0.01 --shard $K/2 "$MODEL" >"$T/at-$K.jsonl"; done
+"$HFC" attack --data "$TINY" --method fgsm --eps 0.01 "$MODEL" >"$T/at.jsonl" &&
+    "$HFC" merge "$T"/at-*.jsonl >"$T/at-merged.jsonl" && same_report "$T/at-merged.jsonl" "$T/at.jsonl"
+expect $? "attack shards merge to the single run"
+expect_error 1 "--eps: '1.5' is not a comma-separated list of numbers in 0..1" -- attack --eps 1.5 "$MODEL"
+expect_error 1 "--eps" -- attack --eps -0.1 "$MODEL"
+expect_error 1 "--steps" -- attack --steps 0 "$MODEL"
+expect_error 1 "--method: 'cw' is not fgsm or pgd" -- attack --method cw "$MODEL"
+expect_error 1 "FGSM is one step" -- attack --method fgsm --steps 5 "$MODEL"
+expect_error 1 "are for 'hfc-eval attack'" -- --eps 0.03 "$MODEL"
+expect_error 1 "not with --rescale" -- attack --rescale max "$MODEL"
+
 echo "== pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&
@@ -499,6 +535,9 @@ counted build/asan/test_split "$REF/split.ref"
 counted build/asan/test_png "$MODEL" "$TINY" "$T/png-asan"
 for f in preact misc-f16; do
     counted build/asan/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
+done
+for f in misc zoo-spellings zoo-shufflenetv2; do
+    counted build/asan/test_grad "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.grad"
 done
 build/asan/hfc-eval --data "$TINY" --radius 0,4,30 -b 7 -j 2 "$REF/vgg.bin" >/dev/null
 expect $? "ASan/UBSan build: an end-to-end run is clean"

@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     hfc_conv_choice choice = !conv ? HFC_CONV_AUTO
                              : !strcmp(conv, "gemm") ? HFC_CONV_GEMM
                              : !strcmp(conv, "direct") ? HFC_CONV_DIRECT : HFC_CONV_AUTO;
-    hfc_engine_options opt1 = {1, choice, 0}, opt2 = {2, choice, 0};
+    hfc_engine_options opt1 = {.threads = 1, .conv = choice}, opt2 = {.threads = 2, .conv = choice};
     hfc_engine *e1, *e2;
     if (hfc_engine_new(&e1, &m, &opt1, &err) || hfc_engine_new(&e2, &m, &opt2, &err)) {
         printf("FAIL: %s: engine: %s\n", argv[1], err.reason);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     hfc_dataset ds;
     hfc_engine *e;
     if (hfc_model_load(&m, argv[1], &err) || hfc_dataset_load(&ds, argv[2], HFC_CIFAR10, HFC_SET_TEST, 0, &err) ||
-        hfc_engine_new(&e, &m, &(hfc_engine_options){2, HFC_CONV_AUTO, 0}, &err)) {
+        hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = 2}, &err)) {
         printf("FAIL: setup: %s: %s\n", err.path, err.reason);
         return 1;
     }

@@ -7,8 +7,10 @@ real part); the model is the hfc-eval model file run with torch.nn.functional
 ops, node by node, so the same file is judged by an independent engine.
 
   tools/reference.py --data ../shared/cifar-10-batches-bin --radius 4,8 model.bin
+  tools/reference.py attack --method pgd --eps 0.03 [--radius 4] model.bin
 
-prints one JSON object per radius: radius, images, accuracy, correct.
+prints one JSON object per radius (per eps and radius for attack): images,
+correct counts (and accuracy).
 """
 
 import argparse
@@ -80,60 +82,63 @@ class GraphModel(torch.nn.Module):
         name = node.get(key)
         return self.t[name] if name else None
 
+    def step(self, n, x, v):
+        """One node: n its header entry, x its first input, v the values so far."""
+        op = n["op"]
+        if op == "conv2d":
+            y = F.conv2d(x, self.w(n, "weight"), self.w(n, "bias"), n.get("stride", [1, 1]),
+                         n.get("padding", [0, 0]), n.get("dilation", [1, 1]), n.get("groups", 1))
+        elif op == "batchnorm":
+            if self.bn_batch_stats:  # tf.nn.moments over (N, H, W): biased variance
+                mean = x.double().mean((0, 2, 3), keepdim=True)
+                var = ((x.double() - mean) ** 2).mean((0, 2, 3), keepdim=True)
+                g, b = self.w(n, "weight"), self.w(n, "bias")
+                y = (x.double() - mean) / torch.sqrt(var + n["eps"])
+                y = y * (g.view(1, -1, 1, 1).double() if g is not None else 1)
+                y = (y + (b.view(1, -1, 1, 1).double() if b is not None else 0)).to(x.dtype)
+            else:
+                y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
+                                 self.w(n, "bias"), False, 0.0, n["eps"])
+        elif op in UNARY:
+            y = UNARY[op](x)
+        elif op == "affine":
+            y = x * n.get("scale", 1.0) + n.get("shift", 0.0)
+        elif op == "mul":
+            y = x * v[n["inputs"][1]]
+        elif op == "concat":
+            y = torch.cat([v[k] for k in n["inputs"]], 1)
+        elif op == "slice_channels":
+            y = x[:, n["start"]:n["stop"]]
+        elif op == "channel_shuffle":
+            b, c, h, w_ = x.shape
+            g = n["groups"]
+            y = x.view(b, g, c // g, h, w_).transpose(1, 2).reshape(b, c, h, w_)
+        elif op == "maxpool2d":
+            y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]))
+        elif op == "avgpool2d":
+            y = F.avg_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
+                             count_include_pad=n.get("count_include_pad", True))
+        elif op == "global_avgpool":
+            y = x.mean((2, 3), keepdim=True)
+        elif op == "flatten":
+            y = x.reshape(x.shape[0], -1, 1, 1)
+        elif op == "linear":
+            y = F.linear(x.flatten(1), self.w(n, "weight"), self.w(n, "bias"))[:, :, None, None]
+        elif op == "add":
+            y = x + v[n["inputs"][1]]
+        elif op == "subsample":
+            sh, sw = n["stride"]
+            y = x[:, :, ::sh, ::sw]
+        elif op == "pad_channels":
+            y = F.pad(x, (0, 0, 0, 0, n["before"], n["after"]))
+        else:
+            raise ValueError(f"unknown op {op}")
+        return y
+
     def forward(self, pixels):
         v = {"input": (pixels * self.scale - self.mean) / self.std}
         for n in self.header["nodes"]:
-            x = v[n["inputs"][0]]
-            op = n["op"]
-            if op == "conv2d":
-                y = F.conv2d(x, self.w(n, "weight"), self.w(n, "bias"), n.get("stride", [1, 1]),
-                             n.get("padding", [0, 0]), n.get("dilation", [1, 1]), n.get("groups", 1))
-            elif op == "batchnorm":
-                if self.bn_batch_stats:  # tf.nn.moments over (N, H, W): biased variance
-                    mean = x.double().mean((0, 2, 3), keepdim=True)
-                    var = ((x.double() - mean) ** 2).mean((0, 2, 3), keepdim=True)
-                    g, b = self.w(n, "weight"), self.w(n, "bias")
-                    y = (x.double() - mean) / torch.sqrt(var + n["eps"])
-                    y = y * (g.view(1, -1, 1, 1).double() if g is not None else 1)
-                    y = (y + (b.view(1, -1, 1, 1).double() if b is not None else 0)).float()
-                else:
-                    y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
-                                     self.w(n, "bias"), False, 0.0, n["eps"])
-            elif op in UNARY:
-                y = UNARY[op](x)
-            elif op == "affine":
-                y = x * n.get("scale", 1.0) + n.get("shift", 0.0)
-            elif op == "mul":
-                y = x * v[n["inputs"][1]]
-            elif op == "concat":
-                y = torch.cat([v[k] for k in n["inputs"]], 1)
-            elif op == "slice_channels":
-                y = x[:, n["start"]:n["stop"]]
-            elif op == "channel_shuffle":
-                b, c, h, w_ = x.shape
-                g = n["groups"]
-                y = x.view(b, g, c // g, h, w_).transpose(1, 2).reshape(b, c, h, w_)
-            elif op == "maxpool2d":
-                y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]))
-            elif op == "avgpool2d":
-                y = F.avg_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
-                                 count_include_pad=n.get("count_include_pad", True))
-            elif op == "global_avgpool":
-                y = x.mean((2, 3), keepdim=True)
-            elif op == "flatten":
-                y = x.reshape(x.shape[0], -1, 1, 1)
-            elif op == "linear":
-                y = F.linear(x.flatten(1), self.w(n, "weight"), self.w(n, "bias"))[:, :, None, None]
-            elif op == "add":
-                y = x + v[n["inputs"][1]]
-            elif op == "subsample":
-                sh, sw = n["stride"]
-                y = x[:, :, ::sh, ::sw]
-            elif op == "pad_channels":
-                y = F.pad(x, (0, 0, 0, 0, n["before"], n["after"]))
-            else:
-                raise ValueError(f"unknown op {op}")
-            v[n["name"]] = y
+            v[n["name"]] = self.step(n, v[n["inputs"][0]], v)
         return v[self.header["output"]].flatten(1)
 
 
@@ -199,7 +204,100 @@ def evaluate(model, images, labels, radii, batch=500, split=paper_split, rescale
     return counts
 
 
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(z):
+    """Steele et al.'s splitmix64 on numpy uint64 arrays (or ints)."""
+    z = np.asarray(z, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform(seed, images, values):
+    """hfc.h's hfc_uniform for every (image, value): (len(images), len(values)) in [0, 1)."""
+    with np.errstate(over="ignore"):
+        h = splitmix64(splitmix64(np.uint64(seed)) ^ np.asarray(images, np.uint64)[:, None])
+        h = splitmix64(h ^ np.asarray(values, np.uint64)[None, :])
+    return (h >> np.uint64(40)).astype(np.float64) / float(1 << 24)
+
+
+def attack(model, raw, labels, eps, pgd, steps, step, random_start, seed, first):
+    """FGSM/PGD in [0, 1] pixels as hfc-eval attack does: -> (clean, adversarial) correct."""
+    y = torch.from_numpy(labels)
+    raw = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
+    with torch.no_grad():
+        clean = (model(raw).argmax(1) == y).sum().item()
+    x0 = raw / 255.0
+    x = x0.clone()
+    feps = torch.tensor(eps, dtype=torch.float32)
+    if random_start:
+        u = torch.from_numpy(uniform(seed, np.arange(first, first + len(labels)), np.arange(3072))
+                             .astype(np.float32)).view(x.shape)
+        x = torch.clamp(x0 + feps * (2.0 * u - 1.0), 0, 1)
+    fstep = torch.tensor(step, dtype=torch.float32)
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(model(x * 255.0), y, reduction="sum")
+        g, = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            x = x + fstep * torch.sign(g)
+            x = torch.max(torch.min(x, x0 + feps), x0 - feps).clamp(0, 1)
+    with torch.no_grad():
+        adv = (model(x * 255.0).argmax(1) == y).sum().item()
+    return clean, adv
+
+
+def main_attack(argv):
+    ap = argparse.ArgumentParser(prog="reference.py attack", description="FGSM/PGD as hfc-eval attack")
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--method", choices=["fgsm", "pgd"], default="pgd")
+    ap.add_argument("--eps", default="0.03,0.06,0.09")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--step-size", type=float, default=0)
+    ap.add_argument("--random-start", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--radius", default="")
+    ap.add_argument("--bn-stats", choices=["running", "batch"], default="running")
+    ap.add_argument("--bn-batch", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images, labels, path = read_cifar(args.data, args.limit)
+    model = GraphModel(args.model, args.bn_stats == "batch").eval()
+    pgd = args.method == "pgd"
+    steps = args.steps if pgd else 1
+    batch = args.bn_batch if args.bn_stats == "batch" else 200
+    radii = [float(r) for r in args.radius.split(",")] if args.radius else [None]
+    for eps in (float(e) for e in args.eps.split(",")):
+        step = args.step_size or (eps / 4 if pgd else eps)
+        for r in radii:
+            names = ["clean", "adversarial"] + ([] if r is None else
+                                                ["low_clean", "low_adversarial", "high_clean", "high_adversarial"])
+            counts = [0] * len(names)
+            for s in range(0, len(labels), batch):
+                x = images[s:s + batch].astype(np.float64)
+                versions = [x] if r is None else [x, *paper_split(x, r)]
+                for v, raw in enumerate(versions):
+                    c = attack(model, raw, labels[s:s + batch], eps, pgd, steps, step,
+                               args.random_start, args.seed, s)
+                    counts[2 * v] += c[0]
+                    counts[2 * v + 1] += c[1]
+            out = {"attack": args.method, "eps": eps, "steps": steps, "step_size": step,
+                   "random_start": args.random_start, "images": len(labels)}
+            if r is not None:
+                out["radius"] = r
+            out["correct"] = dict(zip(names, counts))
+            print(json.dumps(out))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "attack":
+        return main_attack(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))

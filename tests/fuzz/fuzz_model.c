@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hfc_model_parse(&m, data, size, "fuzz", &err))
         return 0;
     hfc_engine *e;
-    if (!hfc_engine_new(&e, &m, &(hfc_engine_options){1, HFC_CONV_AUTO, 0}, &err)) {
+    if (!hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = 1}, &err)) {
         size_t in = (size_t)m.channels * m.height * m.width;
         if (in <= 3 * 64 * 64 && hfc_engine_flops(e) <= 2e5) {
             float *x = calloc(in, sizeof *x), *y = malloc((size_t)m.n_classes * sizeof *y);

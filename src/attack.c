@@ -1,0 +1,209 @@
+/* attack.c - FGSM and PGD on the engine's input gradients (hfc.h, hfc_attack).
+ * A peer of evaluate.c over the same engine API: data -> split -> attack. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfc.h"
+
+uint64_t hfc_splitmix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double hfc_uniform(uint64_t seed, uint64_t image, uint64_t value)
+{
+    uint64_t h = hfc_splitmix64(hfc_splitmix64(hfc_splitmix64(seed) ^ image) ^ value);
+    return (double)(h >> 40) / (double)(1 << 24);
+}
+
+/* Cross-entropy with the labels: d loss / d logits = softmax - one-hot,
+ * computed in float as PyTorch's log_softmax backward does, exp(z - max -
+ * log(sum exp(z - max))) - one-hot: for a very confident image the gradient
+ * is a few float steps of 1 - p, and computing it any other way changes
+ * its signs, so FGSM's step. */
+typedef struct {
+    const uint8_t *labels;  /* of the call's images */
+    int k;
+} ce_loss;
+
+static void ce_grad(void *ctx, size_t first, size_t count, const float *logits, float *dlogits)
+{
+    const ce_loss *c = ctx;
+    for (size_t i = 0; i < count; i++) {
+        const float *z = logits + i * c->k;
+        float *d = dlogits + i * c->k;
+        float mx = z[0], sum = 0.0f;
+        for (int j = 1; j < c->k; j++)
+            mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < c->k; j++)
+            sum += expf(z[j] - mx);
+        const float lse = logf(sum);
+        for (int j = 0; j < c->k; j++)
+            d[j] = expf(z[j] - mx - lse) - (float)(j == c->labels[first + i]);
+    }
+}
+
+static size_t count_correct(const float *logits, int k, const uint8_t *labels, size_t n)
+{
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (logits[i * k + j] > logits[i * k + best])
+                best = j;
+        ok += best == labels[i];
+    }
+    return ok;
+}
+
+typedef struct {
+    float *x0, *x, *pix, *grad, *logits; /* batch-sized buffers */
+} attack_buffers;
+
+/* Attack n images x0 (raw pixel units) of one engine at eps: returns the
+ * clean and adversarial correct counts in ok[0], ok[1]. */
+static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, double eps,
+                               const float *raw, const uint8_t *labels, size_t n, size_t first,
+                               int k, attack_buffers *b, size_t ok[2], hfc_error *err)
+{
+    const size_t P = HFC_CIFAR_PIXELS, total = n * P;
+    const float feps = (float)eps;
+    const float step = (float)(spec->step_size > 0 ? spec->step_size : spec->pgd ? eps / 4 : eps);
+    ce_loss loss = {labels, k};
+    hfc_status st;
+    for (size_t i = 0; i < total; i++)
+        b->x0[i] = raw[i] / 255.0f;
+    /* clean accuracy, by the same engine */
+    hfc_engine_forward(e, raw, n, b->logits);
+    ok[0] = count_correct(b->logits, k, labels, n);
+    memcpy(b->x, b->x0, total * sizeof *b->x);
+    if (spec->random_start)
+        for (size_t i = 0; i < n; i++)
+            for (size_t v = 0; v < P; v++) {
+                float u = (float)hfc_uniform(spec->seed, first + i, v);
+                float t = b->x0[i * P + v] + feps * (2.0f * u - 1.0f);
+                b->x[i * P + v] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+            }
+    for (int s = 0; s < spec->steps; s++) {
+        for (size_t i = 0; i < total; i++)
+            b->pix[i] = b->x[i] * 255.0f;
+        if ((st = hfc_engine_input_grad(e, b->pix, n, ce_grad, &loss, b->logits, b->grad, err)))
+            return st;
+        for (size_t i = 0; i < total; i++) {
+            float g = b->grad[i], t = b->x[i] + step * (float)((g > 0) - (g < 0));
+            float lo = b->x0[i] - feps, hi = b->x0[i] + feps;
+            t = t < lo ? lo : t > hi ? hi : t;
+            b->x[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        }
+    }
+    for (size_t i = 0; i < total; i++)
+        b->pix[i] = b->x[i] * 255.0f;
+    hfc_engine_forward(e, b->pix, n, b->logits);
+    ok[1] = count_correct(b->logits, k, labels, n);
+    return HFC_OK;
+}
+
+static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
+
+hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                      const hfc_attack_spec *spec, const double *eps, int n_eps,
+                      const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
+                      const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err)
+{
+    const int K = ds->n_classes, R = n_radii > 0 ? n_radii : 1;
+    for (int j = 0; j < n_models; j++)
+        if (models[j]->n_classes != K || models[j]->channels != 3 || models[j]->height != 32 ||
+            models[j]->width != 32)
+            return hfc_fail(err, HFC_ERR_MODEL, models[j]->path,
+                            "model takes %dx%dx%d input with %d classes; the data is 3x32x32 with %d",
+                            models[j]->channels, models[j]->height, models[j]->width,
+                            models[j]->n_classes, K);
+    if (batch > ds->n)
+        batch = ds->n ? ds->n : 1;
+    size_t unit = HFC_ENGINE_GROUP;
+    for (int j = 0; j < n_models; j++)
+        unit = unit / gcd(unit, hfc_engine_group(engines[j])) * hfc_engine_group(engines[j]);
+    batch = (batch + unit - 1) / unit * unit;
+    double max_radius = 0;
+    for (int r = 0; r < n_radii; r++)
+        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
+
+    const size_t P = HFC_CIFAR_PIXELS;
+    hfc_splitter *split = NULL;
+    attack_buffers b = {0};
+    float *raw = malloc(batch * P * sizeof *raw);
+    b.x0 = malloc(batch * P * sizeof *b.x0);
+    b.x = malloc(batch * P * sizeof *b.x);
+    b.pix = malloc(batch * P * sizeof *b.pix);
+    b.grad = malloc(batch * P * sizeof *b.grad);
+    b.logits = malloc(batch * (size_t)K * sizeof *b.logits);
+    hfc_status st = HFC_OK;
+    if (!raw || !b.x0 || !b.x || !b.pix || !b.grad || !b.logits) {
+        st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
+        goto done;
+    }
+    if (n_radii > 0 && (st = hfc_splitter_new(&split, batch, max_radius, err)))
+        goto done;
+    for (int j = 0; j < n_models; j++)
+        for (int q = 0; q < n_eps; q++)
+            for (int r = 0; r < R; r++) {
+                hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
+                memset(t, 0, sizeof *t);
+                t->eps = eps[q];
+                t->radius = n_radii > 0 ? radii[r] : -1;
+                t->images = ds->n;
+            }
+    for (size_t first = 0; first < ds->n; first += batch) {
+        size_t n = ds->n - first < batch ? ds->n - first : batch;
+        const uint8_t *labels = ds->labels + first;
+        for (size_t i = 0; i < n * P; i++)
+            raw[i] = ds->pixels[first * P + i];
+        if (split)
+            hfc_split_forward(split, raw, n);
+        for (int j = 0; j < n_models; j++)
+            for (int q = 0; q < n_eps; q++) {
+                size_t ok[2];
+                /* The original images, once for every radius's report. */
+                if ((st = attack_batch(engines[j], spec, eps[q], raw, labels, n, ds->first + first,
+                                       K, &b, ok, err)))
+                    goto done;
+                for (int r = 0; r < R; r++) {
+                    hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
+                    t->correct[HFC_ORIGINAL][0] += ok[0];
+                    t->correct[HFC_ORIGINAL][1] += ok[1];
+                }
+            }
+        for (int r = 0; r < n_radii; r++) {
+            if ((st = hfc_split_radius(split, radii[r], err)))
+                goto done;
+            for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
+                const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);
+                for (int j = 0; j < n_models; j++)
+                    for (int q = 0; q < n_eps; q++) {
+                        size_t ok[2];
+                        if ((st = attack_batch(engines[j], spec, eps[q], in, labels, n,
+                                               ds->first + first, K, &b, ok, err)))
+                            goto done;
+                        hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
+                        t->correct[v][0] += ok[0];
+                        t->correct[v][1] += ok[1];
+                    }
+            }
+        }
+        if (progress && progress->update)
+            progress->update(progress->ctx, first + n, ds->n);
+    }
+done:
+    hfc_splitter_free(split);
+    free(raw);
+    free(b.x0);
+    free(b.x);
+    free(b.pix);
+    free(b.grad);
+    free(b.logits);
+    return st;
+}

@@ -1,0 +1,92 @@
+/* engine_internal.h - what src/engine_run.c (planning, forward) and
+ * src/engine_grad.c (input gradients) share. Internal. */
+#ifndef HFC_ENGINE_INTERNAL_H
+#define HFC_ENGINE_INTERNAL_H
+
+#include "engine_ops.h"
+#include "hfc.h"
+
+typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD, CONV_GROUPED } conv_path;
+
+typedef struct {
+    const hfc_node *node;  /* attributes and shapes */
+    hfc_op op;
+    int relu;              /* max(y, 0) fused into this step */
+    int n_in;
+    int in[HFC_MAX_INPUTS];/* slots read */
+    int out;               /* slot written */
+    const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
+    conv_path path;
+    int chunk;             /* CONV_WINOGRAD: images per product */
+    int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
+    const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
+    int in_relu;           /* ... followed by a ReLU */
+    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
+} step;
+
+typedef struct {
+    float *slots;  /* (n_slots, slot_floats): each slot holds a group */
+    float *col;    /* im2col scratch for a group */
+    float *grads;  /* gradients: (n_slots, slot_floats), when planned for them */
+} workspace;
+
+struct hfc_engine {
+    const hfc_model *model;
+    step *steps;
+    int n_steps;
+    int n_slots;
+    size_t slot_floats;   /* a group's largest activation */
+    size_t col_floats;    /* scratch: im2col for a group, or an AVX-512 conv's */
+    int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
+                             conv runs im2col + SGEMM (the activations stay in L2);
+                             bn_batch when BatchNorm uses batch statistics */
+    int bn_batch;         /* hfc_engine_options.bn_batch */
+    int gradients;        /* planned for hfc_engine_input_grad: nothing fused, no slot
+                             shared, every step's output kept for the backward pass */
+    int output_slot;
+    float *folded;        /* weights made at planning, one allocation */
+    float *transposed;    /* the AVX-512 convs' wt, one allocation */
+    int threads;
+    workspace *ws;        /* (threads) */
+    double macs;          /* multiply-adds per image */
+};
+
+/* One step on a group of n images: inputs x[0..n_in), output y. */
+typedef struct {
+    const hfc_engine *e;
+    const workspace *ws;
+    const step *s;
+    const float *pixels;  /* the group's raw pixels (the input step) */
+    int n;
+    hfc_tensor x[HFC_MAX_INPUTS];
+    hfc_tensor y;
+} step_run;
+
+/* One step backwards on a group of n images: from dy, the gradient of its
+ * output (y, the value forward computed), add the gradients of its inputs
+ * into dx[k] (+=: a value may have several readers). The input step writes
+ * the raw pixels' gradient to dpixels instead. */
+typedef struct {
+    const hfc_engine *e;
+    const workspace *ws;
+    const step *s;
+    int n;
+    hfc_tensor x[HFC_MAX_INPUTS], y;
+    hfc_tensor dx[HFC_MAX_INPUTS], dy;
+    float *dpixels;       /* (n, c, h, w) */
+} step_back;
+
+/* backward_NAME for every row of include/hfc_layers.def (src/engine_grad.c). */
+#define HFC_LAYER(E, name, inputs, cost, since) void backward_##name(const step_back *r);
+#define HFC_UNARY(E, name, since)
+#include "hfc_layers.def"
+#undef HFC_LAYER
+#undef HFC_UNARY
+void backward_unary(const step_back *r);
+
+static inline hfc_tensor slot_tensor(const hfc_engine *e, float *base, int slot, hfc_shape s, int n)
+{
+    return (hfc_tensor){n, s.c, s.h, s.w, base + (size_t)slot * e->slot_floats};
+}
+
+#endif
