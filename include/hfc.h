@@ -246,6 +246,10 @@ typedef void (*hfc_loss_grad)(void *ctx, size_t first, size_t count, const float
  * made with gradients. */
 hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
                                  void *ctx, float *logits, float *dx, hfc_error *err);
+/* The batch an experiment should stream: at most `images` (at least 1),
+ * rounded up to whole groups of every engine (for batch statistics, whole
+ * batches of them), so that results do not depend on the batch asked for. */
+size_t hfc_engines_batch(hfc_engine *const *engines, int n_engines, size_t batch, size_t images);
 /* Images a forward call's batches should be a multiple of for results not
  * to depend on the batch size: the engine's group (bn_batch in that mode). */
 size_t hfc_engine_group(const hfc_engine *e);

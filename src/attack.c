@@ -107,8 +107,6 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
     return HFC_OK;
 }
 
-static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
-
 hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                       const hfc_attack_spec *spec, const double *eps, int n_eps,
                       const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
@@ -122,12 +120,7 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                             "model takes %dx%dx%d input with %d classes; the data is 3x32x32 with %d",
                             models[j]->channels, models[j]->height, models[j]->width,
                             models[j]->n_classes, K);
-    if (batch > ds->n)
-        batch = ds->n ? ds->n : 1;
-    size_t unit = HFC_ENGINE_GROUP;
-    for (int j = 0; j < n_models; j++)
-        unit = unit / gcd(unit, hfc_engine_group(engines[j])) * hfc_engine_group(engines[j]);
-    batch = (batch + unit - 1) / unit * unit;
+    batch = hfc_engines_batch(engines, n_models, batch, ds->n);
     double max_radius = 0;
     for (int r = 0; r < n_radii; r++)
         max_radius = radii[r] > max_radius ? radii[r] : max_radius;

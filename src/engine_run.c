@@ -664,6 +664,18 @@ double hfc_engine_flops(const hfc_engine *e) { return 2.0 * e->macs; }
 
 size_t hfc_engine_group(const hfc_engine *e) { return (size_t)e->group; }
 
+static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
+
+size_t hfc_engines_batch(hfc_engine *const *engines, int n_engines, size_t batch, size_t images)
+{
+    if (batch > images)
+        batch = images ? images : 1;
+    size_t unit = HFC_ENGINE_GROUP;
+    for (int j = 0; j < n_engines; j++)
+        unit = unit / gcd(unit, hfc_engine_group(engines[j])) * hfc_engine_group(engines[j]);
+    return (batch + unit - 1) / unit * unit;
+}
+
 /* Run every step on a group of n images; the logits end in the output slot. */
 static void forward_group(const hfc_engine *e, const workspace *ws, const float *pixels, int n)
 {

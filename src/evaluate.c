@@ -30,8 +30,6 @@ static int rescale_by_max(const float *x, float *out)
     return 0;
 }
 
-static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
-
 static void count(hfc_tally *t, int version, const float *logits, int k, const uint8_t *labels,
                   size_t n)
 {
@@ -60,14 +58,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                             m->n_classes, hfc_dataset_name(ds->kind), K,
                             m->n_classes == 100 ? " (use --dataset cifar100)" : "");
     }
-    if (batch > ds->n)
-        batch = ds->n ? ds->n : 1;
-    /* Whole engine groups per batch (for batch statistics, whole batches of
-     * them): results then do not depend on --batch-size. */
-    size_t unit = HFC_ENGINE_GROUP;
-    for (int j = 0; j < n_models; j++)
-        unit = unit / gcd(unit, hfc_engine_group(engines[j])) * hfc_engine_group(engines[j]);
-    batch = (batch + unit - 1) / unit * unit;
+    batch = hfc_engines_batch(engines, n_models, batch, ds->n);
     const int rescale = protocol && protocol->rescale_max;
 
     double max_radius = 0;

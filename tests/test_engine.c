@@ -17,10 +17,7 @@ int main(int argc, char **argv)
     size_t n = in.a;
     hfc_model m;
     hfc_error err;
-    if (hfc_model_load(&m, argv[2], &err)) {
-        printf("FAIL: %s: model: %s: %s\n", argv[1], err.path, err.reason);
-        return 1;
-    }
+    load_model_or_fail(argv[1], argv[2], &m);
     if (out.a != n || out.b != (uint32_t)m.n_classes || in.b != HFC_CIFAR_PIXELS) {
         printf("FAIL: %s: reference shapes do not match the model\n", argv[1]);
         return 1;
@@ -30,11 +27,7 @@ int main(int argc, char **argv)
     memcpy(x, in.body, n * HFC_CIFAR_PIXELS * 4);
     memcpy(ref, out.body, n * m.n_classes * 4);
 
-    /* HFC_CONV picks the conv algorithms, as it does for hfc-eval. */
-    const char *conv = getenv("HFC_CONV");
-    hfc_conv_choice choice = !conv ? HFC_CONV_AUTO
-                             : !strcmp(conv, "gemm") ? HFC_CONV_GEMM
-                             : !strcmp(conv, "direct") ? HFC_CONV_DIRECT : HFC_CONV_AUTO;
+    hfc_conv_choice choice = conv_choice_from_env();
     hfc_engine_options opt1 = {.threads = 1, .conv = choice}, opt2 = {.threads = 2, .conv = choice};
     hfc_engine *e1, *e2;
     if (hfc_engine_new(&e1, &m, &opt1, &err) || hfc_engine_new(&e2, &m, &opt2, &err)) {

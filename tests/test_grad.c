@@ -36,10 +36,7 @@ int main(int argc, char **argv)
     size_t n = in.a;
     hfc_model m;
     hfc_error err;
-    if (hfc_model_load(&m, argv[2], &err)) {
-        printf("FAIL: %s: model: %s: %s\n", argv[1], err.path, err.reason);
-        return 1;
-    }
+    load_model_or_fail(argv[1], argv[2], &m);
     size_t k = (size_t)m.n_classes, P = HFC_CIFAR_PIXELS;
     if (ref.a != n || ref.b != k || ref.len != 8 + 4 * (n * k + n * P + n)) {
         printf("FAIL: %s: reference shapes do not match the model\n", argv[1]);
@@ -54,10 +51,7 @@ int main(int argc, char **argv)
     memcpy(near, ref.body + (n * k + n * P) * 4, n * 4);
 
     int bn_batch = argc == 6 ? atoi(argv[5]) : 0;
-    const char *conv = getenv("HFC_CONV"); /* as hfc-eval reads it */
-    hfc_conv_choice choice = !conv ? HFC_CONV_AUTO
-                             : !strcmp(conv, "gemm") ? HFC_CONV_GEMM
-                             : !strcmp(conv, "direct") ? HFC_CONV_DIRECT : HFC_CONV_AUTO;
+    hfc_conv_choice choice = conv_choice_from_env();
     hfc_engine_options o1 = {.threads = 1, .conv = choice, .bn_batch = bn_batch, .gradients = 1};
     hfc_engine_options o2 = o1;
     o2.threads = 2;

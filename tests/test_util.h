@@ -51,4 +51,23 @@ static inline ref_file read_ref(const char *path, size_t body_bytes_per_ab)
     return r;
 }
 
+/* HFC_CONV picks the conv algorithms, as it does for hfc-eval. */
+static inline hfc_conv_choice conv_choice_from_env(void)
+{
+    const char *conv = getenv("HFC_CONV");
+    return !conv ? HFC_CONV_AUTO
+           : !strcmp(conv, "gemm") ? HFC_CONV_GEMM
+           : !strcmp(conv, "direct") ? HFC_CONV_DIRECT : HFC_CONV_AUTO;
+}
+
+/* Load a test's model; on failure print FAIL and exit. */
+static inline void load_model_or_fail(const char *name, const char *path, hfc_model *m)
+{
+    hfc_error err;
+    if (hfc_model_load(m, path, &err)) {
+        printf("FAIL: %s: model: %s: %s\n", name, err.path, err.reason);
+        exit(1);
+    }
+}
+
 #endif
