@@ -331,6 +331,32 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                       const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
                       const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err);
 
+/* ---------------------------------------------------------------- margin */
+
+/* "Hold me tight!" margins (src/margin.c): for each subspace of K x K DCT
+ * atoms on the diagonal at offsets 0, stride, ... (each atom on all three
+ * channels), DeepFool constrained to it, in [0, 1] pixels, no clipping,
+ * from the model's own prediction: at x_i, for every class k != pred,
+ * w_k = grad f_k - grad f_pred, pert_k = |f_k - f_pred| / ||S'w_k||; with
+ * the smallest, r += max(pert, 1e-4) * SS'w / ||S'w||, x_i += the same; stop
+ * when the prediction at x0 + (1 + overshoot) r changes (at most max_iter
+ * steps). The margin is ||(1 + overshoot) r||_2. */
+typedef struct {
+    int block;         /* K: 8 on CIFAR (divides 32) */
+    int stride;        /* between offsets: 2 */
+    int max_iter;      /* 100 */
+    double overshoot;  /* 0.02 */
+} hfc_margin_spec;
+
+/* Subspaces of a spec: (32 - K) / stride + 1 (13 for 8 and 2); 0 if invalid. */
+int hfc_margin_subspaces(const hfc_margin_spec *spec);
+/* margins: (subspaces, ds->n), filled here; NaN for an image not fooled
+ * within max_iter. The engine must be made with gradients (and running
+ * BatchNorm statistics: images are independent). */
+hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_dataset *ds,
+                      const hfc_margin_spec *spec, size_t batch, const hfc_progress *progress,
+                      float *margins, hfc_error *err);
+
 /* ---------------------------------------------------------------- report */
 
 /* One JSON object (no newline) for a model at one radius of a run over ds
@@ -345,6 +371,11 @@ char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *s
                              const hfc_model *m, const hfc_dataset *ds,
                              const hfc_protocol *protocol, int shard_index, int shard_count,
                              double seconds, int pretty);
+
+/* One JSON object for a model's margins (schema: README, "Margins"). */
+char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, double seconds, int pretty);
 
 /* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
  * order), check that the shards of each model, radius and settings tile the
@@ -377,6 +408,7 @@ typedef enum {
     HFC_CMD_COMPARE,  /* hfc-eval compare: the same, a table by default */
     HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
     HFC_CMD_ATTACK,   /* hfc-eval attack: FGSM / PGD accuracy */
+    HFC_CMD_MARGIN,   /* hfc-eval margin: DeepFool margins along DCT subspaces */
 } hfc_command;
 
 /* What the command line asks for (src/cli_args.c). Strings point into argv. */
@@ -402,6 +434,7 @@ typedef struct {
     int radius_given;      /* --radius was on the command line */
     hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
     double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
+    hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
     int n_eps;
     hfc_set set;           /* --set */
     hfc_dataset_kind dataset; /* --dataset */

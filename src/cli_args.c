@@ -14,6 +14,7 @@ const char hfc_usage[] =
     "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
     "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
     "       hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...\n"
+    "       hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...\n"
     "\n"
     "Split every CIFAR-10 test image into its low- and high-frequency\n"
     "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
@@ -63,6 +64,13 @@ const char hfc_usage[] =
     "      --random-start    start at a uniform point of the eps-ball (--seed N, default 0)\n"
     "      --radius LIST     also attack the low and high images at these radii\n"
     "\n"
+    "margin (DeepFool along DCT subspaces, \"Hold me tight!\"; --limit defaults to 100):\n"
+    "      --subspace dct    the only kind\n"
+    "      --block K         K x K DCT atoms per subspace, K dividing 32 (default 8)\n"
+    "      --stride S        between the subspaces' diagonal offsets (default 2)\n"
+    "      --max-iter N      DeepFool steps at most (default 100)\n"
+    "      --overshoot X     (default 0.02)\n"
+    "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
@@ -82,6 +90,7 @@ void hfc_options_default(hfc_options *o)
     o->progress = -1;
     o->bn_batch_size = 100;
     o->attack = (hfc_attack_spec){.pgd = 1, .steps = 10};
+    o->margin = (hfc_margin_spec){.block = 8, .stride = 2, .max_iter = 100, .overshoot = 0.02};
     static const double eps[] = {0.03, 0.06, 0.09};
     memcpy(o->eps, eps, sizeof eps);
     o->n_eps = 3;
@@ -248,6 +257,29 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--seed: '%s' is not a non-negative integer", val);
         else
             o->attack.seed = seed;
+    } else if (is(a, NULL, "--subspace")) {
+        if (strcmp(val, "dct"))
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--subspace: '%s' is not dct", val);
+    } else if (is(a, NULL, "--block")) {
+        if (!(*st = parse_count(val, a, 1, 32, &v, err))) {
+            if (32 % v)
+                *st = hfc_fail(err, HFC_ERR_USAGE, "", "--block: %lld does not divide 32", v);
+            o->margin.block = (int)v;
+        }
+    } else if (is(a, NULL, "--stride")) {
+        if (!(*st = parse_count(val, a, 1, 32, &v, err)))
+            o->margin.stride = (int)v;
+    } else if (is(a, NULL, "--max-iter")) {
+        if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
+            o->margin.max_iter = (int)v;
+    } else if (is(a, NULL, "--overshoot")) {
+        char *end;
+        errno = 0;
+        double x = strtod(val, &end);
+        if (end == val || *end || errno || !(x >= 0) || x > 1)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--overshoot: '%s' is not a number in 0..1", val);
+        else
+            o->margin.overshoot = x;
     } else if (is(a, NULL, "--bn-stats")) {
         if (!strcmp(val, "running") || !strcmp(val, "batch"))
             o->protocol.bn_batch = !strcmp(val, "batch"); /* the size is set after parsing */
@@ -303,8 +335,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     } else if (argc > 1 && !strcmp(argv[1], "attack")) {
         o->command = HFC_CMD_ATTACK;
         i = 2;
+    } else if (argc > 1 && !strcmp(argv[1], "margin")) {
+        o->command = HFC_CMD_MARGIN;
+        i = 2;
     }
-    int steps_given = 0, attack_option = 0;
+    int steps_given = 0, attack_option = 0, margin_option = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (is(a, "-h", "--help")) {
@@ -340,6 +375,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             if (st)
                 return st;
             steps_given |= is(a, NULL, "--steps");
+            margin_option |= is(a, NULL, "--subspace") || is(a, NULL, "--block") ||
+                             is(a, NULL, "--stride") || is(a, NULL, "--max-iter") ||
+                             is(a, NULL, "--overshoot");
             attack_option |= is(a, NULL, "--method") || is(a, NULL, "--eps") ||
                              is(a, NULL, "--steps") || is(a, NULL, "--step-size") ||
                              is(a, NULL, "--seed");
@@ -361,6 +399,19 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--method, --eps, --steps, --step-size, --random-start and --seed are "
                         "for 'hfc-eval attack'");
+    if (margin_option && o->command != HFC_CMD_MARGIN)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--subspace, --block, --stride, --max-iter and --overshoot are for "
+                        "'hfc-eval margin'");
+    if (o->command == HFC_CMD_MARGIN) {
+        if (o->protocol.bn_batch || o->protocol.rescale_max || o->png_dir || o->table ||
+            o->shard_count)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "margin runs on running BatchNorm statistics and prints JSON: not with "
+                            "--bn-stats batch, --rescale, --png, --table or --shard");
+        if (!o->limit)
+            o->limit = 100;
+    }
     if (o->command == HFC_CMD_ATTACK) {
         if (!o->attack.pgd && steps_given && o->attack.steps != 1)
             return hfc_fail(err, HFC_ERR_USAGE, "", "--steps: FGSM is one step (use --method pgd)");

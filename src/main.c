@@ -209,19 +209,56 @@ static hfc_status run_attack(hfc_options *o, run_inputs *in, const hfc_progress 
     return st;
 }
 
+/* Margin: per model, every subspace's margins, as JSON Lines. */
+static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                             double t0, char **text, hfc_error *err)
+{
+    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
+    float *margins = malloc((per ? per : 1) * sizeof *margins);
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    hfc_status st = margins && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    for (int j = 0; !st && j < o->n_models; j++) {
+        if ((st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &o->margin, o->batch,
+                             progress, margins, err)))
+            break;
+        double seconds = round((now() - t0) * 1000.0) / 1000.0;
+        char *line = hfc_report_margin_json(margins, &o->margin, &in->models[j], &in->ds,
+                                            &o->protocol, seconds, o->pretty);
+        char *grown = line ? realloc(out, len + strlen(line) + 2) : NULL;
+        if (!grown) {
+            free(line);
+            st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
+            break;
+        }
+        out = grown;
+        len += (size_t)sprintf(out + len, "%s\n", line);
+        free(line);
+    }
+    free(margins);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
 /* Load, run the command's experiment with a progress line, free. */
 static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_error *err)
 {
     run_inputs *in = malloc(sizeof *in);
     if (!in)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK, in, err);
+    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN,
+                                in, err);
     if (!st) {
         progress_line line = {"images", now(), 0, 0};
         hfc_progress progress = {progress_draw, &line};
         int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
         if (o->command == HFC_CMD_ATTACK)
             st = run_attack(o, in, show ? &progress : NULL, t0, text, err);
+        else if (o->command == HFC_CMD_MARGIN)
+            st = run_margin(o, in, show ? &progress : NULL, t0, text, err);
         else
             st = run_evaluate(o, in, show ? &progress : NULL, t0, text, err);
         progress_end(&line);

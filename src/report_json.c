@@ -1,6 +1,7 @@
 /* report_json.c - the JSON reports: one object per model and radius
  * (evaluate), per model, eps and radius (attack). Schemas: README. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,5 +120,71 @@ char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *s
     hfc_protocol p = protocol ? *protocol : (hfc_protocol){0, 0, 0};
     p.rescale_max = 0; /* attacks start from the images as they are */
     add_run_fields(o, m, ds, &p, none, shard_index, shard_count, seconds);
+    return print_and_free(o, pretty);
+}
+
+static int by_value(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy.percentile's default (linear) of sorted v[0..n). */
+static double percentile(const float *v, size_t n, double q)
+{
+    double pos = q * (double)(n - 1);
+    size_t lo = (size_t)pos;
+    double frac = pos - (double)lo;
+    return lo + 1 < n ? v[lo] + (v[lo + 1] - v[lo]) * frac : v[lo];
+}
+
+char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, double seconds, int pretty)
+{
+    cJSON *o = cJSON_CreateObject();
+    float *sorted = malloc((ds->n ? ds->n : 1) * sizeof *sorted);
+    if (!o || !sorted) {
+        cJSON_Delete(o);
+        free(sorted);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "experiment", "margin");
+    cJSON_AddStringToObject(o, "subspace", "dct");
+    cJSON_AddNumberToObject(o, "block", spec->block);
+    cJSON_AddNumberToObject(o, "stride", spec->stride);
+    cJSON_AddNumberToObject(o, "max_iter", spec->max_iter);
+    cJSON_AddNumberToObject(o, "overshoot", spec->overshoot);
+    cJSON_AddNumberToObject(o, "images", (double)ds->n);
+    cJSON *subs = cJSON_AddArrayToObject(o, "subspaces");
+    for (int s = 0; s < hfc_margin_subspaces(spec); s++) {
+        const float *ms = margins + (size_t)s * ds->n;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(subs, e);
+        cJSON_AddNumberToObject(e, "offset", s * spec->stride);
+        size_t k = 0;
+        for (size_t i = 0; i < ds->n; i++)
+            if (!isnan(ms[i]))
+                sorted[k++] = ms[i];
+        qsort(sorted, k, sizeof *sorted, by_value);
+        if (k) {
+            cJSON_AddNumberToObject(e, "median", percentile(sorted, k, 0.5));
+            cJSON_AddNumberToObject(e, "q1", percentile(sorted, k, 0.25));
+            cJSON_AddNumberToObject(e, "q3", percentile(sorted, k, 0.75));
+        } else {
+            cJSON_AddNullToObject(e, "median");
+            cJSON_AddNullToObject(e, "q1");
+            cJSON_AddNullToObject(e, "q3");
+        }
+        cJSON_AddNumberToObject(e, "not_fooled", (double)(ds->n - k));
+        cJSON *all = cJSON_AddArrayToObject(e, "margins");
+        for (size_t i = 0; i < ds->n; i++)
+            cJSON_AddItemToArray(all, isnan(ms[i]) ? cJSON_CreateNull() : cJSON_CreateNumber(ms[i]));
+    }
+    free(sorted);
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    hfc_protocol p = protocol ? *protocol : (hfc_protocol){0, 0, 0};
+    p.rescale_max = 0;
+    add_run_fields(o, m, ds, &p, none, 0, 0, seconds);
     return print_and_free(o, pretty);
 }

@@ -474,6 +474,31 @@ expect_error 1 "FGSM is one step" -- attack --method fgsm --steps 5 "$MODEL"
 expect_error 1 "are for 'hfc-eval attack'" -- --eps 0.03 "$MODEL"
 expect_error 1 "not with --rescale" -- attack --rescale max "$MODEL"
 
+echo "== margin: DeepFool along DCT subspaces against tools/reference.py margin"
+for m in "$REF/zoo-mobilenetv2.bin" "$MODEL"; do
+    "$HFC" margin --data "$TINY" --limit 8 --stride 8 "$m" >"$T/mo" &&
+        "$PY" tools/reference.py margin --data "$TINY" --limit 8 --stride 8 "$m" >"$T/mr" &&
+        "$PY" - "$T/mo" "$T/mr" <<'PYEOF'
+import json, sys
+a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+assert a["experiment"] == "margin" and a["block"] == 8 and a["stride"] == 8 and a["images"] == 8, a
+sa, sb = a["subspaces"], b["subspaces"]
+assert [s["offset"] for s in sa] == [0, 8, 16, 24] == [s["offset"] for s in sb]
+for x, y in zip(sa, sb):
+    assert x["not_fooled"] == y["not_fooled"] and len(x["margins"]) == 8, (x, y)
+    assert abs(x["median"] - y["median"]) <= 0.01 * y["median"], (x["median"], y["median"])
+    assert x["q1"] <= x["median"] <= x["q3"], x
+PYEOF
+    expect $? "margin, $(basename "$m"): every subspace's median within 1% of the PyTorch reference's"
+done
+"$HFC" margin --data "$TINY" --limit 4 --block 16 --stride 16 --max-iter 3 "$MODEL" |
+    "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["subspaces"]) == 2 and d["max_iter"] == 3 and d["images"] == 4, d'
+expect $? "margin: --block 16 --stride 16 gives 2 subspaces; --limit and --max-iter recorded"
+expect_error 1 "--block: 7 does not divide 32" -- margin --block 7 "$MODEL"
+expect_error 1 "--subspace: 'fourier' is not dct" -- margin --subspace fourier "$MODEL"
+expect_error 1 "not with --bn-stats batch" -- margin --bn-stats batch "$MODEL"
+expect_error 1 "are for 'hfc-eval margin'" -- --block 8 "$MODEL"
+
 echo "== pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&

@@ -295,9 +295,95 @@ def main_attack(argv):
             print(json.dumps(out))
 
 
+def dct_matrix(n=32):
+    """The orthonormal DCT-II: D[u, i] = c(u) cos(pi (2i + 1) u / 2n)."""
+    u, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    d = np.cos(np.pi * (2 * i + 1) * u / (2 * n)) * np.sqrt(2.0 / n)
+    d[0] *= np.sqrt(0.5)
+    return d
+
+
+def margins(model, raw, offset, block, max_iter=100, overshoot=0.02):
+    """Subspace-constrained DeepFool ("Hold me tight!") for a batch of images
+    (raw pixels): -> margins, NaN where not fooled within max_iter."""
+    d = dct_matrix()[offset:offset + block]                # (K, 32)
+    def project(w):                                        # S S' w and ||S' w||, per image
+        coef = np.einsum("ui,bcij,vj->bcuv", d, w.astype(np.float64), d)
+        return np.einsum("ui,bcuv,vj->bcij", d, coef, d), np.sqrt((coef ** 2).sum((1, 2, 3)))
+    x0 = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32)) / 255.0
+    n = x0.shape[0]
+    with torch.no_grad():
+        label = model(x0 * 255.0).argmax(1)
+    r = torch.zeros_like(x0)
+    xi = x0.clone()
+    done = np.zeros(n, dtype=int)
+    for _ in range(max_iter):
+        if (done != 0).all():
+            break
+        x = xi.clone().requires_grad_(True)
+        f = model(x * 255.0)
+        k_all = f.shape[1]
+        grads = [torch.autograd.grad(f[:, k].sum(), x, retain_graph=True)[0].numpy() for k in range(k_all)]
+        f = f.detach().numpy()
+        step = np.zeros(x0.shape, dtype=np.float32)
+        for b in range(n):
+            if done[b]:
+                continue
+            k0 = int(label[b])
+            best, pert, pnorm = None, np.inf, 0
+            for k in range(k_all):
+                if k == k0:
+                    continue
+                proj, norm = project((grads[k][b] - grads[k0][b])[None])
+                pk = abs(float(f[b, k]) - float(f[b, k0])) / norm[0]
+                if norm[0] > 0 and pk < pert:
+                    best, pert, pnorm = proj[0], pk, norm[0]
+            if not np.isfinite(pert):
+                done[b] = 2
+                continue
+            step[b] = (max(pert, 1e-4) / pnorm * best).astype(np.float32)
+        r = r + torch.from_numpy(step)
+        xi = xi + torch.from_numpy(step)
+        with torch.no_grad():
+            pred = model((x0 + (1 + overshoot) * r) * 255.0).argmax(1).numpy()
+        done[(done == 0) & (pred != label.numpy())] = 1
+    out = ((1 + overshoot) * r.double()).flatten(1).norm(dim=1).numpy()
+    out[done != 1] = np.nan
+    return out
+
+
+def main_margin(argv):
+    ap = argparse.ArgumentParser(prog="reference.py margin", description="DCT-subspace margins")
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--block", type=int, default=8)
+    ap.add_argument("--stride", type=int, default=2)
+    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--overshoot", type=float, default=0.02)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images, labels, path = read_cifar(args.data, args.limit)
+    model = GraphModel(args.model).eval()
+    subs = []
+    for o in range(0, 32 - args.block + 1, args.stride):
+        m = margins(model, images.astype(np.float64), o, args.block, args.max_iter, args.overshoot)
+        ok = m[~np.isnan(m)]
+        subs.append({"offset": o, "median": float(np.median(ok)) if len(ok) else None,
+                     "q1": float(np.percentile(ok, 25)) if len(ok) else None,
+                     "q3": float(np.percentile(ok, 75)) if len(ok) else None,
+                     "not_fooled": int(np.isnan(m).sum()),
+                     "margins": [None if np.isnan(v) else float(v) for v in m]})
+    print(json.dumps({"experiment": "margin", "images": len(labels), "subspaces": subs}))
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "attack":
         return main_attack(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "margin":
+        return main_margin(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
