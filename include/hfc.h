@@ -397,6 +397,13 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
                         int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
                         const hfc_tally *tallies, hfc_error *err);
 
+/* dir/margin.png: every model's median margin per subspace (discs on a
+ * line, one colour each) over every image's margin (dots), low to high
+ * frequency. margins: (n_models, subspaces, n) as hfc_margin fills them. */
+hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, int n_models,
+                              const hfc_margin_spec *spec, const float *margins, size_t n,
+                              hfc_error *err);
+
 /* ------------------------------------------------------------------- cli */
 
 #define HFC_MAX_RADII 64
@@ -444,7 +451,7 @@ typedef struct {
 
 typedef enum { HFC_CLI_RUN, HFC_CLI_HELP, HFC_CLI_VERSION } hfc_cli_action;
 
-extern const char hfc_usage[];
+extern const char *const hfc_usage[]; /* --help's text, in parts; NULL ends it */
 
 /* Defaults: radii 4,8,12,16, batch 256, one thread per online CPU. */
 void hfc_options_default(hfc_options *o);

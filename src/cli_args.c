@@ -9,7 +9,7 @@
 
 #include "hfc.h"
 
-const char hfc_usage[] =
+static const char usage_common[] =
     "usage: hfc-eval [options] MODEL...\n"
     "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
     "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
@@ -45,7 +45,9 @@ const char hfc_usage[] =
     "                        conv kernels, and accuracy against radius (see README)\n"
     "      --png-images LIST test-set indices for the grids (default: the first\n"
     "                        image of each class; at most 32)\n"
-    "\n"
+    "\n";
+
+static const char usage_experiments[] =
     "the paper's evaluation protocol (its code, scripts/resnet.py, did all three):\n"
     "      --bn-stats WHICH  running (default): BatchNorm by the file's statistics;\n"
     "                        batch: by each batch of --bn-batch images' own mean and\n"
@@ -70,6 +72,7 @@ const char hfc_usage[] =
     "      --stride S        between the subspaces' diagonal offsets (default 2)\n"
     "      --max-iter N      DeepFool steps at most (default 100)\n"
     "      --overshoot X     (default 0.02)\n"
+    "      --png DIR         also draw DIR/margin.png: median per subspace, every image\n"
     "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
@@ -77,6 +80,9 @@ const char hfc_usage[] =
     "  -V, --version         show the version\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 I/O, 3 bad data file, 4 bad model file, 5 out of memory\n";
+
+/* In parts: ISO C promises string literals of 4095 characters only. */
+const char *const hfc_usage[] = {usage_common, usage_experiments, NULL};
 
 void hfc_options_default(hfc_options *o)
 {
@@ -404,11 +410,10 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                         "--subspace, --block, --stride, --max-iter and --overshoot are for "
                         "'hfc-eval margin'");
     if (o->command == HFC_CMD_MARGIN) {
-        if (o->protocol.bn_batch || o->protocol.rescale_max || o->png_dir || o->table ||
-            o->shard_count)
+        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
             return hfc_fail(err, HFC_ERR_USAGE, "",
                             "margin runs on running BatchNorm statistics and prints JSON: not with "
-                            "--bn-stats batch, --rescale, --png, --table or --shard");
+                            "--bn-stats batch, --rescale, --table or --shard");
         if (!o->limit)
             o->limit = 100;
     }

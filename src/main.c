@@ -214,16 +214,17 @@ static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress 
                              double t0, char **text, hfc_error *err)
 {
     const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
-    float *margins = malloc((per ? per : 1) * sizeof *margins);
+    float *margins = malloc((per ? per : 1) * o->n_models * sizeof *margins);
     char *out = calloc(1, 1);
     size_t len = 0;
     hfc_status st = margins && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     for (int j = 0; !st && j < o->n_models; j++) {
+        float *mj = margins + (size_t)j * per;
         if ((st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &o->margin, o->batch,
-                             progress, margins, err)))
+                             progress, mj, err)))
             break;
         double seconds = round((now() - t0) * 1000.0) / 1000.0;
-        char *line = hfc_report_margin_json(margins, &o->margin, &in->models[j], &in->ds,
+        char *line = hfc_report_margin_json(mj, &o->margin, &in->models[j], &in->ds,
                                             &o->protocol, seconds, o->pretty);
         char *grown = line ? realloc(out, len + strlen(line) + 2) : NULL;
         if (!grown) {
@@ -235,6 +236,9 @@ static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress 
         len += (size_t)sprintf(out + len, "%s\n", line);
         free(line);
     }
+    if (!st && o->png_dir)
+        st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &o->margin, margins,
+                                in->ds.n, err);
     free(margins);
     if (st)
         free(out);
@@ -281,7 +285,11 @@ int main(int argc, char **argv)
     if (st)
         goto out;
     if (action != HFC_CLI_RUN) {
-        fputs(action == HFC_CLI_HELP ? hfc_usage : "hfc-eval " HFC_VERSION "\n", stdout);
+        if (action == HFC_CLI_HELP)
+            for (int i = 0; hfc_usage[i]; i++)
+                fputs(hfc_usage[i], stdout);
+        else
+            fputs("hfc-eval " HFC_VERSION "\n", stdout);
         goto out;
     }
     const char *conv = getenv("HFC_CONV");  /* for tests and benchmarks: see hfc.h */

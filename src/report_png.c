@@ -323,20 +323,22 @@ static void marker(hfc_canvas *c, int x, int y, int version, hfc_rgb colour)
     }
 }
 
-/* Title, grid, ticks and labels of a plot of accuracy (0..1) against x (0..x_max). */
-static void draw_axes(hfc_canvas *c, const char *title, double x_max, const char *xlabel)
+/* Title, grid, ticks and labels of a plot of y (0..y_max; accuracy when
+ * y_max is 1) against x (0..x_max); points go through plot_point(x, y / y_max). */
+static void draw_axes_y(hfc_canvas *c, const char *title, double x_max, const char *xlabel,
+                        double y_max, const char *ylabel)
 {
     double step = x_tick_step(x_max);
     char line[160];
     canvas_text(c, PLOT_LEFT, MARGIN, 2, INK, title);
-    canvas_text(c, MARGIN, PLOT_TOP - 16, 1, INK, "accuracy");
-    for (int t = 0; t <= 10; t++) { /* y: 0 to 1 by 0.1, labels every 0.2 */
+    canvas_text(c, MARGIN, PLOT_TOP - 16, 1, INK, ylabel);
+    for (int t = 0; t <= 10; t++) { /* y: 0 to y_max by tenths, labels every second */
         int x, y;
         plot_point(x_max, 0, t / 10.0, &x, &y);
         canvas_rect(c, PLOT_LEFT, y, PLOT_W, 1, GRID_LINE);
         canvas_rect(c, PLOT_LEFT - 5, y, 5, 1, INK);
         if (t % 2 == 0) {
-            snprintf(line, sizeof line, "%.1f", t / 10.0);
+            snprintf(line, sizeof line, y_max == 1.0 ? "%.1f" : "%g", t / 10.0 * y_max);
             canvas_text(c, PLOT_LEFT - 8 - canvas_text_width(line, 1), y - 3, 1, INK, line);
         }
     }
@@ -352,6 +354,11 @@ static void draw_axes(hfc_canvas *c, const char *title, double x_max, const char
                 PLOT_TOP + PLOT_H + 24, 1, INK, xlabel);
     canvas_rect(c, PLOT_LEFT, PLOT_TOP, 1, PLOT_H + 1, INK);          /* y axis */
     canvas_rect(c, PLOT_LEFT, PLOT_TOP + PLOT_H, PLOT_W + 1, 1, INK); /* x axis */
+}
+
+static void draw_axes(hfc_canvas *c, const char *title, double x_max, const char *xlabel)
+{
+    draw_axes_y(c, title, x_max, xlabel, 1.0, "accuracy");
 }
 
 /* The key of the markers, below a legend of `rows` entries at (x, PLOT_TOP). */
@@ -641,5 +648,80 @@ done:
     free(x);
     free(logits);
     free(rows);
+    return st;
+}
+
+/* ---------------------------------------------------------------- margins */
+
+hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, int n_models,
+                              const hfc_margin_spec *spec, const float *margins, size_t n,
+                              hfc_error *err)
+{
+    hfc_status st = ensure_dir(dir, err);
+    if (st)
+        return st;
+    const int S = hfc_margin_subspaces(spec);
+    double top = 0, offsets_max = (S - 1) * spec->stride;
+    for (size_t i = 0; i < (size_t)n_models * S * n; i++)
+        top = !isnan(margins[i]) && margins[i] > top ? margins[i] : top;
+    double y_max = plot_x_max(&top, 1), x_max = offsets_max > 0 ? offsets_max : 1;
+    hfc_canvas c;
+    int legend_x = PLOT_LEFT + PLOT_W + 20;
+    if ((st = canvas_new(&c, legend_x + 200, PLOT_TOP + PLOT_H + 50, WHITE, err)))
+        return st;
+    char line[160];
+    snprintf(line, sizeof line, "margin along DCT subspaces (%zu images)", n);
+    draw_axes_y(&c, line, x_max, "subspace offset (K x K DCT atoms, low -> high frequency)", y_max,
+                "L2 margin");
+    float *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) {
+        canvas_free(&c);
+        return hfc_fail(err, HFC_ERR_NOMEM, dir, "out of memory");
+    }
+    for (int j = 0; j < n_models; j++) {
+        hfc_rgb colour = PLOT_COLOURS[j % 10];
+        hfc_rgb light = {(uint8_t)((colour.r + 2 * 255) / 3), (uint8_t)((colour.g + 2 * 255) / 3),
+                         (uint8_t)((colour.b + 2 * 255) / 3)};
+        int px = 0, py = 0;
+        for (int s = 0; s < S; s++) {
+            const float *ms = margins + ((size_t)j * S + s) * n;
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (isnan(ms[i]))
+                    continue;
+                sorted[k++] = ms[i];
+                int x, y; /* every image, jittered across the column by its index */
+                plot_point(x_max, s * spec->stride, ms[i] / y_max, &x, &y);
+                canvas_rect(&c, x - 6 + (int)(i % 13) - 3 * j, y - 1, 2, 2, light);
+            }
+            if (!k)
+                continue;
+            for (size_t a = 1; a < k; a++) /* insertion sort: a few hundred values */
+                for (size_t b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
+                    float t = sorted[b];
+                    sorted[b] = sorted[b - 1];
+                    sorted[b - 1] = t;
+                }
+            double median = k % 2 ? sorted[k / 2] : 0.5 * (sorted[k / 2 - 1] + sorted[k / 2]);
+            int x, y;
+            plot_point(x_max, s * spec->stride, median / y_max, &x, &y);
+            if (s > 0)
+                canvas_line(&c, px, py, x, y, 2, 0, colour);
+            marker(&c, x, y, HFC_LOW, colour);
+            px = x;
+            py = y;
+        }
+        const char *base = strrchr(models[j]->path, '/');
+        canvas_rect(&c, legend_x, PLOT_TOP + 6 + 14 * j, 16, 3, colour);
+        snprintf(line, sizeof line, "%.26s", base ? base + 1 : models[j]->path);
+        canvas_text(&c, legend_x + 22, PLOT_TOP + 4 + 14 * j, 1, INK, line);
+    }
+    canvas_text(&c, legend_x, PLOT_TOP + 14 * n_models + 16, 1, INK, "discs: median;");
+    canvas_text(&c, legend_x, PLOT_TOP + 14 * n_models + 30, 1, INK, "dots: every image");
+    free(sorted);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/margin.png", dir);
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
     return st;
 }

@@ -494,6 +494,13 @@ done
 "$HFC" margin --data "$TINY" --limit 4 --block 16 --stride 16 --max-iter 3 "$MODEL" |
     "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["subspaces"]) == 2 and d["max_iter"] == 3 and d["images"] == 4, d'
 expect $? "margin: --block 16 --stride 16 gives 2 subspaces; --limit and --max-iter recorded"
+"$HFC" margin --data "$TINY" --limit 4 --stride 8 --max-iter 5 --png "$T/mpng" "$MODEL" "$REF/vgg.bin" >/dev/null &&
+    "$PY" - "$T/mpng/margin.png" <<'PYEOF'
+import struct, sys
+head = open(sys.argv[1], "rb").read(24)
+assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (730, 420), head
+PYEOF
+expect $? "margin --png DIR draws DIR/margin.png (730x420)"
 expect_error 1 "--block: 7 does not divide 32" -- margin --block 7 "$MODEL"
 expect_error 1 "--subspace: 'fourier' is not dct" -- margin --subspace fourier "$MODEL"
 expect_error 1 "not with --bn-stats batch" -- margin --bn-stats batch "$MODEL"
