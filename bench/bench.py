@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -55,6 +56,25 @@ def torch_job(model, images, labels, radius, batch, mean, std):
             for k, v in enumerate((x, low, high)):
                 logits = model((v / 255.0 - mean) / std)
                 correct[k] += (logits.argmax(1) == y).sum().item()
+    return correct
+
+
+def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
+    """FGSM/PGD as hfc-eval attack does (no random start), by PyTorch autograd
+    on the nn.Module: -> adversarial correct count."""
+    correct = 0
+    for s in range(0, len(labels), batch):
+        x0 = torch.from_numpy(images[s:s + batch].astype(np.float32)) / 255.0
+        y = torch.from_numpy(labels[s:s + batch])
+        x = x0.clone()
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss = F.cross_entropy(model((x - mean) / std), y, reduction="sum")
+            g, = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                x = torch.max(torch.min(x + step * torch.sign(g), x0 + eps), x0 - eps).clamp(0, 1)
+        with torch.no_grad():
+            correct += (model((x - mean) / std).argmax(1) == y).sum().item()
     return correct
 
 
@@ -168,6 +188,33 @@ def main():
           f"{parts['blas_core']} kernels, {args.threads} threads): {peak_text}")
     print(f"engine fraction of sgemm peak: {parts['engine_gflops'] / peak * 100:.0f}%")
     print(f"peak RSS of hfc-eval on {n} images: {rss_text}")
+    # (e) attacks: input gradients against PyTorch autograd, (f) batch statistics
+    k = min(n, 1000)
+    for name, steps, step in (("fgsm", 1, 0.03), ("pgd", 10, 0.0075)):
+        acmd = [hfc, "attack", "--method", name, "--eps", "0.03", "--steps", str(steps),
+                "--threads", str(args.threads), "--data", data_path, "--limit", str(k), args.model]
+        if name == "fgsm":
+            acmd.remove("--steps"), acmd.remove(str(steps))
+        outs, t_a, t_b, got = [], [], [], []
+        for _ in range(args.reps):
+            t_a.append(median_time(lambda: outs.append(subprocess.run(
+                acmd, check=True, capture_output=True, env=child_env).stdout), 1))
+            t_b.append(median_time(lambda: got.append(attack_torch(
+                model, images[:k], labels[:k], 0.03, steps, step, mean, std)), 1))
+        adv = json.loads(outs[0])["correct"]["adversarial"]
+        print(f"{name} eps 0.03 on {k} images: hfc-eval {statistics.median(t_a):.2f} s, pytorch autograd "
+              f"{statistics.median(t_b):.2f} s; adversarial correct {adv} vs {got[0]}")
+        print(f"{name} speedup vs pytorch-cpu autograd: "
+              f"{statistics.median([b / a for a, b in zip(t_a, t_b)]):.2f}x")
+    t_run, t_bat = [], []
+    for _ in range(args.reps):
+        t_run.append(median_time(lambda: subprocess.run(cmd, check=True, capture_output=True,
+                                                        env=child_env), 1))
+        t_bat.append(median_time(lambda: subprocess.run(cmd[:1] + ["--bn-stats", "batch"] + cmd[1:],
+                                                        check=True, capture_output=True, env=child_env), 1))
+    print(f"--bn-stats batch (BatchNorm not folded, groups of 100): {statistics.median(t_bat):.2f} s "
+          f"vs running statistics {statistics.median(t_run):.2f} s: "
+          f"{statistics.median(t_bat) / statistics.median(t_run):.2f}x the time")
     sweep_split = parts["sweep_split_s"]
     sweep_total = sweep_split + 17 * parts["engine_forward_s"]
     print(f"8-radius sweep (2, 4, ..., 16): split {sweep_split * 1e3:.0f} ms, "
