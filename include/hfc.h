@@ -463,6 +463,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
 /* ------------------------------------------------------------------ util */
 
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);
+/* The index of the largest of v[0..n) (the first, at a tie): a prediction. */
+int hfc_argmax(const float *v, int n);
 /* Memory for a big buffer (free with free()): 64-byte aligned, and from
  * 2 MiB up, 2 MiB aligned and advised to use huge pages where Linux allows
  * it: one page fault per 2 MiB instead of per 4 KiB (measured here: a 4 KiB

@@ -50,13 +50,8 @@ static void ce_grad(void *ctx, size_t first, size_t count, const float *logits, 
 static size_t count_correct(const float *logits, int k, const uint8_t *labels, size_t n)
 {
     size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        int best = 0;
-        for (int j = 1; j < k; j++)
-            if (logits[i * k + j] > logits[i * k + best])
-                best = j;
-        ok += best == labels[i];
-    }
+    for (size_t i = 0; i < n; i++)
+        ok += hfc_argmax(logits + i * k, k) == labels[i];
     return ok;
 }
 

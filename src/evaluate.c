@@ -4,15 +4,6 @@
 
 #include "hfc.h"
 
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 /* The paper's rescaling of one low or high image: x / max(x) * 255, max over
  * all 3072 values, in double as its numpy code; an image whose max <= 0 is
  * left as it is. Returns 1 for such an image. */
@@ -34,7 +25,7 @@ static void count(hfc_tally *t, int version, const float *logits, int k, const u
                   size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int ok = argmax(logits + i * k, k) == labels[i];
+        int ok = hfc_argmax(logits + i * k, k) == labels[i];
         t->correct[version] += ok;
         t->class_correct[labels[i]][version] += ok;
     }

@@ -100,6 +100,21 @@ static void progress_end(progress_line *p)
     }
 }
 
+/* Append a report's line (and a newline) to *out, taking the line (freed
+ * here); NULL line: out of memory. */
+static hfc_status append_line(char **out, size_t *len, char *line, hfc_error *err)
+{
+    char *grown = line && *out ? realloc(*out, *len + strlen(line) + 2) : NULL;
+    if (!grown) {
+        free(line);
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
+    }
+    *out = grown;
+    *len += (size_t)sprintf(*out + *len, "%s\n", line);
+    free(line);
+    return HFC_OK;
+}
+
 /* What every experiment works on: the models with their engines, the data. */
 typedef struct {
     hfc_model models[HFC_MAX_MODELS];
@@ -185,22 +200,15 @@ static hfc_status run_attack(hfc_options *o, run_inputs *in, const hfc_progress 
                                o->n_eps, o->radii, o->n_radii, &in->ds, o->batch, progress,
                                tallies, err);
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    size_t len = 0, cap = 1;
+    size_t len = 0;
     char *out = calloc(1, 1);
-    for (size_t i = 0; !st && i < n; i++) {
-        char *line = hfc_report_attack_json(&tallies[i], &o->attack, &in->models[i / (n / o->n_models)],
-                                            &in->ds, &o->protocol, o->shard_index, o->shard_count,
-                                            seconds, o->pretty);
-        char *grown = line && out ? realloc(out, cap = len + strlen(line) + 2) : NULL;
-        if (!grown) {
-            free(line);
-            st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-            break;
-        }
-        out = grown;
-        len += (size_t)sprintf(out + len, "%s\n", line);
-        free(line);
-    }
+    for (size_t i = 0; !st && i < n; i++)
+        st = append_line(&out, &len,
+                         hfc_report_attack_json(&tallies[i], &o->attack,
+                                                &in->models[i / (n / o->n_models)], &in->ds,
+                                                &o->protocol, o->shard_index, o->shard_count,
+                                                seconds, o->pretty),
+                         err);
     free(tallies);
     if (st)
         free(out);
@@ -224,17 +232,10 @@ static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress 
                              progress, mj, err)))
             break;
         double seconds = round((now() - t0) * 1000.0) / 1000.0;
-        char *line = hfc_report_margin_json(mj, &o->margin, &in->models[j], &in->ds,
-                                            &o->protocol, seconds, o->pretty);
-        char *grown = line ? realloc(out, len + strlen(line) + 2) : NULL;
-        if (!grown) {
-            free(line);
-            st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-            break;
-        }
-        out = grown;
-        len += (size_t)sprintf(out + len, "%s\n", line);
-        free(line);
+        st = append_line(&out, &len,
+                         hfc_report_margin_json(mj, &o->margin, &in->models[j], &in->ds,
+                                                &o->protocol, seconds, o->pretty),
+                         err);
     }
     if (!st && o->png_dir)
         st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &o->margin, margins,

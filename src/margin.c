@@ -79,15 +79,6 @@ static void class_seed(void *ctx, size_t first, size_t count, const float *logit
         d[i * c->n_classes + c->k] = 1.0f;
 }
 
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_dataset *ds,
                       const hfc_margin_spec *spec, size_t batch, const hfc_progress *progress,
                       float *margins, hfc_error *err)
@@ -121,7 +112,7 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
         }
         hfc_engine_forward(engine, pix, n, logits);
         for (size_t b = 0; b < n; b++)
-            label[b] = argmax(logits + b * C, C); /* the reference label: the prediction */
+            label[b] = hfc_argmax(logits + b * C, C); /* the reference label: the prediction */
         for (int s = 0; s < S; s++) {
             const int o = s * spec->stride;
             memcpy(xi, x0, n * P * sizeof *xi);
@@ -177,7 +168,7 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
                     pix[i] = (x0[i] + over * r[i]) * 255.0f;
                 hfc_engine_forward(engine, pix, n, logits);
                 for (size_t b = 0; b < n; b++)
-                    if (!done[b] && argmax(logits + b * C, C) != label[b]) {
+                    if (!done[b] && hfc_argmax(logits + b * C, C) != label[b]) {
                         done[b] = 1;
                         left--;
                     }

@@ -23,6 +23,15 @@ hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
     return status;
 }
 
+int hfc_argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
 void *hfc_alloc_big(size_t bytes)
 {
     const size_t huge = (size_t)2 << 20;
