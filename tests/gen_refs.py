@@ -217,6 +217,8 @@ def main(out):
         "resnet18": hfc_models.ResNet18(),
         "vgg": hfc_models.VGG(bn=True),
         "vgg-nobn": hfc_models.VGG(bn=False),
+        "paper": hfc_models.PaperResNet(bn=True),
+        "paper-nobn": hfc_models.PaperResNet(bn=False),
         "misc": Misc(),
         "misc-f16": Misc(),  # weights stored as f16
         "convs": Convs(),

@@ -56,11 +56,11 @@ counted build/test_split "$REF/split.ref"
 
 echo "== engine vs PyTorch, random weights and BN statistics"
 ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr '\n' ' ')
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs $ZOO; do
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs $ZOO; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
 echo "== input gradients vs torch autograd"
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn misc misc-f16 convs $ZOO; do
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs $ZOO; do
     counted build/test_grad "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.grad"
 done
 counted build/test_grad "preact, batch statistics" "$REF/preact.bin" "$REF/preact.in" "$REF/preact.gradbn" 20
@@ -603,6 +603,19 @@ ln -s "$PWD/$TINY" "$T/cifar/test_batch.bin"
     --data "$T/cifar" --out "$T/smoke" >/dev/null 2>&1 &&
     "$HFC" --data "$TINY" --radius 4 "$T/smoke.bin" | grep -q '"images":40'
 expect $? "train/train.py trains, writes OUT.bin, and hfc-eval runs it"
+"$PY" train/paper.py --check >"$T/paper-check" 2>&1
+expect $? "train/paper.py --check: $(tail -2 "$T/paper-check" | head -1)"
+paper() { "$PY" train/paper.py --bn --seeds 0,1 --epochs 2 --batch-size 20 --device cpu --data "$T/cifar" "$@"; }
+paper --out "$T/straight" >/dev/null 2>&1 &&
+    paper --out "$T/paused" --state "$T/state" --pause-after 0.001 2>&1 | grep -q "paused after epoch 1/2" &&
+    paper --out "$T/paused" --state "$T/state" --pause-after 0.001 >/dev/null 2>&1 &&
+    "$HFC" --data "$TINY" --radius 4 --bn-stats batch --bn-batch 20 "$T/paused-seed1.bin" | grep -q '"images":40' &&
+    "$PY" - "$T/straight-seed1.pt" "$T/paused-seed1.pt" <<'EOF2'
+import sys, torch
+a, b = (torch.load(p) for p in sys.argv[1:])
+sys.exit(0 if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) else 1)
+EOF2
+expect $? "train/paper.py: two seeds at once, paused after epoch 1 and resumed = trained straight through; hfc-eval runs OUT-seedS.bin"
 
 echo "== real CIFAR-10 test set"
 DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}

@@ -1,4 +1,4 @@
-"""The four CNN families hfc-eval ships and tests, as plain PyTorch modules.
+"""The five CNN families hfc-eval ships and tests, as plain PyTorch modules.
 
 Each family is written in a different but common PyTorch style on purpose,
 so that the exporter (export_pytorch.py) is exercised on the usual ways
@@ -13,6 +13,11 @@ people write these nets:
                  nn.ReLU modules, nn.AdaptiveAvgPool2d(1) + torch.flatten
   VGG            VGG-style net with or without BatchNorm, nn.Sequential,
                  nn.MaxPool2d, nn.Flatten
+  PaperResNet    the network of the paper's own code (ResNet-32 with n = 5:
+                 conv-BN-ReLU stem, pre-activation blocks, the first block's
+                 first conv bare, shortcuts by 2x2 average pooling + zero
+                 channels, ReLU + mean + linear at the end, no conv biases,
+                 BN epsilon 0.001), F.avg_pool2d, x.mean((2, 3))
 
 `bn=False` removes every BatchNorm layer; the convolutions then carry a
 bias. For the residual nets without BN the last convolution of each
@@ -190,6 +195,61 @@ class VGG(nn.Module):
         return self.classifier(self.features(x))
 
 
+class PaperBlock(nn.Module):
+    """The paper's residual block: BN-ReLU-conv twice (the very first conv of
+    the net bare), shortcut = 2x2 average pool + zero channels when the
+    channels double."""
+
+    def __init__(self, cin, cout, bn, first):
+        super().__init__()
+        self.first = first
+        self.down = cout == 2 * cin
+        self.pad = cin // 2
+        self.bn1 = nn.Identity() if first or not bn else nn.BatchNorm2d(cin, eps=1e-3)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2 if self.down else 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout, eps=1e-3) if bn else nn.Identity()
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(x if self.first else F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        if self.down:
+            x = F.pad(F.avg_pool2d(x, 2), (0, 0, 0, 0, self.pad, self.pad))
+        return out + x
+
+
+class PaperResNet(nn.Module):
+    """ResNet-32 (depth 6n + 2, n = 5) as in the paper's scripts/resnet.py.
+    Initialised as there: Glorot-uniform convs, linear weights uniform in
+    +-sqrt(3 / 64), zero bias. Inputs are pixels in [0, 1] (no mean/std).
+    One difference: stride-2 convs pad one pixel on every side (PyTorch),
+    where TensorFlow's SAME pads only the bottom and right."""
+
+    def __init__(self, depth=32, bn=True, num_classes=10):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError("depth must be 6n+2")
+        n = (depth - 2) // 6
+        self.conv0 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn0 = nn.BatchNorm2d(16, eps=1e-3) if bn else nn.Identity()
+        blocks, cin = [], 16
+        for cout in (16, 32, 64):
+            for i in range(n):
+                blocks.append(PaperBlock(cin, cout, bn, first=not blocks))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+        nn.init.uniform_(self.fc.weight, -(3 / 64) ** 0.5, (3 / 64) ** 0.5)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn0(self.conv0(x))))
+        return self.fc(F.relu(x).mean((2, 3)))
+
+
 def _kaiming(model):
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -205,6 +265,7 @@ FAMILIES = {
     "resnet20": lambda bn=True, **kw: ResNet20(bn=bn, **kw),
     "resnet18": lambda bn=True, **kw: ResNet18(bn=bn, **kw),
     "vgg": lambda bn=True, **kw: VGG(bn=bn, **kw),
+    "paper": lambda bn=True, **kw: PaperResNet(bn=bn, **kw),
 }
 
 
