@@ -9,7 +9,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC := src/util.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c src/split.c src/model_load.c \
+LIB_SRC := src/util.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c src/mask.c src/split.c src/model_load.c \
            src/engine_ops.c src/engine_conv_avx512.c src/engine_run.c src/engine_grad.c src/evaluate.c src/attack.c src/margin.c src/report_json.c \
            src/canvas.c src/report_png.c
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)

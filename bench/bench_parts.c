@@ -82,9 +82,12 @@ int main(int argc, char **argv)
     }
     hfc_engine *e;
     hfc_splitter *s, *sweep;
-    const double sweep_radii[] = {2, 4, 6, 8, 10, 12, 14, 16};
-    if (hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = threads}, &err) || hfc_splitter_new(&s, BATCH, 4.0, &err) ||
-        hfc_splitter_new(&sweep, BATCH, 16.0, &err)) {
+    hfc_mask four = {HFC_MASK_DISC, 4, 0}, sweep_masks[8];
+    for (int r = 0; r < 8; r++)
+        sweep_masks[r] = (hfc_mask){HFC_MASK_DISC, 2.0 * (r + 1), 0};
+    if (hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = threads}, &err) ||
+        hfc_splitter_new(&s, BATCH, &four, 1, &err) ||
+        hfc_splitter_new(&sweep, BATCH, sweep_masks, 8, &err)) {
         fprintf(stderr, "bench_parts: %s\n", err.reason);
         return 1;
     }
@@ -99,12 +102,12 @@ int main(int argc, char **argv)
         hfc_split_forward(s, x, b);
         t_split_fwd += now() - t;
         t = now();
-        hfc_split_radius(s, 4.0, &err);
+        hfc_split_apply(s, &four, &err);
         t_split_inv += now() - t;
         t = now();
         hfc_split_forward(sweep, x, b);
         for (int r = 0; r < 8; r++)
-            hfc_split_radius(sweep, sweep_radii[r], &err);
+            hfc_split_apply(sweep, &sweep_masks[r], &err);
         t_sweep += now() - t;
         t = now();
         hfc_engine_forward(e, x, b, logits);

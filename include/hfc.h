@@ -89,32 +89,75 @@ typedef struct {
     void *ctx;
 } hfc_progress;
 
+/* ------------------------------------------------------------------ mask */
+
+/* The frequency mask (src/mask.c), one value for the split, the pictures,
+ * the JSON and tools/reference.py. The weight of frequency (fy, fx),
+ * -16 <= fy, fx < 16 (in fftshift order, cell (i, j) holds (i - 16, j - 16)),
+ * with d = sqrt(fy^2 + fx^2):
+ *   disc      [d < r]                 the paper's, the default
+ *   square    [max(|fy|, |fx|) < r]
+ *   gaussian  exp(-d^2 / (2 r^2))     r > 0
+ *   band      [r <= d < outer]        --radius A:B; low is the ring, high the rest */
+typedef enum {
+    HFC_MASK_DISC,
+    HFC_MASK_SQUARE,
+    HFC_MASK_GAUSSIAN,
+    HFC_MASK_BAND,
+    HFC_MASK_KINDS
+} hfc_mask_kind;
+
+typedef struct {
+    hfc_mask_kind kind;
+    double r;      /* radius (band: inner, A) */
+    double outer;  /* band only: B */
+} hfc_mask;
+
+double hfc_mask_weight(const hfc_mask *m, int fy, int fx);
+/* 1 when the weight is unchanged by flipping the sign of either frequency
+ * (-16 is its own negative): what the partial-DFT split needs. */
+int hfc_mask_sign_symmetric(const hfc_mask *m);
+/* The largest max(|fy|, |fx|) of a nonzero weight; -1 for an empty mask. */
+int hfc_mask_max_frequency(const hfc_mask *m);
+/* HFC_ERR_USAGE for a radius outside 0..1000, gaussian r = 0, band A >= B. */
+hfc_status hfc_mask_check(const hfc_mask *m, hfc_error *err);
+const char *hfc_mask_kind_name(hfc_mask_kind kind);
+int hfc_mask_kind_parse(const char *name); /* -1: unknown */
+/* "4" or, for a band, "4:8": the radius as --radius spells it and JSON's "radius" */
+void hfc_mask_label(const hfc_mask *m, char *buf, size_t cap);
+/* "dist < 4", "4 <= dist < 8", ...: for pictures */
+void hfc_mask_describe(const hfc_mask *m, char *buf, size_t cap);
+/* Where the mask sits on a radius axis: r, or the middle of a band. */
+double hfc_mask_position(const hfc_mask *m);
+int hfc_mask_equal(const hfc_mask *a, const hfc_mask *b);
+
 /* ----------------------------------------------------------------- split */
 
 /* The paper's frequency split, per channel of a 32x32 image:
- *   F = fftshift(fft2(x)); M = [sqrt((i-16)^2 + (j-16)^2) < r]
- *   low = Re(ifft2(ifftshift(F*M))), high = Re(ifft2(ifftshift(F*(1-M))))
- * computed as the same projection by small matrix products (see split.c).
- * A splitter serves radii up to max_radius for up to `capacity` images:
- * hfc_split_forward transforms a batch once, hfc_split_radius then makes
- * low and high for any number of radii from the stored coefficients. */
+ *   F = fftshift(fft2(x)); M = the mask's weights (disc: [dist < r])
+ *   low = Re(ifft2(ifftshift(F*M))), high = x - low
+ * computed as the same projection by small matrix products (see split.c),
+ * or by FFTW for a mask that is not sign-symmetric.
+ * A splitter serves the masks it was made with (and any symmetric mask
+ * within their largest frequency) for up to `capacity` images:
+ * hfc_split_forward transforms a batch once, hfc_split_apply then makes
+ * low and high for any number of masks from the stored coefficients. */
 typedef struct hfc_splitter hfc_splitter;
 
-hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, double max_radius,
-                            hfc_error *err);
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask *masks,
+                            int n_masks, hfc_error *err);
 void hfc_splitter_free(hfc_splitter *s);
+/* Split every later mask by FFTW (tests compare the two ways). */
+hfc_status hfc_splitter_use_fft(hfc_splitter *s, hfc_error *err);
 /* x: (n, 3, 32, 32) raw pixel values; n <= capacity. x is read again by
- * hfc_split_radius (high = x - low): keep it unchanged until the last one. */
+ * hfc_split_apply (high = x - low): keep it unchanged until the last one. */
 void hfc_split_forward(hfc_splitter *s, const float *x, size_t n);
-/* Make the low and high images of the last forward's n images at radius;
- * HFC_ERR_USAGE when radius is past max_radius. */
-hfc_status hfc_split_radius(hfc_splitter *s, double radius, hfc_error *err);
-/* (n, 3, 32, 32) results of the last hfc_split_radius; owned by s. */
+/* Make the low and high images of the last forward's n images under mask;
+ * HFC_ERR_USAGE when the splitter was not made for it. */
+hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err);
+/* (n, 3, 32, 32) results of the last hfc_split_apply; owned by s. */
 const float *hfc_split_low(const hfc_splitter *s);
 const float *hfc_split_high(const hfc_splitter *s);
-/* The paper's mask M at shifted position (i, j), 0 <= i, j < 32: 1 when
- * sqrt((i-16)^2 + (j-16)^2) < radius (i = 16, j = 16 is the DC term). */
-int hfc_split_mask(double radius, int i, int j);
 /* |fftshift(fft2(x))| of one (3, 32, 32) image by FFTW, channels averaged:
  * out is (32, 32) in the shifted layout of hfc_split_mask. */
 hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err);
@@ -274,7 +317,7 @@ typedef struct {
 } hfc_protocol;
 
 typedef struct {
-    double radius;
+    hfc_mask mask;
     size_t images;
     size_t correct[HFC_VERSIONS];
     size_t class_images[HFC_MAX_CLASSES];
@@ -284,10 +327,10 @@ typedef struct {
 
 /* The experiment: stream the dataset in batches; per batch, transform each
  * image once, run every model on the originals once and, per radius, on the
- * low and high reconstructions. tallies: (n_models, n_radii), filled here.
+ * low and high reconstructions. tallies: (n_models, n_masks), filled here.
  * Every model must take 3x32x32 input and have the data's class count. */
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
-                        const double *radii, int n_radii, const hfc_dataset *ds,
+                        const hfc_mask *masks, int n_masks, const hfc_dataset *ds,
                         size_t batch, const hfc_protocol *protocol,
                         const hfc_progress *progress, hfc_tally *tallies, hfc_error *err);
 
@@ -312,7 +355,9 @@ typedef struct {
 /* Per model, eps and radius: correct counts of the clean and attacked
  * images, by version (original, and with a radius low and high). */
 typedef struct {
-    double eps, radius;   /* radius < 0: the original images only */
+    double eps;
+    int has_mask;         /* 0: the original images only */
+    hfc_mask mask;
     size_t images;
     size_t correct[HFC_VERSIONS][2]; /* [version][0 clean, 1 adversarial] */
 } hfc_attack_tally;
@@ -324,11 +369,11 @@ double hfc_uniform(uint64_t seed, uint64_t image, uint64_t value);
 uint64_t hfc_splitmix64(uint64_t z);
 
 /* Attack every model (engines made with gradients) at each eps on ds (and,
- * with n_radii > 0, the low and high images at each radius as well).
- * tallies: (n_models, n_eps, max(n_radii, 1)). */
+ * with n_masks > 0, the low and high images under each mask as well).
+ * tallies: (n_models, n_eps, max(n_masks, 1)). */
 hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                       const hfc_attack_spec *spec, const double *eps, int n_eps,
-                      const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
+                      const hfc_mask *masks, int n_masks, const hfc_dataset *ds, size_t batch,
                       const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err);
 
 /* ---------------------------------------------------------------- margin */
@@ -393,8 +438,8 @@ hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **t
  * kernels, and, with two or more radii, accuracy against radius from tallies
  * (as hfc_evaluate filled them). */
 hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
-                        const hfc_model *const *models, int n_models, const double *radii,
-                        int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
+                        const hfc_model *const *models, int n_models, const hfc_mask *masks,
+                        int n_masks, const hfc_dataset *ds, const size_t *images, int n_images,
                         const hfc_tally *tallies, hfc_error *err);
 
 /* dir/margin.png: every model's median margin per subspace (discs on a
@@ -421,8 +466,9 @@ typedef enum {
 /* What the command line asks for (src/cli_args.c). Strings point into argv. */
 typedef struct {
     hfc_command command;
-    double radii[HFC_MAX_RADII];
-    int n_radii;
+    hfc_mask masks[HFC_MAX_RADII]; /* one per --radius entry, all of --mask's kind */
+    int n_masks;
+    hfc_mask_kind mask_kind; /* --mask (default disc) */
     const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
     size_t limit;          /* 0: every image */
     size_t batch;

@@ -104,10 +104,10 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
 
 hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                       const hfc_attack_spec *spec, const double *eps, int n_eps,
-                      const double *radii, int n_radii, const hfc_dataset *ds, size_t batch,
+                      const hfc_mask *masks, int n_masks, const hfc_dataset *ds, size_t batch,
                       const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err)
 {
-    const int K = ds->n_classes, R = n_radii > 0 ? n_radii : 1;
+    const int K = ds->n_classes, R = n_masks > 0 ? n_masks : 1;
     for (int j = 0; j < n_models; j++)
         if (models[j]->n_classes != K || models[j]->channels != 3 || models[j]->height != 32 ||
             models[j]->width != 32)
@@ -116,9 +116,6 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                             models[j]->channels, models[j]->height, models[j]->width,
                             models[j]->n_classes, K);
     batch = hfc_engines_batch(engines, n_models, batch, ds->n);
-    double max_radius = 0;
-    for (int r = 0; r < n_radii; r++)
-        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
 
     const size_t P = HFC_CIFAR_PIXELS;
     hfc_splitter *split = NULL;
@@ -134,7 +131,7 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
         goto done;
     }
-    if (n_radii > 0 && (st = hfc_splitter_new(&split, batch, max_radius, err)))
+    if (n_masks > 0 && (st = hfc_splitter_new(&split, batch, masks, n_masks, err)))
         goto done;
     for (int j = 0; j < n_models; j++)
         for (int q = 0; q < n_eps; q++)
@@ -142,7 +139,9 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                 hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
                 memset(t, 0, sizeof *t);
                 t->eps = eps[q];
-                t->radius = n_radii > 0 ? radii[r] : -1;
+                t->has_mask = n_masks > 0;
+                if (n_masks > 0)
+                    t->mask = masks[r];
                 t->images = ds->n;
             }
     for (size_t first = 0; first < ds->n; first += batch) {
@@ -155,7 +154,7 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
         for (int j = 0; j < n_models; j++)
             for (int q = 0; q < n_eps; q++) {
                 size_t ok[2];
-                /* The original images, once for every radius's report. */
+                /* The original images, once for every mask's report. */
                 if ((st = attack_batch(engines[j], spec, eps[q], raw, labels, n, ds->first + first,
                                        K, &b, ok, err)))
                     goto done;
@@ -165,8 +164,8 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                     t->correct[HFC_ORIGINAL][1] += ok[1];
                 }
             }
-        for (int r = 0; r < n_radii; r++) {
-            if ((st = hfc_split_radius(split, radii[r], err)))
+        for (int r = 0; r < n_masks; r++) {
+            if ((st = hfc_split_apply(split, &masks[r], err)))
                 goto done;
             for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
                 const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);

@@ -22,7 +22,11 @@ static const char usage_common[] =
     "JSON Lines: one object per model and radius.\n"
     "\n"
     "options:\n"
-    "  -r, --radius LIST     radii, comma-separated, each in 0..1000 (default 4,8,12,16)\n"
+    "  -r, --radius LIST     radii, comma-separated, each in 0..1000 (default 4,8,12,16);\n"
+    "                        an entry A:B is the ring A <= dist < B (--mask band)\n"
+    "      --mask KIND       disc (default, the paper's: dist < r), square\n"
+    "                        (max(|fy|, |fx|) < r), gaussian (weight exp(-d^2/(2r^2)),\n"
+    "                        low = weighted, high = x - low) or band (A:B radii)\n"
     "  -d, --data PATH       CIFAR binary file or the directory of the official files\n"
     "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
     "      --dataset NAME    cifar10 (default) or cifar100 (fine labels)\n"
@@ -86,10 +90,10 @@ const char *const hfc_usage[] = {usage_common, usage_experiments, NULL};
 
 void hfc_options_default(hfc_options *o)
 {
-    static const double radii[] = {4, 8, 12, 16};
     memset(o, 0, sizeof *o);
-    memcpy(o->radii, radii, sizeof radii);
-    o->n_radii = 4;
+    for (int k = 0; k < 4; k++)
+        o->masks[k] = (hfc_mask){HFC_MASK_DISC, 4.0 * (k + 1), 0};
+    o->n_masks = 4;
     o->batch = 256;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = cpus > 0 ? (int)(cpus < 256 ? cpus : 256) : 1;
@@ -162,24 +166,55 @@ static hfc_status parse_count(const char *s, const char *opt, long long lo, long
     return HFC_OK;
 }
 
+/* "4,8" or "0:4,4:8": each entry a radius or a band A:B (kind BAND; the
+ * others get --mask's kind in finish()). */
 static hfc_status parse_radii(const char *s, hfc_options *o, hfc_error *err)
 {
-    o->n_radii = 0;
+    o->n_masks = 0;
     for (const char *p = s;;) {
         char *end;
         errno = 0;
-        double r = strtod(p, &end);
-        if (end == p || errno || !isfinite(r) || r < 0 || r > 1000 || (*end && *end != ','))
+        hfc_mask m = {HFC_MASK_DISC, strtod(p, &end), 0};
+        int ok = end != p && !errno && isfinite(m.r) && m.r >= 0 && m.r <= 1000;
+        if (ok && *end == ':') {
+            const char *q = end + 1;
+            m.kind = HFC_MASK_BAND;
+            m.outer = strtod(q, &end);
+            ok = end != q && !errno && isfinite(m.outer) && m.outer >= 0 && m.outer <= 1000;
+        }
+        if (!ok || (*end && *end != ','))
             return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "--radius: '%s' is not a comma-separated list of numbers in 0..1000",
-                            s);
-        if (o->n_radii == HFC_MAX_RADII)
+                            "--radius: '%s' is not a comma-separated list of radii R or bands A:B "
+                            "in 0..1000", s);
+        if (o->n_masks == HFC_MAX_RADII)
             return hfc_fail(err, HFC_ERR_USAGE, "", "--radius: at most %d radii", HFC_MAX_RADII);
-        o->radii[o->n_radii++] = r;
+        o->masks[o->n_masks++] = m;
         if (!*end)
             return HFC_OK;
         p = end + 1;
     }
+}
+
+/* Give every --radius entry --mask's kind, and check each mask. */
+static hfc_status resolve_masks(hfc_options *o, hfc_error *err)
+{
+    for (int k = 0; k < o->n_masks; k++) {
+        hfc_mask *m = &o->masks[k];
+        if (m->kind == HFC_MASK_BAND && o->mask_kind != HFC_MASK_DISC &&
+            o->mask_kind != HFC_MASK_BAND)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--radius %g:%g: bands are rings of the "
+                            "disc; --mask %s takes single radii", m->r, m->outer,
+                            hfc_mask_kind_name(o->mask_kind));
+        if (m->kind != HFC_MASK_BAND && o->mask_kind == HFC_MASK_BAND)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--mask band: give each radius as A:B "
+                            "(A <= dist < B), not %g", m->r);
+        if (m->kind != HFC_MASK_BAND)
+            m->kind = o->mask_kind;
+        hfc_status st = hfc_mask_check(m, err);
+        if (st)
+            return st;
+    }
+    return HFC_OK;
 }
 
 /* A comma-separated list of image indices (decimal digits only). */
@@ -218,6 +253,13 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
     if (is(a, "-r", "--radius")) {
         *st = parse_radii(val, o, err);
         o->radius_given = 1;
+    } else if (!strcmp(a, "--mask")) {
+        int k = hfc_mask_kind_parse(val);
+        if (k < 0)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "",
+                           "--mask: unknown mask '%s' (disc, square, gaussian or band)", val);
+        else
+            o->mask_kind = (hfc_mask_kind)k;
     } else if (is(a, "-d", "--data")) {
         o->data = val;
     } else if (is(a, "-n", "--limit")) {
@@ -427,8 +469,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                             "attack prints JSON and starts from the images as they are: not with "
                             "--rescale, --png or --table");
         if (!o->radius_given)
-            o->n_radii = 0;
+            o->n_masks = 0;
     }
+    hfc_status st = resolve_masks(o, err);
+    if (st)
+        return st;
     if (o->table && o->command == HFC_CMD_MERGE)
         return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
     if (o->shard_count && o->png_dir)

@@ -32,7 +32,7 @@ static void count(hfc_tally *t, int version, const float *logits, int k, const u
 }
 
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
-                        const double *radii, int n_radii, const hfc_dataset *ds,
+                        const hfc_mask *masks, int n_masks, const hfc_dataset *ds,
                         size_t batch, const hfc_protocol *protocol,
                         const hfc_progress *progress, hfc_tally *tallies, hfc_error *err)
 {
@@ -52,11 +52,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     batch = hfc_engines_batch(engines, n_models, batch, ds->n);
     const int rescale = protocol && protocol->rescale_max;
 
-    double max_radius = 0;
-    for (int r = 0; r < n_radii; r++)
-        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
     hfc_splitter *split = NULL;
-    hfc_status st = hfc_splitter_new(&split, batch, max_radius, err);
+    hfc_status st = hfc_splitter_new(&split, batch, masks, n_masks, err);
     if (st)
         return st;
     float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
@@ -66,13 +63,13 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
         goto done;
     }
-    for (int k = 0; k < n_models * n_radii; k++) {
+    for (int k = 0; k < n_models * n_masks; k++) {
         memset(&tallies[k], 0, sizeof tallies[k]);
-        tallies[k].radius = radii[k % n_radii];
+        tallies[k].mask = masks[k % n_masks];
         tallies[k].images = ds->n;
     }
     for (size_t i = 0; i < ds->n; i++)
-        for (int k = 0; k < n_models * n_radii; k++)
+        for (int k = 0; k < n_models * n_masks; k++)
             tallies[k].class_images[ds->labels[i]]++;
 
     for (size_t first = 0; first < ds->n; first += batch) {
@@ -84,11 +81,11 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
         hfc_split_forward(split, x, n);
         for (int j = 0; j < n_models; j++) {
             hfc_engine_forward(engines[j], x, n, logits);
-            for (int r = 0; r < n_radii; r++)
-                count(&tallies[j * n_radii + r], HFC_ORIGINAL, logits, K, labels, n);
+            for (int r = 0; r < n_masks; r++)
+                count(&tallies[j * n_masks + r], HFC_ORIGINAL, logits, K, labels, n);
         }
-        for (int r = 0; r < n_radii; r++) {
-            if ((st = hfc_split_radius(split, radii[r], err)))
+        for (int r = 0; r < n_masks; r++) {
+            if ((st = hfc_split_apply(split, &masks[r], err)))
                 goto done;
             for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
                 const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);
@@ -100,7 +97,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                     in = scaled;
                 }
                 for (int j = 0; j < n_models; j++) {
-                    hfc_tally *t = &tallies[j * n_radii + r];
+                    hfc_tally *t = &tallies[j * n_masks + r];
                     t->rescale_skipped[v] += skipped;
                     hfc_engine_forward(engines[j], in, n, logits);
                     count(t, v, logits, K, labels, n);

@@ -23,14 +23,16 @@ static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *ta
         len += (size_t)snprintf(out, cap, "%-28s %7s %9s %9s %9s\n", "model", "radius",
                                 "original", "low", "high");
     for (int j = 0; j < o->n_models; j++)
-        for (int r = 0; r < o->n_radii; r++) {
-            const hfc_tally *t = &tallies[j * o->n_radii + r];
+        for (int r = 0; r < o->n_masks; r++) {
+            const hfc_tally *t = &tallies[j * o->n_masks + r];
             char *line = NULL, row[1200];
             if (o->table) {
                 const char *base = strrchr(models[j].path, '/');
                 double n = t->images ? (double)t->images : 1.0;
-                snprintf(row, sizeof row, "%-28s %7g %9.4f %9.4f %9.4f\n",
-                         base ? base + 1 : models[j].path, t->radius, t->correct[0] / n,
+                char label[64];
+                hfc_mask_label(&t->mask, label, sizeof label);
+                snprintf(row, sizeof row, "%-28s %7s %9.4f %9.4f %9.4f\n",
+                         base ? base + 1 : models[j].path, label, t->correct[0] / n,
                          t->correct[1] / n, t->correct[2] / n);
             } else {
                 line = hfc_report_json(t, &models[j], ds, &o->protocol, o->shard_index,
@@ -172,14 +174,14 @@ static void free_inputs(run_inputs *in)
 static hfc_status run_evaluate(hfc_options *o, run_inputs *in, const hfc_progress *progress,
                                double t0, char **text, hfc_error *err)
 {
-    hfc_tally *tallies = calloc((size_t)o->n_models * o->n_radii, sizeof *tallies);
+    hfc_tally *tallies = calloc((size_t)o->n_models * o->n_masks, sizeof *tallies);
     if (!tallies)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->radii, o->n_radii,
+    hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->masks, o->n_masks,
                                  &in->ds, o->batch, &o->protocol, progress, tallies, err);
     if (!st && o->png_dir)
-        st = hfc_pictures(o->png_dir, in->engines, in->model_ptrs, o->n_models, o->radii,
-                          o->n_radii, &in->ds, o->png_images, o->n_png_images, tallies, err);
+        st = hfc_pictures(o->png_dir, in->engines, in->model_ptrs, o->n_models, o->masks,
+                          o->n_masks, &in->ds, o->png_images, o->n_png_images, tallies, err);
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
     if (!st && !(*text = render(o, in->models, tallies, &in->ds, seconds)))
         st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
@@ -191,13 +193,13 @@ static hfc_status run_evaluate(hfc_options *o, run_inputs *in, const hfc_progres
 static hfc_status run_attack(hfc_options *o, run_inputs *in, const hfc_progress *progress,
                              double t0, char **text, hfc_error *err)
 {
-    const int R = o->n_radii > 0 ? o->n_radii : 1;
+    const int R = o->n_masks > 0 ? o->n_masks : 1;
     const size_t n = (size_t)o->n_models * o->n_eps * R;
     hfc_attack_tally *tallies = calloc(n, sizeof *tallies);
     if (!tallies)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     hfc_status st = hfc_attack(in->engines, in->model_ptrs, o->n_models, &o->attack, o->eps,
-                               o->n_eps, o->radii, o->n_radii, &in->ds, o->batch, progress,
+                               o->n_eps, o->masks, o->n_masks, &in->ds, o->batch, progress,
                                tallies, err);
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
     size_t len = 0;

@@ -58,6 +58,25 @@ static char *print_and_free(cJSON *o, int pretty)
     return copy;
 }
 
+/* "radius": 4 (a band: "4:8", as --radius spells it) and the mask itself:
+ * "mask": {"kind": "disc", "radius": 4} or {"kind": "band", "inner": 4, "outer": 8}. */
+static void add_mask(cJSON *o, const hfc_mask *m)
+{
+    cJSON *mo = cJSON_CreateObject();
+    cJSON_AddStringToObject(mo, "kind", hfc_mask_kind_name(m->kind));
+    if (m->kind == HFC_MASK_BAND) {
+        char label[64];
+        hfc_mask_label(m, label, sizeof label);
+        cJSON_AddStringToObject(o, "radius", label);
+        cJSON_AddNumberToObject(mo, "inner", m->r);
+        cJSON_AddNumberToObject(mo, "outer", m->outer);
+    } else {
+        cJSON_AddNumberToObject(o, "radius", m->r);
+        cJSON_AddNumberToObject(mo, "radius", m->r);
+    }
+    cJSON_AddItemToObject(o, "mask", mo);
+}
+
 char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
                       const hfc_protocol *protocol, int shard_index, int shard_count,
                       double seconds, int pretty)
@@ -65,7 +84,7 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset 
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    cJSON_AddNumberToObject(o, "radius", t->radius);
+    add_mask(o, &t->mask);
     cJSON_AddNumberToObject(o, "images", (double)t->images);
     cJSON *acc = cJSON_AddObjectToObject(o, "accuracy");
     cJSON *cor = cJSON_AddObjectToObject(o, "correct");
@@ -106,12 +125,12 @@ char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *s
     cJSON_AddBoolToObject(o, "random_start", spec->random_start);
     if (spec->random_start)
         cJSON_AddNumberToObject(o, "seed", (double)spec->seed);
-    if (t->radius >= 0)
-        cJSON_AddNumberToObject(o, "radius", t->radius);
+    if (t->has_mask)
+        add_mask(o, &t->mask);
     cJSON_AddNumberToObject(o, "images", (double)t->images);
     cJSON *acc = cJSON_AddObjectToObject(o, "accuracy");
     cJSON *cor = cJSON_AddObjectToObject(o, "correct");
-    for (int v = 0; v < (t->radius >= 0 ? HFC_VERSIONS : 1); v++)
+    for (int v = 0; v < (t->has_mask ? HFC_VERSIONS : 1); v++)
         for (int a = 0; a < 2; a++) {
             cJSON_AddNumberToObject(acc, KEYS[v][a], fraction(t->correct[v][a], t->images));
             cJSON_AddNumberToObject(cor, KEYS[v][a], (double)t->correct[v][a]);

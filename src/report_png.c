@@ -72,7 +72,18 @@ static const char *class_name(const hfc_model *m, int k)
 }
 
 /* planes: (k, 3, 32, 32) for each version, low and high as floats. */
-static hfc_status draw_grid(const char *path, const hfc_model *m, double radius,
+/* File-name part of a mask: r4 (the paper's disc), square-r4, gaussian-r4, band-r4-8. */
+static void mask_tag(const hfc_mask *m, char *buf, size_t cap)
+{
+    if (m->kind == HFC_MASK_DISC)
+        snprintf(buf, cap, "r%g", m->r);
+    else if (m->kind == HFC_MASK_BAND)
+        snprintf(buf, cap, "band-r%g-%g", m->r, m->outer);
+    else
+        snprintf(buf, cap, "%s-r%g", hfc_mask_kind_name(m->kind), m->r);
+}
+
+static hfc_status draw_grid(const char *path, const hfc_model *m, const hfc_mask *mask,
                             const grid_row *rows, int n, const uint8_t *orig, const float *low,
                             const float *high, hfc_error *err)
 {
@@ -81,17 +92,20 @@ static hfc_status draw_grid(const char *path, const hfc_model *m, double radius,
     if (st)
         return st;
     const char *base = strrchr(m->path, '/');
-    char line[256];
-    snprintf(line, sizeof line, "%.200s  r = %g", base ? base + 1 : m->path, radius);
+    char line[256], label[64], rule[96];
+    hfc_mask_label(mask, label, sizeof label);
+    hfc_mask_describe(mask, rule, sizeof rule);
+    snprintf(line, sizeof line, "%.150s  r = %s (%s)", base ? base + 1 : m->path, label,
+             hfc_mask_kind_name(mask->kind));
     canvas_text(&c, MARGIN, MARGIN, 2, INK, line);
     canvas_text(&c, MARGIN, MARGIN + 20, 1, INK,
                 "under each image: prediction, softmax confidence; border: green = correct,");
     canvas_text(&c, MARGIN, MARGIN + 30, 1, INK,
                 "red = wrong. low clipped to 0..255; high shown as 128 + 127*h/max|h|");
-    char heads[3][64];
+    char heads[3][128];
     snprintf(heads[0], sizeof heads[0], "original");
-    snprintf(heads[1], sizeof heads[1], "low (dist < %g)", radius);
-    snprintf(heads[2], sizeof heads[2], "high (dist >= %g)", radius);
+    snprintf(heads[1], sizeof heads[1], "low (%s)", rule);
+    snprintf(heads[2], sizeof heads[2], "high (the rest)");
     for (int col = 0; col < 3; col++) {
         int x, y;
         grid_tile_origin(0, col, &x, &y);
@@ -160,7 +174,7 @@ hfc_rgb spectrum_colour(double t)
 }
 
 static hfc_status draw_spectrum(const char *path, const float *image, size_t index,
-                                const char *label, double radius, hfc_error *err)
+                                const char *label, const hfc_mask *mask, hfc_error *err)
 {
     const int N = HFC_CIFAR_SIDE, Z = SPECTRUM_ZOOM;
     float mag[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE];
@@ -182,32 +196,51 @@ static hfc_status draw_spectrum(const char *path, const float *image, size_t ind
     snprintf(line, sizeof line, "spectrum, image #%zu (%s)", index, label);
     canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
     canvas_text(&c, MARGIN, MARGIN + 12, 1, INK, "log(1 + |fftshift(fft2(x))|), mean over R,G,B");
-    snprintf(line, sizeof line, "cyan: edge of the mask, dist < %g", radius);
+    char rule[96];
+    hfc_mask_describe(mask, rule, sizeof rule);
+    int soft = mask->kind == HFC_MASK_GAUSSIAN;
+    snprintf(line, sizeof line, soft ? "cyan: weight 0.5 of the mask (%s)"
+                                     : "cyan: edge of the mask, %s", rule);
     canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, line);
-    int inside = 0;
+    /* The weights as hfc_mask_weight gives them: cell (i, j) is frequency
+     * (i - 16, j - 16). */
+    double w[HFC_CIFAR_SIDE][HFC_CIFAR_SIDE], total = 0;
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
+            w[i][j] = hfc_mask_weight(mask, i - N / 2, j - N / 2);
+            total += w[i][j];
             double t = hi > lo ? (log1p(mag[i * N + j]) - lo) / (hi - lo) : 0;
-            canvas_rect(&c, x0 + j * Z, y0 + i * Z, Z, Z, spectrum_colour(t));
-            inside += hfc_split_mask(radius, i, j);
+            hfc_rgb col = spectrum_colour(t);
+            if (soft) { /* fade towards white by 1 - weight */
+                double f = 0.7 * (1 - w[i][j]);
+                col = (hfc_rgb){clip_byte(col.r + f * (255 - col.r)),
+                                clip_byte(col.g + f * (255 - col.g)),
+                                clip_byte(col.b + f * (255 - col.b))};
+            }
+            canvas_rect(&c, x0 + j * Z, y0 + i * Z, Z, Z, col);
         }
-    /* The mask's edge: a cell border between a cell inside and one outside
-     * (or the picture's edge), drawn two pixels wide on the inside cell. */
+    /* The mask's edge: a cell border between a cell inside (weight >= 0.5)
+     * and one outside (or the picture's edge), two pixels wide on the inside cell. */
+#define IN(i, j) (w[i][j] >= 0.5)
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
-            if (!hfc_split_mask(radius, i, j))
+            if (!IN(i, j))
                 continue;
             int x = x0 + j * Z, y = y0 + i * Z;
-            if (i == 0 || !hfc_split_mask(radius, i - 1, j))
+            if (i == 0 || !IN(i - 1, j))
                 canvas_rect(&c, x, y, Z, 2, SPECTRUM_EDGE);
-            if (i == N - 1 || !hfc_split_mask(radius, i + 1, j))
+            if (i == N - 1 || !IN(i + 1, j))
                 canvas_rect(&c, x, y + Z - 2, Z, 2, SPECTRUM_EDGE);
-            if (j == 0 || !hfc_split_mask(radius, i, j - 1))
+            if (j == 0 || !IN(i, j - 1))
                 canvas_rect(&c, x, y, 2, Z, SPECTRUM_EDGE);
-            if (j == N - 1 || !hfc_split_mask(radius, i, j + 1))
+            if (j == N - 1 || !IN(i, j + 1))
                 canvas_rect(&c, x + Z - 2, y, 2, Z, SPECTRUM_EDGE);
         }
-    snprintf(line, sizeof line, "%d of %d frequencies in the low part", inside, N * N);
+#undef IN
+    if (soft)
+        snprintf(line, sizeof line, "paler = less weight; weights sum to %.1f of %d", total, N * N);
+    else
+        snprintf(line, sizeof line, "%.0f of %d frequencies in the low part", total, N * N);
     canvas_text(&c, MARGIN, y0 + N * Z + 10, 1, INK, line);
     st = canvas_write_png(&c, path, err);
     canvas_free(&c);
@@ -375,11 +408,13 @@ static void marker_key(hfc_canvas *c, int x, int rows, const char *original)
 }
 
 static hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_models,
-                            const double *radii, int n_radii, const hfc_tally *tallies,
+                            const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
                             hfc_error *err)
 {
     int order[HFC_MAX_RADII];
+    double radii[HFC_MAX_RADII];
     for (int i = 0; i < n_radii; i++) { /* radii in increasing order */
+        radii[i] = hfc_mask_position(&masks[i]);
         int k = i;
         while (k > 0 && radii[order[k - 1]] > radii[i]) {
             order[k] = order[k - 1];
@@ -395,7 +430,10 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
     double x_max = plot_x_max(radii, n_radii);
     char line[160];
     snprintf(line, sizeof line, "accuracy against radius (%zu images)", tallies[0].images);
-    draw_axes(&c, line, x_max, "radius r (low: dist < r)");
+    char axis[128];
+    snprintf(axis, sizeof axis, masks[0].kind == HFC_MASK_BAND ? "band A:B, at (A + B) / 2"
+                                : "radius r (low: %s)", hfc_mask_kind_name(masks[0].kind));
+    draw_axes(&c, line, x_max, axis);
 
     for (int j = 0; j < n_models; j++) {
         hfc_rgb colour = PLOT_COLOURS[j % 10];
@@ -406,7 +444,7 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
                 const hfc_tally *ti = &t[order[i]];
                 double acc = ti->images ? (double)ti->correct[v] / ti->images : 0;
                 int x, y;
-                plot_point(x_max, ti->radius, acc, &x, &y);
+                plot_point(x_max, radii[order[i]], acc, &x, &y);
                 if (v == HFC_ORIGINAL && i == 0) /* flat: across the whole axis */
                     canvas_line(&c, PLOT_LEFT, y, PLOT_LEFT + PLOT_W, y, 2, 6, colour);
                 if (v != HFC_ORIGINAL && i > 0)
@@ -417,8 +455,8 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
             for (int i = 0; i < n_radii && v != HFC_ORIGINAL; i++) {
                 const hfc_tally *ti = &t[order[i]];
                 int x, y;
-                plot_point(x_max, ti->radius, ti->images ? (double)ti->correct[v] / ti->images : 0,
-                           &x, &y);
+                plot_point(x_max, radii[order[i]],
+                           ti->images ? (double)ti->correct[v] / ti->images : 0, &x, &y);
                 marker(&c, x, y, v, colour);
             }
         }
@@ -437,7 +475,7 @@ static hfc_status draw_plot(const char *path, const hfc_model *const *models, in
  * order; per radius, low and high accuracy against epoch, and the original
  * accuracy (the same for every radius) dashed. */
 static hfc_status draw_epoch_plot(const char *path, const hfc_model *const *models, int n_models,
-                                  const double *radii, int n_radii, const hfc_tally *tallies,
+                                  const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
                                   hfc_error *err)
 {
     int order[HFC_MAX_MODELS], n = 0;
@@ -487,7 +525,9 @@ static hfc_status draw_epoch_plot(const char *path, const hfc_model *const *mode
             }
         }
         canvas_rect(&c, legend_x, PLOT_TOP + 6 + 14 * r, 16, 3, colour);
-        snprintf(line, sizeof line, "r = %g", radii[r]);
+        char label[64];
+        hfc_mask_label(&masks[r], label, sizeof label);
+        snprintf(line, sizeof line, "r = %s", label);
         canvas_text(&c, legend_x + 22, PLOT_TOP + 4 + 14 * r, 1, INK, line);
     }
     marker_key(&c, legend_x, n_radii, "original");
@@ -549,7 +589,7 @@ static float softmax_max(const float *logits, int k, int *best)
 }
 
 hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
-                        const hfc_model *const *models, int n_models, const double *radii,
+                        const hfc_model *const *models, int n_models, const hfc_mask *masks,
                         int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
                         const hfc_tally *tallies, hfc_error *err)
 {
@@ -595,10 +635,7 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
         rows[i].index = pick[i];
         rows[i].label = ds->labels[pick[i]];
     }
-    double max_radius = 0;
-    for (int r = 0; r < n_radii; r++)
-        max_radius = radii[r] > max_radius ? radii[r] : max_radius;
-    if ((st = hfc_splitter_new(&split, (size_t)k, max_radius, err)))
+    if ((st = hfc_splitter_new(&split, (size_t)k, masks, n_radii, err)))
         goto done;
     hfc_split_forward(split, x, (size_t)k);
 
@@ -608,12 +645,13 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
             goto done;
     }
     for (int r = 0; r < n_radii; r++) {
-        char suffix[64];
-        if ((st = hfc_split_radius(split, radii[r], err)))
+        char suffix[96], tag[64];
+        if ((st = hfc_split_apply(split, &masks[r], err)))
             goto done;
-        snprintf(path, sizeof path, "%s/spectrum-r%g.png", dir, radii[r]);
+        mask_tag(&masks[r], tag, sizeof tag);
+        snprintf(path, sizeof path, "%s/spectrum-%s.png", dir, tag);
         if ((st = draw_spectrum(path, x, pick[0], class_name(models[0], rows[0].label),
-                                radii[r], err)))
+                                &masks[r], err)))
             goto done;
         for (int j = 0; j < n_models; j++) {
             const float *in[HFC_VERSIONS] = {x, hfc_split_low(split), hfc_split_high(split)};
@@ -624,23 +662,23 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
                 for (int i = 0; i < k; i++)
                     rows[i].confidence[v] = softmax_max(out + i * nc, nc, &rows[i].pred[v]);
             }
-            snprintf(suffix, sizeof suffix, "r%g-grid.png", radii[r]);
+            snprintf(suffix, sizeof suffix, "%s-grid.png", tag);
             if ((st = model_file(path, sizeof path, dir, models, j, suffix, err)) ||
-                (st = draw_grid(path, models[j], radii[r], rows, k, orig, hfc_split_low(split),
+                (st = draw_grid(path, models[j], &masks[r], rows, k, orig, hfc_split_low(split),
                                 hfc_split_high(split), err)))
                 goto done;
         }
     }
     if (n_radii >= 2) {
         snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
-        st = draw_plot(path, models, n_models, radii, n_radii, tallies, err);
+        st = draw_plot(path, models, n_models, masks, n_radii, tallies, err);
     }
     int with_epoch = 0;
     for (int j = 0; j < n_models; j++)
         with_epoch += models[j]->epoch >= 0;
     if (!st && with_epoch >= 2) {
         snprintf(path, sizeof path, "%s/accuracy-vs-epoch.png", dir);
-        st = draw_epoch_plot(path, models, n_models, radii, n_radii, tallies, err);
+        st = draw_epoch_plot(path, models, n_models, masks, n_radii, tallies, err);
     }
 done:
     hfc_splitter_free(split);

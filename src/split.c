@@ -24,7 +24,13 @@
  * radius, and each radius only repeats the inverse (low = B W B'). The high
  * image is x - low, equal to ifft2(F * (1 - M)) since the transform is linear.
  *
- * FFTW still computes the spectra that the pictures show.
+ * Other masks (hfc_mask: square, gaussian, band) go the same way with
+ * Q(a, b) = weight(f_a, f_b) / (|u_a|^2 |u_b|^2), as long as the weight does
+ * not change when either frequency changes sign: the real products cannot
+ * tell +f from -f. A mask that does is split by FFTW instead (low =
+ * Re(ifft2(F * M)) literally), as is everything after hfc_splitter_use_fft.
+ *
+ * FFTW also computes the spectra that the pictures show.
  */
 #include <fftw3.h>
 #include <math.h>
@@ -48,9 +54,12 @@ static const double PI = 3.14159265358979323846;
 struct hfc_splitter {
     size_t capacity;   /* images */
     size_t n;          /* images in the last forward */
-    const float *x;    /* the last forward's images: the caller's, read again by each radius */
-    double max_radius;
+    const float *x;    /* the last forward's images: the caller's, read again by each mask */
+    int max_freq;      /* the largest |frequency| any of its masks weighs */
     int m;             /* basis vectors the forward keeps */
+    int fft;           /* some mask is not sign-symmetric (or forced): FFTW plans below */
+    fftwf_complex *buf;            /* one 32x32 plane */
+    fftwf_plan forward, backward;
     int rows, stride;  /* Z per plane: m rounded up to 2 rows of m rounded up to 8 floats */
     float *z;          /* (capacity*3, rows, stride) Z = B'XB of the last forward */
     float *low, *high; /* (capacity*3, 32, 32) results of the last radius */
@@ -60,28 +69,47 @@ struct hfc_splitter {
     float basis_t[SIDE][SIDE]; /* its transpose */
 };
 
-/* Basis vectors with frequency < radius: 1 + 2 per k in 1..15 + cos 16. */
-static int basis_count(double radius)
+/* Basis vectors with frequency <= f: 1 + 2 per k in 1..15 + cos 16. */
+static int basis_count(int f)
 {
     int m = 0;
-    for (int k = 0; k <= SIDE / 2; k++)
-        if (k < radius)
-            m += k == 0 || k == SIDE / 2 ? 1 : 2;
+    for (int k = 0; k <= SIDE / 2 && k <= f; k++)
+        m += k == 0 || k == SIDE / 2 ? 1 : 2;
     return m;
+}
+
+static hfc_status make_fft(hfc_splitter *s, hfc_error *err)
+{
+    if (s->buf)
+        return HFC_OK;
+    s->buf = fftwf_alloc_complex(PLANE);
+    s->forward = s->buf ? fftwf_plan_dft_2d(SIDE, SIDE, s->buf, s->buf, FFTW_FORWARD, FFTW_ESTIMATE)
+                        : NULL;
+    s->backward = s->buf ? fftwf_plan_dft_2d(SIDE, SIDE, s->buf, s->buf, FFTW_BACKWARD,
+                                             FFTW_ESTIMATE)
+                         : NULL;
+    if (!s->forward || !s->backward)
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "FFTW could not plan the split");
+    return HFC_OK;
 }
 
 static v8 broadcast(float f) { return (v8){f, f, f, f, f, f, f, f}; }
 
-hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, double max_radius,
-                            hfc_error *err)
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask *masks,
+                            int n_masks, hfc_error *err)
 {
     *out = NULL;
     hfc_splitter *s = calloc(1, sizeof *s);
     if (!s)
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for the splitter");
     s->capacity = capacity;
-    s->max_radius = max_radius;
-    s->m = basis_count(max_radius);
+    s->max_freq = -1;
+    for (int k = 0; k < n_masks; k++) {
+        int f = hfc_mask_max_frequency(&masks[k]);
+        s->max_freq = f > s->max_freq ? f : s->max_freq;
+        s->fft |= !hfc_mask_sign_symmetric(&masks[k]);
+    }
+    s->m = basis_count(s->max_freq);
     s->rows = (s->m + 1) / 2 * 2;
     s->stride = (s->m + VEC - 1) / VEC * VEC;
     size_t planes = capacity * HFC_CIFAR_CHANNELS;
@@ -92,6 +120,11 @@ hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, double max_radi
         hfc_splitter_free(s);
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for %zu images of splits",
                         capacity);
+    }
+    hfc_status st = s->fft ? make_fft(s, err) : HFC_OK;
+    if (st) {
+        hfc_splitter_free(s);
+        return st;
     }
     for (int a = 0; a < SIDE; a++) {
         /* a = 0: 1; a = 2k-1: cos k; a = 2k: sin k; a = 31: cos 16 */
@@ -114,7 +147,18 @@ void hfc_splitter_free(hfc_splitter *s)
     free(s->z);
     free(s->low);
     free(s->high);
+    if (s->forward)
+        fftwf_destroy_plan(s->forward);
+    if (s->backward)
+        fftwf_destroy_plan(s->backward);
+    fftwf_free(s->buf);
     free(s);
+}
+
+hfc_status hfc_splitter_use_fft(hfc_splitter *s, hfc_error *err)
+{
+    s->fft = 2;
+    return make_fft(s, err);
 }
 
 /* z (rows x stride) = B' X B for one 32x32 plane x, first s->m basis vectors. */
@@ -196,20 +240,53 @@ void hfc_split_forward(hfc_splitter *s, const float *x, size_t n)
     s->n = n;
 }
 
-hfc_status hfc_split_radius(hfc_splitter *s, double radius, hfc_error *err)
+/* low = Re(ifft2(F * M)) plane by plane, F = fft2(x), M in unshifted order. */
+static void split_by_fft(hfc_splitter *s, const hfc_mask *mask)
 {
-    if (!(radius <= s->max_radius))
+    float w[PLANE];
+    for (int ky = 0; ky < SIDE; ky++)
+        for (int kx = 0; kx < SIDE; kx++)
+            w[ky * SIDE + kx] = (float)(hfc_mask_weight(mask, ky < SIDE / 2 ? ky : ky - SIDE,
+                                                        kx < SIDE / 2 ? kx : kx - SIDE) / PLANE);
+    for (size_t p = 0; p < s->n * HFC_CIFAR_CHANNELS; p++) {
+        const float *x = s->x + p * PLANE;
+        for (int i = 0; i < PLANE; i++) {
+            s->buf[i][0] = x[i];
+            s->buf[i][1] = 0;
+        }
+        fftwf_execute(s->forward);
+        for (int i = 0; i < PLANE; i++) {
+            s->buf[i][0] *= w[i];
+            s->buf[i][1] *= w[i];
+        }
+        fftwf_execute(s->backward);
+        for (int i = 0; i < PLANE; i++) {
+            s->low[p * PLANE + i] = s->buf[i][0];
+            s->high[p * PLANE + i] = x[i] - s->buf[i][0];
+        }
+    }
+}
+
+hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err)
+{
+    int f = hfc_mask_max_frequency(mask);
+    int symmetric = hfc_mask_sign_symmetric(mask);
+    if (s->fft == 2 || !symmetric) {
+        if (!s->buf)
+            return hfc_fail(err, HFC_ERR_USAGE, NULL,
+                            "mask is not sign-symmetric: the splitter was not made for it");
+        split_by_fft(s, mask);
+        return HFC_OK;
+    }
+    if (f > s->max_freq)
         return hfc_fail(err, HFC_ERR_USAGE, NULL,
-                        "radius %g is past the splitter's largest radius %g", radius,
-                        s->max_radius);
-    int m = basis_count(radius);
+                        "mask weighs frequency %d, past the splitter's largest %d", f, s->max_freq);
+    int m = basis_count(f);
     float q[SIDE * SIDE];
     for (int a = 0; a < m; a++)
-        for (int b = 0; b < m; b++) {
-            int fa = s->freq[a], fb = s->freq[b];
-            q[a * SIDE + b] = sqrt((double)(fa * fa + fb * fb)) < radius
-                                  ? 1.0f / (s->norm2[a] * s->norm2[b]) : 0.0f;
-        }
+        for (int b = 0; b < m; b++)
+            q[a * SIDE + b] = (float)(hfc_mask_weight(mask, s->freq[a], s->freq[b]) /
+                                      (s->norm2[a] * s->norm2[b]));
     size_t per_plane = (size_t)s->rows * s->stride;
     for (size_t p = 0; p < s->n * HFC_CIFAR_CHANNELS; p++)
         reconstruct_plane(s, m, q, s->z + p * per_plane, s->x + p * PLANE, s->low + p * PLANE,
@@ -219,12 +296,6 @@ hfc_status hfc_split_radius(hfc_splitter *s, double radius, hfc_error *err)
 
 const float *hfc_split_low(const hfc_splitter *s) { return s->low; }
 const float *hfc_split_high(const hfc_splitter *s) { return s->high; }
-
-int hfc_split_mask(double radius, int i, int j)
-{
-    int dy = i - SIDE / 2, dx = j - SIDE / 2;
-    return sqrt((double)(dy * dy + dx * dx)) < radius;
-}
 
 hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err)
 {

@@ -14,6 +14,8 @@
                       torch.onnx.export, then tools/onnx_to_hfc.py (same .in/.out)
 
 Binary layouts (little-endian):
+  masks.ref: the same layout for every mask kind: f64 (kind, r, outer) per mask
+      in place of radii (kind: 0 disc, 1 square, 2 gaussian, 3 band)
   split.ref: u32 n, u32 n_radii, f64 radii[n_radii], f32 images[n,3,32,32],
              then per radius f64 low[n,3,32,32], f64 high[n,3,32,32]
   .in:  u32 n, u32 3072, f32 pixels[n,3,32,32]
@@ -36,7 +38,7 @@ import hfc_models  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "zoo"))
 import models as zoo  # noqa: E402
 import onnx_to_hfc  # noqa: E402
-from reference import GraphModel, paper_split  # noqa: E402
+from reference import MASK_KINDS, GraphModel, paper_split  # noqa: E402
 
 SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 16.5, 22.5, 23, 30]
 
@@ -209,6 +211,15 @@ def main(out):
         low, high = paper_split(images, r)
         parts += [low.astype("<f8"), high.astype("<f8")]
     write(os.path.join(out, "split.ref"), [len(images), len(SPLIT_RADII)], *parts)
+
+    # Every mask kind (disc, square, gaussian, band as codes 0..3) by numpy's FFT.
+    masks = [(0, 4, 0), (1, 4, 0), (1, 8.5, 0), (1, 16, 0), (1, 17, 0), (2, 2, 0), (2, 6.5, 0),
+             (3, 0, 4), (3, 4, 8), (3, 8, 12.5), (3, 16, 30)]
+    parts = [np.asarray(masks, "<f8"), images.astype("<f4")]
+    for kind, r, outer in masks:
+        low, high = paper_split(images, (MASK_KINDS[kind], r, outer))
+        parts += [low.astype("<f8"), high.astype("<f8")]
+    write(os.path.join(out, "masks.ref"), [len(images), len(masks)], *parts)
 
     models = {
         "preact": hfc_models.PreActResNet(bn=True),

@@ -52,7 +52,7 @@ echo "== references (PyTorch + numpy)"
 expect $? "tests/gen_refs.py made the reference files"
 
 echo "== split vs the paper's numpy code"
-counted build/test_split "$REF/split.ref"
+counted build/test_split "$REF/split.ref" "$REF/masks.ref"
 
 echo "== engine vs PyTorch, random weights and BN statistics"
 ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr '\n' ' ')
@@ -563,7 +563,7 @@ for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-en
 done
 
 echo "== sanitizers (ASan + UBSan) and valgrind"
-counted build/asan/test_split "$REF/split.ref"
+counted build/asan/test_split "$REF/split.ref" "$REF/masks.ref"
 counted build/asan/test_png "$MODEL" "$TINY" "$T/png-asan"
 for f in preact misc-f16; do
     counted build/asan/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
@@ -594,6 +594,31 @@ if make -s fuzz >/dev/null 2>&1; then
 else
     echo "SKIP: clang with libFuzzer is not available"
 fi
+
+echo "== masks (disc, square, gaussian, band) vs tools/reference.py"
+DATA_M=${HFC_DATA:-../shared/cifar-10-batches-bin}
+MASK_MODEL=data/models/preact20-bn.bin
+[ -f "$DATA_M/test_batch.bin" ] || { DATA_M=$TINY; MASK_MODEL=$MODEL; }
+for args in "--mask disc --radius 4,8" "--mask square --radius 4,9" "--mask gaussian --radius 2,5" \
+    "--radius 0:4,4:8,8:16" "--mask band --radius 2:6"; do
+    # shellcheck disable=SC2086
+    "$HFC" --data "$DATA_M" --limit 300 $args "$MASK_MODEL" | jq -c '[.radius, .mask, .correct]' >"$T/m-ours" &&
+        "$PY" tools/reference.py --data "$DATA_M" --limit 300 $args "$MASK_MODEL" |
+        jq -c '[.radius, .mask, .correct]' >"$T/m-theirs" && [ -s "$T/m-ours" ] &&
+        cmp -s "$T/m-ours" "$T/m-theirs"
+    expect $? "$args: radius, mask and counts equal the reference's: $(tr '\n' ' ' <"$T/m-ours" | cut -c1-160)"
+done
+"$HFC" --data "$TINY" --mask gaussian --radius 3 --png "$T/mpng" "$MODEL" >/dev/null &&
+    "$HFC" --data "$TINY" --radius 2:6 --png "$T/mpng" "$MODEL" >/dev/null &&
+    [ -s "$T/mpng/spectrum-gaussian-r3.png" ] && [ -s "$T/mpng/preact-gaussian-r3-grid.png" ] &&
+    [ -s "$T/mpng/spectrum-band-r2-6.png" ]
+expect $? "--png names pictures by mask: spectrum-gaussian-r3.png, preact-gaussian-r3-grid.png, spectrum-band-r2-6.png"
+expect_error 1 "unknown mask 'hexagon'" -- --mask hexagon "$MODEL"
+expect_error 1 "--radius 8:4: a band A:B needs 0 <= A < B" -- --radius 8:4 "$MODEL"
+expect_error 1 "--radius 4:4: a band A:B needs 0 <= A < B" -- --radius 4:4 "$MODEL"
+expect_error 1 "--mask gaussian: the radius (sigma) must be > 0" -- --mask gaussian --radius 0 "$MODEL"
+expect_error 1 "--mask square takes single radii" -- --mask square --radius 2:4 "$MODEL"
+expect_error 1 "--mask band: give each radius as A:B" -- --mask band --radius 4 "$MODEL"
 
 echo "== training recipe (CPU smoke run)"
 mkdir -p "$T/cifar"

@@ -71,7 +71,8 @@ int main(int argc, char **argv)
         printf("FAIL: setup: %s: %s\n", err.path, err.reason);
         return 1;
     }
-    const double radii[2] = {4, 30};
+    const hfc_mask radii[2] = {{HFC_MASK_DISC, 4, 0}, {HFC_MASK_DISC, 30, 0}};
+    const double radius_values[2] = {4, 30};
     hfc_tally tallies[2];
     const hfc_model *models[1] = {&m};
     hfc_status st = hfc_evaluate(&e, models, 1, radii, 2, &ds, 64, NULL, NULL, tallies, &err);
@@ -96,10 +97,11 @@ int main(int argc, char **argv)
         for (size_t t = 0; t < P; t++)
             x[i * P + t] = ds.pixels[pick[i] * P + t];
     hfc_splitter *s;
-    if (hfc_splitter_new(&s, (size_t)k, 4, &err))
+    const hfc_mask four = {HFC_MASK_DISC, 4, 0};
+    if (hfc_splitter_new(&s, (size_t)k, &four, 1, &err))
         return 1;
     hfc_split_forward(s, x, (size_t)k);
-    if (hfc_split_radius(s, 4, &err))
+    if (hfc_split_apply(s, &four, &err))
         return 1;
 
     char path[1200];
@@ -192,7 +194,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
     picture pl = read_png(path);
     if (pl.rgb) {
-        double xm = plot_x_max(radii, 2);
+        double xm = plot_x_max(radius_values, 2);
         int px, py;
         check(pl.w > PLOT_LEFT + PLOT_W && pl.h > PLOT_TOP + PLOT_H && xm == 32,
               "plot: %dx%d, x axis to %g", pl.w, pl.h, xm);

@@ -27,17 +27,59 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_pytorch  # noqa: E402
 
 
+MASK_KINDS = ("disc", "square", "gaussian", "band")  # hfc_mask_kind's order
+
+
+def mask_weights(kind="disc", r=4.0, outer=0.0, side=32):
+    """hfc-eval's masks (README, "Masks"), written from their definitions:
+    cell (i, j) of the fftshift-ed spectrum is frequency (i - 16, j - 16),
+    d = sqrt(fy^2 + fx^2); disc [d < r], square [max(|fy|, |fx|) < r],
+    gaussian exp(-d^2 / (2 r^2)), band [r <= d < outer]."""
+    f = np.arange(side, dtype=np.float64) - side // 2
+    fy, fx = np.meshgrid(f, f, indexing="ij")
+    d = np.sqrt(fy ** 2 + fx ** 2)
+    if kind == "disc":
+        return (d < r).astype(np.float64)
+    if kind == "square":
+        return (np.maximum(np.abs(fy), np.abs(fx)) < r).astype(np.float64)
+    if kind == "gaussian":
+        return np.exp(-(fy ** 2 + fx ** 2) / (2 * r * r))
+    if kind == "band":
+        return ((r <= d) & (d < outer)).astype(np.float64)
+    raise ValueError(f"unknown mask {kind!r}")
+
+
 def paper_mask(radius, side=32):
     """M(i, j) = 1 where sqrt((i - 16)^2 + (j - 16)^2) < r, as in the paper's code."""
-    i, j = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    c = side // 2
-    return (np.sqrt((i - c) ** 2 + (j - c) ** 2) < radius).astype(np.float64)
+    return mask_weights("disc", radius, side=side)
 
 
-def paper_split(images, radius):
-    """images: (n, 3, 32, 32) float64 raw pixels -> (low, high), the paper's definition."""
+def parse_masks(radius, kind="disc"):
+    """--radius "4,8" or "0:4,4:8" with --mask KIND -> [(kind, r, outer)]."""
+    out = []
+    for entry in radius.split(","):
+        if ":" in entry:
+            a, b = (float(v) for v in entry.split(":"))
+            out.append(("band", a, b))
+        else:
+            out.append((kind, float(entry), 0.0))
+    return out
+
+
+def mask_json(mask):
+    """The "radius" and "mask" fields hfc-eval writes for a mask."""
+    kind, r, outer = mask
+    if kind == "band":
+        return {"radius": f"{r:g}:{outer:g}", "mask": {"kind": kind, "inner": r, "outer": outer}}
+    return {"radius": r, "mask": {"kind": kind, "radius": r}}
+
+
+def paper_split(images, mask):
+    """images: (n, 3, 32, 32) float64 raw pixels -> (low, high), the paper's
+    definition; mask: a disc radius or a (kind, r, outer) triple."""
     f = np.fft.fftshift(np.fft.fft2(images, axes=(-2, -1)), axes=(-2, -1))
-    m = paper_mask(radius, images.shape[-1])
+    m = mask_weights(*mask, side=images.shape[-1]) if isinstance(mask, tuple) \
+        else paper_mask(mask, images.shape[-1])
     low = np.real(np.fft.ifft2(np.fft.ifftshift(f * m, axes=(-2, -1)), axes=(-2, -1)))
     high = np.real(np.fft.ifft2(np.fft.ifftshift(f * (1 - m), axes=(-2, -1)), axes=(-2, -1)))
     return low, high
@@ -261,6 +303,7 @@ def main_attack(argv):
     ap.add_argument("--random-start", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--radius", default="")
+    ap.add_argument("--mask", default="disc", choices=MASK_KINDS)
     ap.add_argument("--bn-stats", choices=["running", "batch"], default="running")
     ap.add_argument("--bn-batch", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0)
@@ -272,7 +315,7 @@ def main_attack(argv):
     pgd = args.method == "pgd"
     steps = args.steps if pgd else 1
     batch = args.bn_batch if args.bn_stats == "batch" else 200
-    radii = [float(r) for r in args.radius.split(",")] if args.radius else [None]
+    radii = parse_masks(args.radius, args.mask) if args.radius else [None]
     for eps in (float(e) for e in args.eps.split(",")):
         step = args.step_size or (eps / 4 if pgd else eps)
         for r in radii:
@@ -290,7 +333,7 @@ def main_attack(argv):
             out = {"attack": args.method, "eps": eps, "steps": steps, "step_size": step,
                    "random_start": args.random_start, "images": len(labels)}
             if r is not None:
-                out["radius"] = r
+                out.update(mask_json(r))
             out["correct"] = dict(zip(names, counts))
             print(json.dumps(out))
 
@@ -388,6 +431,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
     ap.add_argument("--radius", default="4,8,12,16")
+    ap.add_argument("--mask", default="disc", choices=MASK_KINDS)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--dataset", default="cifar10", choices=sorted(CIFAR_FILES))
     ap.add_argument("--set", default="test", choices=["test", "train"])
@@ -399,7 +443,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    radii = [float(r) for r in args.radius.split(",")]
+    radii = parse_masks(args.radius, args.mask)
     images, labels, path = read_cifar(args.data, args.limit, args.dataset, args.set)
     t0 = time.time()
     model = GraphModel(args.model, args.bn_stats == "batch", args.smooth).eval()
@@ -407,7 +451,7 @@ def main():
                       batch=args.bn_batch if args.bn_stats == "batch" else 500)
     for r in radii:
         c = counts[r]
-        print(json.dumps({"radius": r, "images": len(labels),
+        print(json.dumps({**mask_json(r), "images": len(labels),
                           "accuracy": {"original": c[0] / len(labels), "low": c[1] / len(labels),
                                        "high": c[2] / len(labels)},
                           "correct": {"original": c[0], "low": c[1], "high": c[2]},

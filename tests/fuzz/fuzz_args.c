@@ -37,14 +37,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (action == HFC_CLI_RUN) {
         check(o.n_models >= 1 && o.n_models <= HFC_MAX_MODELS);
         /* attack without --radius attacks the original images only */
-        check(o.n_radii >= (o.command == HFC_CMD_ATTACK ? 0 : 1) && o.n_radii <= HFC_MAX_RADII);
+        check(o.n_masks >= (o.command == HFC_CMD_ATTACK ? 0 : 1) && o.n_masks <= HFC_MAX_RADII);
         check(o.n_eps >= 1 && o.n_eps <= HFC_MAX_EPS);
         for (int i = 0; i < o.n_eps; i++)
             check(o.eps[i] >= 0 && o.eps[i] <= 1);
         check(o.attack.steps >= 1 && (o.attack.pgd || o.attack.steps == 1));
         check(o.protocol.bn_batch >= 0 && o.protocol.smooth >= 0);
-        for (int i = 0; i < o.n_radii; i++)
-            check(isfinite(o.radii[i]) && o.radii[i] >= 0 && o.radii[i] <= 1000);
+        for (int i = 0; i < o.n_masks; i++) {
+            const hfc_mask *m = &o.masks[i];
+            check(isfinite(m->r) && m->r >= 0 && m->r <= 1000 && m->kind < HFC_MASK_KINDS);
+            check(m->kind != HFC_MASK_BAND || (m->r < m->outer && m->outer <= 1000));
+            check(m->kind != HFC_MASK_GAUSSIAN || m->r > 0);
+        }
         check(o.batch >= 1 && o.batch <= 65536);
         check(o.threads >= 1 && o.threads <= 256);
         check(o.limit <= 1000000000);

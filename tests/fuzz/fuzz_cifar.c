@@ -11,13 +11,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hfc_dataset_parse(&ds, data, size, "fuzz", size % 3074 == 0 ? HFC_CIFAR100 : HFC_CIFAR10, 4, &err))
         return 0;
     static hfc_splitter *s;
-    if (!s && hfc_splitter_new(&s, 4, 30, &err))
+    static const hfc_mask kinds[] = {{HFC_MASK_DISC, 30, 0}, {HFC_MASK_SQUARE, 9, 0},
+                                     {HFC_MASK_GAUSSIAN, 3, 0}, {HFC_MASK_BAND, 2, 11}};
+    if (!s && hfc_splitter_new(&s, 4, kinds, 4, &err))
         return 0;
     float x[4 * HFC_CIFAR_PIXELS];
     for (size_t i = 0; i < ds.n * HFC_CIFAR_PIXELS; i++)
         x[i] = ds.pixels[i];
     hfc_split_forward(s, x, ds.n);
-    hfc_split_radius(s, ds.labels[0] % 10 * 3.0, &err);
+    hfc_mask m = kinds[ds.labels[0] % 4];
+    m.r = m.kind == HFC_MASK_DISC ? ds.labels[0] % 10 * 3.0 : m.r;
+    hfc_split_apply(s, &m, &err);
     hfc_dataset_free(&ds);
     return 0;
 }
