@@ -289,6 +289,11 @@ typedef void (*hfc_loss_grad)(void *ctx, size_t first, size_t count, const float
  * made with gradients. */
 hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
                                  void *ctx, float *logits, float *dx, hfc_error *err);
+/* Forward on n images and copy node `node`'s output, (n, c*h*w) in
+ * PyTorch's order, to out (node 0 is the input after preprocessing).
+ * HFC_ERR_USAGE unless e was made with gradients (which keeps every value). */
+hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node, float *out,
+                              hfc_error *err);
 /* The batch an experiment should stream: at most `images` (at least 1),
  * rounded up to whole groups of every engine (for batch statistics, whole
  * batches of them), so that results do not depend on the batch asked for. */
@@ -376,6 +381,90 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                       const hfc_mask *masks, int n_masks, const hfc_dataset *ds, size_t batch,
                       const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err);
 
+/* --------------------------------------------------------------- heatmap */
+
+/* The Fourier heat map (src/heatmap.c; Yin et al., NeurIPS 2019): per
+ * frequency cell (i, j) of the 32 x 32 grid in fftshift order, the fraction
+ * of images misclassified after clip(x/255 + eps * s * U_ij, 0, 1) per
+ * channel. U_ij: unit-norm Re(ifft2(ifftshift(Z))), Z = 0.5+0.5i at the
+ * cell and 0.5-0.5i at its mirror ((32-i)%32, (32-j)%32), 1 at a cell that
+ * is its own mirror; a cell and its mirror share one U, made from the
+ * lexicographically smaller of the two, and one error. */
+typedef struct {
+    double eps;       /* L2 norm of each channel's perturbation, in [0, 1] pixels */
+    uint64_t seed;
+} hfc_heatmap_spec;
+
+typedef struct {
+    double eps;
+    uint64_t seed;
+    size_t images;
+    size_t clean_wrong;
+    size_t wrong[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE]; /* [i * 32 + j], fftshift order */
+} hfc_heatmap_tally;
+
+/* U of cell (i, j)'s pair, 1024 floats. */
+void hfc_fourier_basis(int i, int j, float *u);
+/* The sign of (pair of (i, j), image, channel): with (i', j') the
+ * lexicographically smaller of (i, j) and its mirror, h = splitmix64(seed),
+ * then h = splitmix64(h ^ v) for v = i', j', image, channel in turn; -1 if h
+ * is odd, else +1. image counts from the set's first image. */
+int hfc_heatmap_sign(uint64_t seed, int i, int j, uint64_t image, int channel);
+/* tallies: one per model. */
+hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                       const hfc_heatmap_spec *spec, const hfc_dataset *ds, size_t batch,
+                       const hfc_progress *progress, hfc_heatmap_tally *tallies, hfc_error *err);
+
+/* ------------------------------------------------------------- intrinsic */
+
+/* Intrinsic dimension by TwoNN (src/intrinsic.c; Facco et al. 2017): id of
+ * the N points, and sd over random 90% subsets (definitions there and in
+ * README). points: N' after dropping r1 = 0 and r1 = r2. */
+typedef struct {
+    double id, sd;
+    size_t points;
+} hfc_id_result;
+
+hfc_status hfc_twonn(const float *x, size_t n, size_t dim, int resamples, uint64_t seed,
+                     hfc_id_result *out, hfc_error *err);
+
+#define HFC_MAX_ID_LAYERS 512
+
+/* The nodes whose outputs `hfc-eval id` measures, in run order: the input
+ * (node 0, after preprocessing), every node that is all that is live at its
+ * point of the graph (nothing computed before it is read after it) and
+ * either ends a block (add, concat), is read twice (a residual block's
+ * input) or feeds a conv, linear or pooling layer (a stage's output), and
+ * the logits. Returns how many (at most cap). */
+int hfc_block_outputs(const hfc_model *m, int *nodes, int cap);
+
+typedef struct {
+    int versions[HFC_VERSIONS]; /* HFC_ORIGINAL, HFC_LOW, HFC_HIGH */
+    int n_versions;
+    hfc_mask mask;              /* for low and high */
+    int resamples;              /* subsets for sd; 0: none */
+    uint64_t seed;
+} hfc_id_spec;
+
+typedef struct {
+    int node, depth;   /* depth: position in hfc_block_outputs (0: input) */
+    size_t dim;
+    int version;
+    hfc_id_result result;
+} hfc_id_layer;
+
+/* Every version x block output of one model (e made with gradients, which
+ * keeps every value): out gets n_versions * layers entries. */
+hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds,
+                                   const hfc_id_spec *spec, const hfc_progress *progress,
+                                   hfc_id_layer *out, int cap, int *n_out, hfc_error *err);
+char *hfc_report_id_json(const hfc_id_layer *L, const hfc_id_spec *spec, const hfc_model *m,
+                         const hfc_dataset *ds, double seconds, int pretty);
+/* DIR/id.png: id against depth, one line per model and version. layers:
+ * n_models runs of counts[j] entries. */
+hfc_status hfc_id_picture(const char *dir, const hfc_model *const *models, int n_models,
+                          const hfc_id_layer *layers, const int *counts, hfc_error *err);
+
 /* ---------------------------------------------------------------- margin */
 
 /* "Hold me tight!" margins (src/margin.c): for each subspace of K x K DCT
@@ -418,6 +507,10 @@ char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *s
                              double seconds, int pretty);
 
 /* One JSON object for a model's margins (schema: README, "Margins"). */
+/* {"experiment":"heatmap","eps":..,"seed":..,"images":N,"clean_error":..,
+ * "error":[32 rows of 32],...the run's fields}. */
+char *hfc_report_heatmap_json(const hfc_heatmap_tally *t, const hfc_model *m,
+                              const hfc_dataset *ds, double seconds, int pretty);
 char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
                              const hfc_model *m, const hfc_dataset *ds,
                              const hfc_protocol *protocol, double seconds, int pretty);
@@ -448,6 +541,10 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
 hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, int n_models,
                               const hfc_margin_spec *spec, const float *margins, size_t n,
                               hfc_error *err);
+/* DIR/MODEL-heatmap.png per model: the error per frequency cell on a fixed
+ * 0..1 colour scale with its legend. */
+hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, int n_models,
+                               const hfc_heatmap_tally *tallies, hfc_error *err);
 
 /* ------------------------------------------------------------------- cli */
 
@@ -461,6 +558,8 @@ typedef enum {
     HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
     HFC_CMD_ATTACK,   /* hfc-eval attack: FGSM / PGD accuracy */
     HFC_CMD_MARGIN,   /* hfc-eval margin: DeepFool margins along DCT subspaces */
+    HFC_CMD_HEATMAP,  /* hfc-eval heatmap: Fourier heat map (Yin et al.) */
+    HFC_CMD_ID,       /* hfc-eval id: TwoNN intrinsic dimension per layer */
 } hfc_command;
 
 /* What the command line asks for (src/cli_args.c). Strings point into argv. */
@@ -487,6 +586,8 @@ typedef struct {
     int radius_given;      /* --radius was on the command line */
     hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
     double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
+    hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0), --seed */
+    hfc_id_spec id;        /* id: --version, --radius/--mask, --resamples, --seed */
     hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
     int n_eps;
     hfc_set set;           /* --set */

@@ -15,6 +15,8 @@ static const char usage_common[] =
     "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
     "       hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...\n"
     "       hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...\n"
+    "       hfc-eval heatmap [--eps 4] [--seed 0] [--limit 1000] [--png DIR] MODEL...\n"
+    "       hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...\n"
     "\n"
     "Split every CIFAR-10 test image into its low- and high-frequency\n"
     "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
@@ -78,6 +80,17 @@ static const char usage_experiments[] =
     "      --overshoot X     (default 0.02)\n"
     "      --png DIR         also draw DIR/margin.png: median per subspace, every image\n"
     "\n"
+    "heatmap (Fourier heat map, Yin et al. 2019; --limit defaults to 1000):\n"
+    "      --eps E           L2 norm of each channel's Fourier perturbation in [0, 1]\n"
+    "                        pixels (default 4); --seed S picks the signs (default 0)\n"
+    "      --png DIR         also draw DIR/MODEL-heatmap.png\n"
+    "\n"
+    "id (TwoNN intrinsic dimension of every block's output; --limit defaults to 2000):\n"
+    "      --version LIST    original (default), low, high, comma-separated; low and\n"
+    "                        high split at the one --radius R (default 4, --mask too)\n"
+    "      --resamples N     90% subsets for sd (default 5; 0: none); --seed S\n"
+    "      --png DIR         also draw DIR/id.png: id against depth\n"
+    "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
@@ -101,6 +114,8 @@ void hfc_options_default(hfc_options *o)
     o->bn_batch_size = 100;
     o->attack = (hfc_attack_spec){.pgd = 1, .steps = 10};
     o->margin = (hfc_margin_spec){.block = 8, .stride = 2, .max_iter = 100, .overshoot = 0.02};
+    o->heatmap = (hfc_heatmap_spec){.eps = 4, .seed = 0};
+    o->id = (hfc_id_spec){.versions = {HFC_ORIGINAL}, .n_versions = 1, .resamples = 5};
     static const double eps[] = {0.03, 0.06, 0.09};
     memcpy(o->eps, eps, sizeof eps);
     o->n_eps = 3;
@@ -195,6 +210,29 @@ static hfc_status parse_radii(const char *s, hfc_options *o, hfc_error *err)
     }
 }
 
+/* id --version original,low,high (any of them, in that order of mention). */
+static hfc_status parse_versions(const char *s, hfc_options *o, hfc_error *err)
+{
+    static const char *NAMES[HFC_VERSIONS] = {"original", "low", "high"};
+    o->id.n_versions = 0;
+    for (const char *p = s;;) {
+        size_t len = strcspn(p, ",");
+        int v = -1;
+        for (int k = 0; k < HFC_VERSIONS; k++)
+            if (len == strlen(NAMES[k]) && !strncmp(p, NAMES[k], len))
+                v = k;
+        for (int k = 0; v >= 0 && k < o->id.n_versions; k++)
+            v = o->id.versions[k] == v ? -1 : v;
+        if (v < 0)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "--version: '%s' is not a list of original, low and high (each once)", s);
+        o->id.versions[o->id.n_versions++] = v;
+        if (!p[len])
+            return HFC_OK;
+        p += len + 1;
+    }
+}
+
 /* Give every --radius entry --mask's kind, and check each mask. */
 static hfc_status resolve_masks(hfc_options *o, hfc_error *err)
 {
@@ -253,6 +291,11 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
     if (is(a, "-r", "--radius")) {
         *st = parse_radii(val, o, err);
         o->radius_given = 1;
+    } else if (!strcmp(a, "--version") && o->command == HFC_CMD_ID) {
+        *st = parse_versions(val, o, err);
+    } else if (!strcmp(a, "--resamples") && o->command == HFC_CMD_ID) {
+        if (!(*st = parse_count(val, a, 0, 1000, &v, err)))
+            o->id.resamples = (int)v;
     } else if (!strcmp(a, "--mask")) {
         int k = hfc_mask_kind_parse(val);
         if (k < 0)
@@ -284,6 +327,15 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
             o->attack.pgd = !strcmp(val, "pgd");
         else
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--method: '%s' is not fgsm or pgd", val);
+    } else if (is(a, NULL, "--eps") && o->command == HFC_CMD_HEATMAP) {
+        char *end;
+        errno = 0;
+        double eps = strtod(val, &end);
+        if (end == val || *end || errno || !isfinite(eps) || eps < 0 || eps > 1000)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "",
+                           "--eps: '%s' is not a number in 0..1000 (the heat map's L2 norm)", val);
+        else
+            o->heatmap.eps = eps;
     } else if (is(a, NULL, "--eps")) {
         *st = parse_eps(val, o, err);
     } else if (is(a, NULL, "--steps")) {
@@ -386,6 +438,12 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     } else if (argc > 1 && !strcmp(argv[1], "margin")) {
         o->command = HFC_CMD_MARGIN;
         i = 2;
+    } else if (argc > 1 && !strcmp(argv[1], "heatmap")) {
+        o->command = HFC_CMD_HEATMAP;
+        i = 2;
+    } else if (argc > 1 && !strcmp(argv[1], "id")) {
+        o->command = HFC_CMD_ID;
+        i = 2;
     }
     int steps_given = 0, attack_option = 0, margin_option = 0;
     for (; i < argc; i++) {
@@ -393,7 +451,7 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         if (is(a, "-h", "--help")) {
             *action = HFC_CLI_HELP;
             return HFC_OK;
-        } else if (is(a, "-V", "--version")) {
+        } else if (is(a, "-V", "--version") && !(o->command == HFC_CMD_ID && a[1] == '-')) {
             *action = HFC_CLI_VERSION;
             return HFC_OK;
         } else if (is(a, NULL, "--pretty")) {
@@ -426,9 +484,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             margin_option |= is(a, NULL, "--subspace") || is(a, NULL, "--block") ||
                              is(a, NULL, "--stride") || is(a, NULL, "--max-iter") ||
                              is(a, NULL, "--overshoot");
-            attack_option |= is(a, NULL, "--method") || is(a, NULL, "--eps") ||
-                             is(a, NULL, "--steps") || is(a, NULL, "--step-size") ||
-                             is(a, NULL, "--seed");
+            attack_option |= is(a, NULL, "--method") || is(a, NULL, "--steps") ||
+                             is(a, NULL, "--step-size") ||
+                             (o->command != HFC_CMD_HEATMAP && is(a, NULL, "--eps")) ||
+                             (o->command != HFC_CMD_HEATMAP && o->command != HFC_CMD_ID &&
+                              is(a, NULL, "--seed"));
             if (o->command == HFC_CMD_MERGE && !is(a, "-o", "--output"))
                 return hfc_fail(err, HFC_ERR_USAGE, "",
                                 "merge takes only -o and --pretty: '%s' belongs to the runs "
@@ -443,6 +503,33 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                                                     : "no MODEL given (see --help)");
     if (o->protocol.bn_batch)
         o->protocol.bn_batch = o->bn_batch_size;
+    if (o->command == HFC_CMD_HEATMAP) {
+        o->heatmap.seed = o->attack.seed;
+        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
+            o->radius_given || attack_option)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "heatmap takes --eps, --seed, --limit, --png and the common options: "
+                            "not --radius, --bn-stats batch, --rescale, --table, --shard or "
+                            "attack options");
+        if (!o->limit)
+            o->limit = 1000;
+    }
+    if (o->command == HFC_CMD_ID) {
+        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
+            attack_option)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "id takes --version, --radius, --mask, --resamples, --seed, --limit, "
+                            "--png: not --bn-stats batch, --rescale, --table, --shard or attack "
+                            "options");
+        if (!o->limit)
+            o->limit = 2000;
+        if (o->limit < 3)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "--limit %zu: id needs at least 3 images",
+                            o->limit);
+        if (o->radius_given && o->n_masks != 1)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "id takes one --radius (for low and high)");
+        o->id.seed = o->attack.seed;
+    }
     if (attack_option && o->command != HFC_CMD_ATTACK)
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--method, --eps, --steps, --step-size, --random-start and --seed are "
@@ -474,6 +561,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     hfc_status st = resolve_masks(o, err);
     if (st)
         return st;
+    if (o->command == HFC_CMD_ID)
+        o->id.mask = o->masks[0]; /* --radius R, or the default's first: the disc of 4 */
     if (o->table && o->command == HFC_CMD_MERGE)
         return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
     if (o->shard_count && o->png_dir)

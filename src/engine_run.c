@@ -726,6 +726,9 @@ typedef struct {
     hfc_loss_grad loss;   /* hfc_engine_input_grad: its loss, context, and */
     void *ctx;
     float *dx;            /* ... the pixels' gradient out; NULL for forward only */
+    int tap_slot;         /* hfc_engine_capture: the slot copied to tap, or -1 */
+    size_t tap_floats;    /* one image's value there */
+    float *tap;
 } job;
 
 static void *run_job(void *arg)
@@ -738,7 +741,12 @@ static void *run_job(void *arg)
         size_t start = g * j->e->group;
         size_t count = j->n - start < (size_t)j->e->group ? j->n - start : (size_t)j->e->group;
         forward_group(j->e, j->ws, j->x + start * in_floats, (int)count);
-        memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
+        if (j->logits)
+            memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
+        if (j->tap)
+            memcpy(j->tap + start * j->tap_floats,
+                   j->ws->slots + (size_t)j->tap_slot * j->e->slot_floats,
+                   count * j->tap_floats * sizeof(float));
         if (j->dx) {
             float *dlogits = j->ws->grads + (size_t)j->e->output_slot * j->e->slot_floats;
             j->loss(j->ctx, start, count, out, dlogits);
@@ -749,7 +757,7 @@ static void *run_job(void *arg)
 }
 
 static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc_loss_grad loss,
-                     void *ctx, float *dx)
+                     void *ctx, float *dx, const job *tap)
 {
     size_t groups = (n + e->group - 1) / e->group;
     size_t t = (size_t)e->threads < groups ? (size_t)e->threads : groups;
@@ -757,7 +765,12 @@ static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc
     pthread_t tid[t ? t : 1];
     int started[t ? t : 1];
     for (size_t k = 0; k < t; k++) {
-        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n, loss, ctx, dx};
+        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n, loss, ctx, dx, -1, 0, NULL};
+        if (tap) {
+            jobs[k].tap_slot = tap->tap_slot;
+            jobs[k].tap_floats = tap->tap_floats;
+            jobs[k].tap = tap->tap;
+        }
         started[k] = k > 0 && pthread_create(&tid[k], NULL, run_job, &jobs[k]) == 0;
     }
     if (t)
@@ -772,7 +785,26 @@ static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc
 
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
 {
-    run_jobs(e, x, n, logits, NULL, NULL, NULL);
+    run_jobs(e, x, n, logits, NULL, NULL, NULL, NULL);
+}
+
+hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node, float *out,
+                              hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    if (!e->gradients)
+        return hfc_fail(err, HFC_ERR_USAGE, m->path, "the engine was not planned to keep values");
+    if (node < 0 || node >= m->n_nodes)
+        return hfc_fail(err, HFC_ERR_USAGE, m->path, "no node %d", node);
+    for (int i = 0; i < e->n_steps; i++)
+        if (e->steps[i].node == &m->nodes[node]) {
+            hfc_shape s = m->nodes[node].out;
+            job tap = {.tap_slot = e->steps[i].out, .tap_floats = (size_t)s.c * s.h * s.w, .tap = out};
+            run_jobs(e, x, n, NULL, NULL, NULL, NULL, &tap);
+            return HFC_OK;
+        }
+    return hfc_fail(err, HFC_ERR_USAGE, m->path, "node %s has no step of its own",
+                    m->nodes[node].name);
 }
 
 hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
@@ -781,6 +813,6 @@ hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_lo
     if (!e->gradients)
         return hfc_fail(err, HFC_ERR_USAGE, e->model->path,
                         "the engine was not planned for gradients");
-    run_jobs(e, x, n, logits, loss, ctx, dx);
+    run_jobs(e, x, n, logits, loss, ctx, dx, NULL);
     return HFC_OK;
 }

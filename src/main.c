@@ -250,13 +250,79 @@ static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress 
     return st;
 }
 
+/* Heatmap: per model, the Fourier heat map, as JSON Lines. */
+static hfc_status run_heatmap(hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                              double t0, char **text, hfc_error *err)
+{
+    hfc_heatmap_tally *tallies = calloc((size_t)o->n_models, sizeof *tallies);
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    hfc_status st = tallies && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    if (!st)
+        st = hfc_heatmap(in->engines, in->model_ptrs, o->n_models, &o->heatmap, &in->ds, o->batch,
+                         progress, tallies, err);
+    double seconds = round((now() - t0) * 1000.0) / 1000.0;
+    for (int j = 0; !st && j < o->n_models; j++)
+        st = append_line(&out, &len,
+                         hfc_report_heatmap_json(&tallies[j], &in->models[j], &in->ds, seconds,
+                                                 o->pretty),
+                         err);
+    if (!st && o->png_dir)
+        st = hfc_heatmap_picture(o->png_dir, in->model_ptrs, o->n_models, tallies, err);
+    free(tallies);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* Id: per model, version and block output, the TwoNN estimate, as JSON Lines. */
+static hfc_status run_id(hfc_options *o, run_inputs *in, const hfc_progress *progress, double t0,
+                         char **text, hfc_error *err)
+{
+    const int cap = HFC_MAX_ID_LAYERS * HFC_VERSIONS;
+    hfc_id_layer *layers = calloc((size_t)o->n_models * cap, sizeof *layers);
+    int counts[HFC_MAX_MODELS] = {0};
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    hfc_status st = layers && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    for (int j = 0; !st && j < o->n_models; j++) {
+        hfc_id_layer *L = layers + (size_t)j * cap;
+        if ((st = hfc_intrinsic_dimension(in->engines[j], in->model_ptrs[j], &in->ds, &o->id,
+                                          progress, L, cap, &counts[j], err)))
+            break;
+        double seconds = round((now() - t0) * 1000.0) / 1000.0;
+        for (int k = 0; !st && k < counts[j]; k++)
+            st = append_line(&out, &len,
+                             hfc_report_id_json(&L[k], &o->id, &in->models[j], &in->ds, seconds,
+                                                o->pretty),
+                             err);
+    }
+    if (!st && o->png_dir) { /* the pictures take the layers packed, model after model */
+        size_t at = 0;
+        for (int j = 0; j < o->n_models; j++) {
+            memmove(layers + at, layers + (size_t)j * cap, (size_t)counts[j] * sizeof *layers);
+            at += (size_t)counts[j];
+        }
+        st = hfc_id_picture(o->png_dir, in->model_ptrs, o->n_models, layers, counts, err);
+    }
+    free(layers);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
 /* Load, run the command's experiment with a progress line, free. */
 static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_error *err)
 {
     run_inputs *in = malloc(sizeof *in);
     if (!in)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN,
+    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN ||
+                                       o->command == HFC_CMD_ID,
                                 in, err);
     if (!st) {
         progress_line line = {"images", now(), 0, 0};
@@ -266,6 +332,10 @@ static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_err
             st = run_attack(o, in, show ? &progress : NULL, t0, text, err);
         else if (o->command == HFC_CMD_MARGIN)
             st = run_margin(o, in, show ? &progress : NULL, t0, text, err);
+        else if (o->command == HFC_CMD_HEATMAP)
+            st = run_heatmap(o, in, show ? &progress : NULL, t0, text, err);
+        else if (o->command == HFC_CMD_ID)
+            st = run_id(o, in, show ? &progress : NULL, t0, text, err);
         else
             st = run_evaluate(o, in, show ? &progress : NULL, t0, text, err);
         progress_end(&line);

@@ -1,5 +1,6 @@
 /* report_json.c - the JSON reports: one object per model and radius
- * (evaluate), per model, eps and radius (attack). Schemas: README. */
+ * (evaluate), per model, eps and radius (attack), per model (heatmap).
+ * Schemas: README. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -205,5 +206,52 @@ char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
     hfc_protocol p = protocol ? *protocol : (hfc_protocol){0, 0, 0};
     p.rescale_max = 0;
     add_run_fields(o, m, ds, &p, none, 0, 0, seconds);
+    return print_and_free(o, pretty);
+}
+
+char *hfc_report_heatmap_json(const hfc_heatmap_tally *t, const hfc_model *m,
+                              const hfc_dataset *ds, double seconds, int pretty)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "experiment", "heatmap");
+    cJSON_AddNumberToObject(o, "eps", t->eps);
+    cJSON_AddNumberToObject(o, "seed", (double)t->seed);
+    cJSON_AddNumberToObject(o, "images", (double)t->images);
+    cJSON_AddNumberToObject(o, "clean_error", fraction(t->clean_wrong, t->images));
+    cJSON *rows = cJSON_AddArrayToObject(o, "error");
+    for (int i = 0; i < HFC_CIFAR_SIDE; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int j = 0; j < HFC_CIFAR_SIDE; j++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(
+                                          fraction(t->wrong[i * HFC_CIFAR_SIDE + j], t->images)));
+        cJSON_AddItemToArray(rows, row);
+    }
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    add_run_fields(o, m, ds, NULL, none, 0, 0, seconds);
+    return print_and_free(o, pretty);
+}
+
+char *hfc_report_id_json(const hfc_id_layer *L, const hfc_id_spec *spec, const hfc_model *m,
+                         const hfc_dataset *ds, double seconds, int pretty)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "experiment", "id");
+    cJSON_AddStringToObject(o, "layer", m->nodes[L->node].name);
+    cJSON_AddNumberToObject(o, "depth", L->depth);
+    cJSON_AddNumberToObject(o, "dim", (double)L->dim);
+    cJSON_AddNumberToObject(o, "id", L->result.id);   /* NaN prints as null */
+    cJSON_AddNumberToObject(o, "sd", L->result.sd);
+    cJSON_AddNumberToObject(o, "points", (double)L->result.points);
+    cJSON_AddNumberToObject(o, "resamples", spec->resamples);
+    cJSON_AddNumberToObject(o, "images", (double)ds->n);
+    cJSON_AddStringToObject(o, "version", VERSION_NAMES[L->version]);
+    if (L->version != HFC_ORIGINAL)
+        add_mask(o, &spec->mask);
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    add_run_fields(o, m, ds, NULL, none, 0, 0, seconds);
     return print_and_free(o, pretty);
 }

@@ -763,3 +763,112 @@ hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, i
     canvas_free(&c);
     return st;
 }
+
+/* --------------------------------------------------------------- heatmap */
+
+hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, int n_models,
+                               const hfc_heatmap_tally *tallies, hfc_error *err)
+{
+    hfc_status st = ensure_dir(dir, err);
+    const int N = HFC_CIFAR_SIDE, Z = 8, x0 = MARGIN, y0 = MARGIN + 52;
+    const int bar_x = x0 + N * Z + 24, bar_h = N * Z;
+    for (int j = 0; !st && j < n_models; j++) {
+        const hfc_heatmap_tally *t = &tallies[j];
+        hfc_canvas c;
+        if ((st = canvas_new(&c, bar_x + 90, y0 + N * Z + 40, WHITE, err)))
+            break;
+        const char *base = strrchr(models[j]->path, '/');
+        char line[256];
+        snprintf(line, sizeof line, "%.60s", base ? base + 1 : models[j]->path);
+        canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
+        snprintf(line, sizeof line, "Fourier heat map: error, eps = %g, %zu images", t->eps,
+                 t->images);
+        canvas_text(&c, MARGIN, MARGIN + 12, 1, INK, line);
+        snprintf(line, sizeof line, "clean error %.3f; centre = DC, edges = high", 
+                 t->images ? (double)t->clean_wrong / t->images : 0);
+        canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, line);
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < N; k++) {
+                double e = t->images ? (double)t->wrong[i * N + k] / t->images : 0;
+                canvas_rect(&c, x0 + k * Z, y0 + i * Z, Z, Z, spectrum_colour(e));
+            }
+        for (int y = 0; y < bar_h; y++) /* the legend: 1 at the top, 0 at the bottom */
+            canvas_rect(&c, bar_x, y0 + y, 14, 1, spectrum_colour(1.0 - (double)y / (bar_h - 1)));
+        canvas_text(&c, bar_x + 20, y0 - 3, 1, INK, "error 1");
+        canvas_text(&c, bar_x + 20, y0 + bar_h / 2 - 4, 1, INK, "0.5");
+        canvas_text(&c, bar_x + 20, y0 + bar_h - 8, 1, INK, "0");
+        char path[1200];
+        if (!(st = model_file(path, sizeof path, dir, models, j, "heatmap.png", err)))
+            st = canvas_write_png(&c, path, err);
+        canvas_free(&c);
+    }
+    return st;
+}
+
+/* -------------------------------------------------------------------- id */
+
+hfc_status hfc_id_picture(const char *dir, const hfc_model *const *models, int n_models,
+                          const hfc_id_layer *layers, const int *counts, hfc_error *err)
+{
+    static const char *VERSION[HFC_VERSIONS] = {"original", "low", "high"};
+    hfc_status st = ensure_dir(dir, err);
+    if (st)
+        return st;
+    double top = 0, deepest = 0;
+    size_t total = 0, images = 0;
+    for (int j = 0; j < n_models; j++)
+        total += (size_t)counts[j];
+    for (size_t k = 0; k < total; k++) {
+        top = !isnan(layers[k].result.id) && layers[k].result.id > top ? layers[k].result.id : top;
+        deepest = layers[k].depth > deepest ? layers[k].depth : deepest;
+        images = layers[k].result.points > images ? layers[k].result.points : images;
+    }
+    double y_max = plot_x_max(&top, 1), x_max = plot_x_max(&deepest, 1);
+    hfc_canvas c;
+    int legend_x = PLOT_LEFT + PLOT_W + 20;
+    if ((st = canvas_new(&c, legend_x + 220, PLOT_TOP + PLOT_H + 50, WHITE, err)))
+        return st;
+    draw_axes_y(&c, "intrinsic dimension (TwoNN) against depth", x_max,
+                "depth: block outputs, 0 = input, last = logits", y_max, "ID");
+    int row = 0;
+    const hfc_id_layer *L = layers;
+    for (int j = 0; j < n_models; j++) {
+        hfc_rgb colour = PLOT_COLOURS[j % 10];
+        for (int k = 0; k < counts[j];) { /* one line per version: a run of equal versions */
+            int v = L[k].version, end = k;
+            while (end < counts[j] && L[end].version == v)
+                end++;
+            int px = 0, py = 0;
+            for (int q = k; q < end; q++) {
+                if (isnan(L[q].result.id))
+                    continue;
+                int x, y;
+                plot_point(x_max, L[q].depth, L[q].result.id / y_max, &x, &y);
+                if (q > k)
+                    canvas_line(&c, px, py, x, y, 2, v == HFC_ORIGINAL ? 0 : v == HFC_LOW ? 6 : 3,
+                                colour);
+                marker(&c, x, y, v == HFC_ORIGINAL ? HFC_LOW : v, colour);
+                px = x;
+                py = y;
+            }
+            const char *base = strrchr(models[j]->path, '/');
+            char line[160];
+            int ly = PLOT_TOP + 7 + 14 * row; /* the line as drawn: solid, long or short dashes */
+            canvas_line(&c, legend_x, ly, legend_x + 18, ly, 2, v == HFC_ORIGINAL ? 0 : v == HFC_LOW ? 6 : 3,
+                        colour);
+            snprintf(line, sizeof line, "%.22s %s", base ? base + 1 : models[j]->path, VERSION[v]);
+            canvas_text(&c, legend_x + 24, PLOT_TOP + 4 + 14 * row, 1, INK, line);
+            row++;
+            k = end;
+        }
+        L += counts[j];
+    }
+    char line[160];
+    snprintf(line, sizeof line, "TwoNN on up to %zu points", images);
+    canvas_text(&c, legend_x, PLOT_TOP + 14 * row + 16, 1, INK, line);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/id.png", dir);
+    st = canvas_write_png(&c, path, err);
+    canvas_free(&c);
+    return st;
+}

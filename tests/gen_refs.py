@@ -228,8 +228,6 @@ def main(out):
         "resnet18": hfc_models.ResNet18(),
         "vgg": hfc_models.VGG(bn=True),
         "vgg-nobn": hfc_models.VGG(bn=False),
-        "paper": hfc_models.PaperResNet(bn=True),
-        "paper-nobn": hfc_models.PaperResNet(bn=False),
         "misc": Misc(),
         "misc-f16": Misc(),  # weights stored as f16
         "convs": Convs(),
@@ -237,6 +235,8 @@ def main(out):
     models.update({"zoo-" + name: ctor() for name, (ctor, _) in zoo.ZOO.items()})
     if os.environ.get("HFC_FULL"):
         models.update({"zoo-" + name: ctor() for name, ctor in zoo.ZOO_FULL.items()})
+    # last: the random weights of the models above stay what they were before these came
+    models.update({"paper": hfc_models.PaperResNet(bn=True), "paper-nobn": hfc_models.PaperResNet(bn=False)})
     pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
     norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)

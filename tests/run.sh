@@ -258,7 +258,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 ro_run() { "${as_user[@]}" "$RO/hfc-eval" --data "$RO/tiny.cifar" --radius 4 --limit 8 -o "$1" "$RO/preact.bin"; }
 if "${as_user[@]}" true 2>/dev/null; then
-    ro_run "$RO/dir/existing.jsonl" && grep -q '^{"radius":4,"images":8,' "$RO/dir/existing.jsonl" &&
+    ro_run "$RO/dir/existing.jsonl" && grep -q '^{"radius":4,"mask":{"kind":"disc","radius":4},"images":8,' "$RO/dir/existing.jsonl" &&
         [ "$(stat -c %a "$RO/dir/existing.jsonl")" = 666 ]
     expect $? "--output to a file in a read-only directory rewrites it in place"
     ro_run "$RO/dir/new.jsonl" 2>"$T/ro.err"
@@ -619,6 +619,65 @@ expect_error 1 "--radius 4:4: a band A:B needs 0 <= A < B" -- --radius 4:4 "$MOD
 expect_error 1 "--mask gaussian: the radius (sigma) must be > 0" -- --mask gaussian --radius 0 "$MODEL"
 expect_error 1 "--mask square takes single radii" -- --mask square --radius 2:4 "$MODEL"
 expect_error 1 "--mask band: give each radius as A:B" -- --mask band --radius 4 "$MODEL"
+
+echo "== heatmap: Fourier heat map vs tools/reference.py heatmap (numpy FFT basis, torch)"
+"$HFC" heatmap --data "$DATA_M" --limit 20 --eps 2 --seed 7 --png "$T/hm" "$MASK_MODEL" >"$T/h-ours" &&
+    "$PY" tools/reference.py heatmap --data "$DATA_M" --limit 20 --eps 2 --seed 7 "$MASK_MODEL" >"$T/h-theirs" &&
+    msg=$("$PY" - "$T/h-ours" "$T/h-theirs" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+n = a["images"]
+diff = [abs(x - y) * n for ra, rb in zip(a["error"], b["error"]) for x, y in zip(ra, rb)]
+cells = sum(d > 0.5 for d in diff)
+mirror = all(a["error"][i][j] == a["error"][(32 - i) % 32][(32 - j) % 32] for i in range(32) for j in range(32))
+print(f"{n} images, {len(diff)} cells, {cells} differ; mean error {sum(map(sum, a['error'])) / 1024:.3f}; "
+      f"mirror cells equal: {mirror}")
+sys.exit(0 if len(diff) == 1024 and cells == 0 and mirror and a["experiment"] == "heatmap"
+         and a["clean_error"] == b["clean_error"] and a["seed"] == 7 and a["eps"] == 2 else 1)
+EOF
+) && [ -s "$T/hm/$(basename "$MASK_MODEL" .bin)-heatmap.png" ]
+expect $? "heatmap equals the reference cell for cell and draws MODEL-heatmap.png: $msg"
+"$HFC" heatmap --data "$TINY" --limit 7 --eps 1 -b 3 -j 1 "$MODEL" | jq -c .error >"$T/h1" &&
+    "$HFC" heatmap --data "$TINY" --limit 7 --eps 1 -b 256 -j 2 "$MODEL" | jq -c .error >"$T/h2" &&
+    cmp -s "$T/h1" "$T/h2"
+expect $? "heatmap: the same map with --batch-size 3 --threads 1 and 256/2"
+expect_error 1 "--eps: '-1' is not a number in 0..1000" -- heatmap --eps -1 "$MODEL"
+expect_error 1 "heatmap takes --eps, --seed" -- heatmap --radius 4 "$MODEL"
+expect_error 1 "heatmap takes --eps, --seed" -- heatmap --method fgsm "$MODEL"
+
+echo "== id: TwoNN on known manifolds, and per layer vs tools/reference.py id (numpy, exact distances)"
+counted build/test_id
+"$HFC" id --data "$DATA_M" --limit 200 --version original,high --resamples 3 --seed 5 --png "$T/idp" \
+    "$MASK_MODEL" >"$T/i-ours" &&
+    layers=$(jq -r 'select(.version == "high") | .layer' "$T/i-ours" | paste -sd, -) &&
+    "$PY" tools/reference.py id --data "$DATA_M" --limit 200 --version high --resamples 3 --seed 5 \
+        --layers "$layers" "$MASK_MODEL" >"$T/i-theirs" &&
+    msg=$("$PY" - "$T/i-ours" "$T/i-theirs" <<'EOF'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1])]
+theirs = [json.loads(l) for l in open(sys.argv[2])]
+high = [o for o in ours if o["version"] == "high"]
+worst = max(abs(a["id"] - b["id"]) / b["id"] for a, b in zip(high, theirs))
+worst_sd = max(abs(a["sd"] - b["sd"]) / max(b["sd"], 1e-9) for a, b in zip(high, theirs))
+ok = (len(high) == len(theirs) >= 3 and len(ours) == 2 * len(high) and worst < 1e-3 and worst_sd < 1e-2
+      and all(a["layer"] == b["layer"] and a["points"] == b["points"] and a["dim"] == b["dim"]
+              for a, b in zip(high, theirs))
+      and [o["depth"] for o in high] == list(range(len(high))) and high[0]["layer"] == "input"
+      and high[-1]["dim"] == 10 and high[0]["mask"] == {"kind": "disc", "radius": 4})
+print(f"{len(high)} layers ({high[0]['layer']} .. {high[-1]['layer']}), largest relative difference: "
+      f"id {worst:.1e}, sd {worst_sd:.1e}")
+sys.exit(0 if ok else 1)
+EOF
+) && [ -s "$T/idp/id.png" ]
+expect $? "id per block output equals the reference; id.png drawn: $msg"
+"$HFC" id --data "$TINY" --limit 24 -b 5 -j 1 "$MODEL" | jq -c '[.id, .sd]' >"$T/i1" &&
+    "$HFC" id --data "$TINY" --limit 24 -b 256 -j 2 "$MODEL" | jq -c '[.id, .sd]' >"$T/i2" &&
+    cmp -s "$T/i1" "$T/i2" && [ "$(wc -l <"$T/i1")" -ge 3 ]
+expect $? "id: the same estimates with --batch-size 5 --threads 1 and 256/2"
+expect_error 1 "--limit 2: id needs at least 3 images" -- id --limit 2 "$MODEL"
+expect_error 1 "--version: 'middle' is not a list of original, low and high" -- id --version middle "$MODEL"
+expect_error 1 "id takes one --radius" -- id --radius 4,8 "$MODEL"
+expect_error 1 "id takes --version" -- id --bn-stats batch "$MODEL"
 
 echo "== training recipe (CPU smoke run)"
 mkdir -p "$T/cifar"

@@ -177,11 +177,15 @@ class GraphModel(torch.nn.Module):
             raise ValueError(f"unknown op {op}")
         return y
 
-    def forward(self, pixels):
+    def values(self, pixels):
+        """Every node's output by name ("input": after preprocessing)."""
         v = {"input": (pixels * self.scale - self.mean) / self.std}
         for n in self.header["nodes"]:
             v[n["name"]] = self.step(n, v[n["inputs"][0]], v)
-        return v[self.header["output"]].flatten(1)
+        return v
+
+    def forward(self, pixels):
+        return self.values(pixels)[self.header["output"]].flatten(1)
 
 
 CIFAR_FILES = {  # dataset -> set -> files in the official directory
@@ -422,7 +426,126 @@ def main_margin(argv):
     print(json.dumps({"experiment": "margin", "images": len(labels), "subspaces": subs}))
 
 
+def fourier_basis(i, j, side=32):
+    """The heat map's U for cell (i, j) (fftshift order), from the statement:
+    Z = 0.5+0.5i at the pair's lexicographically smaller cell, 0.5-0.5i at its
+    mirror (1 at a cell that is its own mirror), U = Re(ifft2(ifftshift(Z)))
+    over its L2 norm."""
+    m = ((side - i) % side, (side - j) % side)
+    a = min((i, j), m)
+    b = max((i, j), m)
+    z = np.zeros((side, side), dtype=np.complex128)
+    if a == b:
+        z[a] = 1
+    else:
+        z[a] = 0.5 + 0.5j
+        z[b] = 0.5 - 0.5j
+    u = np.real(np.fft.ifft2(np.fft.ifftshift(z)))
+    return u / np.linalg.norm(u), a
+
+
+def heatmap_sign(seed, a, image, channel):
+    """h = splitmix64(seed), then h = splitmix64(h ^ v) for v = i', j', image,
+    channel; -1 if h is odd, else +1 (uint64 arithmetic wraps on purpose)."""
+    with np.errstate(over="ignore"):
+        h = splitmix64(np.uint64(seed))
+        for v in (a[0], a[1], image, channel):
+            h = splitmix64(h ^ np.uint64(v))
+    return -1.0 if int(h) & 1 else 1.0
+
+
+def main_heatmap(argv):
+    ap = argparse.ArgumentParser(prog="reference.py heatmap")
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=1000)
+    ap.add_argument("--eps", type=float, default=4.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    images, labels, path = read_cifar(args.data, args.limit)
+    model = GraphModel(args.model).eval()
+    x = images.astype(np.float64) / 255.0
+    y = torch.from_numpy(labels.astype(np.int64))
+    with torch.no_grad():
+        clean = (model(torch.from_numpy(x * 255).float()).argmax(1) != y).sum().item()
+        err = np.zeros((32, 32))
+        done = {}
+        for i in range(32):
+            for j in range(32):
+                u, a = fourier_basis(i, j)
+                if a not in done:
+                    s = np.array([[heatmap_sign(args.seed, a, k, c) for c in range(3)]
+                                  for k in range(len(labels))])
+                    xp = np.clip(x + args.eps * s[:, :, None, None] * u[None, None], 0, 1)
+                    done[a] = (model(torch.from_numpy(xp * 255).float()).argmax(1) != y).sum().item()
+                err[i, j] = done[a] / len(labels)
+    print(json.dumps({"experiment": "heatmap", "eps": args.eps, "seed": args.seed,
+                      "images": len(labels), "clean_error": clean / len(labels),
+                      "error": err.tolist(), "data": path}))
+
+
+def twonn(x, resamples=5, seed=0):
+    """TwoNN as README's "Intrinsic dimension" states it, in float64 with
+    exact distances: -> (id, sd, points)."""
+    x = np.asarray(x, dtype=np.float64)
+
+    def estimate(points):
+        sq = (points ** 2).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * points @ points.T, 0)
+        np.fill_diagonal(d2, np.inf)
+        near = np.argsort(d2, axis=1)[:, :2]
+        r = np.sqrt(((points[:, None, :] - points[near]) ** 2).sum(2))  # exact, (n, 2)
+        r = np.sort(r, axis=1)
+        keep = (r[:, 0] > 0) & (r[:, 0] != r[:, 1])
+        mu = np.sort(r[keep, 1] / r[keep, 0])
+        n = len(mu)
+        fit = int(np.floor(0.9 * n))
+        xs = np.log(mu[:fit])
+        ys = -np.log(1 - np.arange(fit) / n)
+        return float((xs * ys).sum() / (xs * xs).sum()), n
+
+    value, points = estimate(x)
+    m = int(np.floor(0.9 * len(x)))
+    subs = []
+    with np.errstate(over="ignore"):
+        for t in range(resamples):
+            h = splitmix64(np.uint64(seed) ^ np.uint64(t))
+            keys = splitmix64(h ^ np.arange(len(x), dtype=np.uint64))
+            subs.append(estimate(x[np.lexsort((np.arange(len(x)), keys))[:m]])[0])
+    return value, float(np.std(subs)) if subs else 0.0, points
+
+
+def main_id(argv):
+    ap = argparse.ArgumentParser(prog="reference.py id")
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=2000)
+    ap.add_argument("--layers", required=True, help="comma-separated node names ('input' too)")
+    ap.add_argument("--version", default="original", choices=["original", "low", "high"])
+    ap.add_argument("--radius", type=float, default=4.0)
+    ap.add_argument("--resamples", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    images, labels, path = read_cifar(args.data, args.limit)
+    x = images.astype(np.float64)
+    if args.version != "original":
+        x = paper_split(x, args.radius)[0 if args.version == "low" else 1]
+    model = GraphModel(args.model).eval()
+    with torch.no_grad():
+        v = model.values(torch.from_numpy(x).float())
+    for name in args.layers.split(","):
+        a = v[name].flatten(1).numpy()
+        value, sd, points = twonn(a, args.resamples, args.seed)
+        print(json.dumps({"experiment": "id", "layer": name, "dim": a.shape[1], "id": value,
+                          "sd": sd, "points": points, "images": len(labels),
+                          "version": args.version}))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "id":
+        return main_id(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "heatmap":
+        return main_heatmap(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "attack":
         return main_attack(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "margin":
