@@ -12,7 +12,11 @@ thread count, in one run. Prints each ratio on its own line.
     against torch.fft;
 (c) the engine's GFLOP/s (flops of a direct convolution, so an effective
     rate where Winograd does fewer) against the SGEMM peak of the same BLAS;
-(d) peak RSS of a full run, and the split's share of an 8-radius sweep.
+(d) peak RSS of a full run, and the split's share of an 8-radius sweep;
+(e) FGSM and PGD-10 against PyTorch autograd, (f) --bn-stats batch's cost,
+(g) the Fourier heat map's forward passes per second, (h) id's time.
+--zoo instead: per architecture of the zoo, hfc-eval end to end against
+PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`.
 Medians over --reps repetitions; (a) alternates the two sides.
 """
 
@@ -78,6 +82,113 @@ def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
     return correct
 
 
+ZOO_BENCH = ["resnet20", "resnet18-full", "resnet50-full", "preactresnet18-full", "resnet56-full",
+             "vgg11-full", "vgg16-full", "vgg19-full", "regnetx-full", "densenet-full",
+             "mobilenetv2", "shufflenetv2", "efficientnet"]
+
+
+def zoo_model(name):
+    """The zoo bench's architectures: tools/zoo/models.py's (full width where
+    it has both), random weights and BatchNorm statistics."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "zoo"))
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import models as zoo
+    from gen_refs import randomize
+    ctor = {"vgg19-full": lambda: zoo.VGG("VGG19", True), "resnet20": lambda: zoo.CifarResNet(20),
+            **zoo.ZOO_FULL, **{k: v[0] for k, v in zoo.ZOO.items()}}[name]
+    return randomize(ctor(), torch.Generator().manual_seed(1))
+
+
+def macs_of(model):
+    """Multiply-adds of one 3x32x32 forward pass (convs and linear layers)."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, torch.nn.Conv2d):
+            total[0] += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total[0] += m.in_features * m.out_features
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
+def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
+    """(z) per architecture: hfc-eval end to end against PyTorch CPU (end to
+    end, best batch) and ONNX Runtime (inference only on the split and
+    preprocessed images, best batch: the generous comparison)."""
+    import warnings
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from gen_refs import _int_pool_sizes
+    ort_dir = os.environ.get("ONNXRUNTIME_NODE", os.path.join(ROOT, "node_modules"))
+    have_ort = os.path.isdir(os.path.join(ort_dir, "onnxruntime-node"))
+    if not have_ort:
+        print(f"onnxruntime: not found in {ort_dir} (npm install --ignore-scripts onnxruntime-node@1.30.0, "
+              f"or set ONNXRUNTIME_NODE): its column is left out")
+    tmp = tempfile.mkdtemp()
+    n = len(labels)
+    names = args.zoo_models.split(",") if args.zoo_models else ZOO_BENCH
+    mean = torch.tensor(hfc_models.CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(hfc_models.CIFAR10_STD).view(1, 3, 1, 1)
+    x64 = images.astype(np.float64)
+    low, high = paper_split(x64, 4)
+    pre = np.concatenate([((torch.from_numpy(v).float() / 255.0 - mean) / std).numpy()
+                          for v in (x64, low, high)]).astype("<f4")
+    inputs = os.path.join(tmp, "inputs.f32")
+    pre.tofile(inputs)
+    for name in names:
+        model = zoo_model(name)
+        binf, onnxf = os.path.join(tmp, name + ".bin"), os.path.join(tmp, name + ".onnx")
+        export_pytorch.export(model, binf, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
+                              classes=hfc_models.CIFAR10_CLASSES, metadata={"bench": name})
+        with warnings.catch_warnings(), _int_pool_sizes():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, torch.zeros(1, 3, 32, 32), onnxf, opset_version=13,
+                              input_names=["x"], output_names=["logits"],
+                              dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
+        cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
+               "--limit", str(n), binf]
+        best_batch, best_rate = 64, 0
+        for b in (64, 256):
+            k = min(n, 256)
+            t = median_time(lambda: torch_job(model, images[:k], labels[:k], 4, b, mean, std), 1)
+            best_batch, best_rate = (b, k / t) if k / t > best_rate else (best_batch, best_rate)
+        t_h, t_p, t_o, outs, torch_counts, ort_counts = [], [], [], [], [], []
+        for _ in range(args.reps):  # alternate the sides
+            t_h.append(median_time(lambda: outs.append(subprocess.run(
+                cmd, check=True, capture_output=True, env=child_env).stdout), 1))
+            t_p.append(median_time(lambda: torch_counts.append(
+                torch_job(model, images, labels, 4, best_batch, mean, std)), 1))
+            if have_ort:
+                r = json.loads(subprocess.run(
+                    ["node", os.path.join(ROOT, "bench", "ort_run.js"), onnxf, inputs, str(3 * n),
+                     str(args.threads), "64,256,1000"], check=True, capture_output=True, text=True,
+                    env={**os.environ, "ONNXRUNTIME_NODE": ort_dir}).stdout)
+                t_o.append(r["seconds"])
+                am = np.array(r["argmax"]).reshape(3, n)
+                ort_counts.append([int((am[v] == labels).sum()) for v in range(3)])
+        ours = json.loads(outs[0])["correct"]
+        ours = [ours["original"], ours["low"], ours["high"]]
+        th, tp = statistics.median(t_h), statistics.median(t_p)
+        gflops = 2 * macs_of(model) * 3 * n / th / 1e9
+        diff = max(abs(a - b) for a, b in zip(ours, torch_counts[0]))
+        line = (f"zoo {name}: speedup vs pytorch-cpu {tp / th:.2f}x")
+        if have_ort:
+            to = statistics.median(t_o)
+            diff = max(diff, max(abs(a - b) for a, b in zip(ours, ort_counts[0])))
+            line += f", vs onnxruntime {to / th:.2f}x"
+        print(line)
+        print(f"  {name}: hfc-eval {th:.2f} s, pytorch-cpu {tp:.2f} s (batch {best_batch})"
+              + (f", onnxruntime {statistics.median(t_o):.2f} s (inference only)" if have_ort else "")
+              + f"; correct original/low/high {ours} vs pytorch {torch_counts[0]}"
+              + (f" vs onnxruntime {ort_counts[0]}" if have_ort else "")
+              + f" (largest difference {diff}); engine {gflops:.1f} GFLOP/s effective of {peak:.1f} sgemm peak")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "data/models/preact20-bn.bin"))
@@ -89,7 +200,15 @@ def main():
     ap.add_argument("--openblas-coretype", metavar="NAME",
                     help="run hfc-eval's side with OPENBLAS_CORETYPE=NAME (e.g. SkylakeX: "
                          "AVX-512 kernels where OpenBLAS would pick Haswell's)")
+    ap.add_argument("--zoo", action="store_true",
+                    help="per architecture of the zoo (ZOO_BENCH): hfc-eval vs PyTorch CPU and ONNX "
+                         "Runtime, one line each (default 1,000 images, 1 rep)")
+    ap.add_argument("--zoo-models", default="", help="comma-separated subset of the zoo's names")
     args = ap.parse_args()
+    if args.zoo and "--images" not in sys.argv:
+        args.images = 1000
+    if args.zoo and "--reps" not in sys.argv:
+        args.reps = 1
     # Only hfc-eval's side gets the setting: in this process it would reach
     # PyTorch's BLAS too (measured: PyTorch took 3.5x as long here).
     child_env = dict(os.environ)
@@ -117,6 +236,11 @@ def main():
     n = len(labels)
     print(f"machine: {os.cpu_count()} CPUs, {args.threads} threads; torch {torch.__version__}; "
           f"{n} images ({source}); model {os.path.basename(args.model)}; {args.reps} reps, medians")
+
+    if args.zoo:
+        peak = json.loads(subprocess.run([parts_bin, "--sgemm", str(args.threads)], check=True,
+                                         capture_output=True, text=True, env=child_env).stdout)
+        return zoo_bench(args, hfc, child_env, images, labels, data_path, peak["sgemm_peak_gflops"])
 
     # (a) end to end
     cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
@@ -215,6 +339,26 @@ def main():
     print(f"--bn-stats batch (BatchNorm not folded, groups of 100): {statistics.median(t_bat):.2f} s "
           f"vs running statistics {statistics.median(t_run):.2f} s: "
           f"{statistics.median(t_bat) / statistics.median(t_run):.2f}x the time")
+    # (g) the Fourier heat map: 514 pairs x images forward passes; (h) TwoNN per layer
+    hk = min(n, 100)
+    hcmd = [hfc, "heatmap", "--eps", "4", "--threads", str(args.threads), "--data", data_path,
+            "--limit", str(hk), args.model]
+    t_h = [median_time(lambda: subprocess.run(hcmd, check=True, capture_output=True, env=child_env), 1)
+           for _ in range(args.reps)]
+    th = statistics.median(t_h)
+    print(f"heatmap on {hk} images (514 mirror pairs, {514 * hk + hk} forward passes): {th:.2f} s, "
+          f"{(514 * hk + hk) / th:.0f} forward passes/s; a full map on 1,000 images: about "
+          f"{th * 1000 / hk / 60:.1f} min")
+    ik = min(n, 2000)
+    icmd = [hfc, "id", "--threads", str(args.threads), "--data", data_path, "--limit", str(ik), args.model]
+    t_i, layers = [], []
+    for _ in range(args.reps):
+        t_i.append(median_time(lambda: layers.append(subprocess.run(
+            icmd, check=True, capture_output=True, env=child_env).stdout), 1))
+    rows = [json.loads(l) for l in layers[0].splitlines()]
+    dims = sum(r["dim"] for r in rows)
+    print(f"id (TwoNN, 5 resamples) on {ik} images, {len(rows)} block outputs ({dims} dimensions in all): "
+          f"{statistics.median(t_i):.2f} s")
     sweep_split = parts["sweep_split_s"]
     sweep_total = sweep_split + 17 * parts["engine_forward_s"]
     print(f"8-radius sweep (2, 4, ..., 16): split {sweep_split * 1e3:.0f} ms, "
