@@ -424,27 +424,20 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                           hfc_error *err)
 {
     *action = HFC_CLI_RUN;
+    /* The subcommand, if the first argument names one. */
+    static const struct {
+        const char *name;
+        hfc_command command;
+    } SUBCOMMANDS[] = {{"compare", HFC_CMD_COMPARE}, {"merge", HFC_CMD_MERGE},
+                       {"attack", HFC_CMD_ATTACK},   {"margin", HFC_CMD_MARGIN},
+                       {"heatmap", HFC_CMD_HEATMAP}, {"id", HFC_CMD_ID}};
     int i = 1;
-    if (argc > 1 && !strcmp(argv[1], "compare")) {
-        o->command = HFC_CMD_COMPARE;
-        o->table = 1;
-        i = 2;
-    } else if (argc > 1 && !strcmp(argv[1], "merge")) {
-        o->command = HFC_CMD_MERGE;
-        i = 2;
-    } else if (argc > 1 && !strcmp(argv[1], "attack")) {
-        o->command = HFC_CMD_ATTACK;
-        i = 2;
-    } else if (argc > 1 && !strcmp(argv[1], "margin")) {
-        o->command = HFC_CMD_MARGIN;
-        i = 2;
-    } else if (argc > 1 && !strcmp(argv[1], "heatmap")) {
-        o->command = HFC_CMD_HEATMAP;
-        i = 2;
-    } else if (argc > 1 && !strcmp(argv[1], "id")) {
-        o->command = HFC_CMD_ID;
-        i = 2;
-    }
+    for (size_t k = 0; argc > 1 && k < sizeof SUBCOMMANDS / sizeof *SUBCOMMANDS; k++)
+        if (!strcmp(argv[1], SUBCOMMANDS[k].name)) {
+            o->command = SUBCOMMANDS[k].command;
+            o->table = o->command == HFC_CMD_COMPARE;
+            i = 2;
+        }
     int steps_given = 0, attack_option = 0, margin_option = 0;
     for (; i < argc; i++) {
         const char *a = argv[i];

@@ -11,7 +11,8 @@
  *                    dilation and a multiple of 16 output channels runs
  *                    Winograd F(4x4, 3x3) when it is 3x3, stride 1, padding
  *                    1, with output sides multiples of 4 and >= 16 input
- *                    channels, else the direct kernel; other plain convs run
+ *                    channels, else the direct kernel, except on maps of
+ *                    under 16 pixels with many weights; other plain convs run
  *                    im2col + SGEMM, grouped and dilated ones a portable
  *                    direct loop (engine_ops.c)
  *   plan_fusion      which nodes need no step of their own:
@@ -288,6 +289,13 @@ static void plan_readers(const hfc_model *m, node_plan *P)
     P[m->output].readers++;  /* the logits are read after the run */
 }
 
+/* A conv whose output has fewer than 16 pixels (VGG's 2x2 and 1x1 maps) and
+ * at least this many weights runs im2col + SGEMM even where the AVX-512
+ * kernels apply: they stream every weight for every image, and at 2x2 that
+ * is 4 multiply-adds per weight read (measured on VGG-11's 512-channel
+ * convs, 1,000 images: see the README's speed notes). */
+#define SMALL_MAP_GEMM_WEIGHTS 65536.0
+
 static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
 {
     int avx512 = hfc_conv_avx512_supported() && choice != HFC_CONV_GEMM;
@@ -301,6 +309,10 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
             P[i].path = CONV_GROUPED;
         else if (!avx512 || nd->out.c % 16)
             P[i].path = CONV_GEMM;
+        else if (nd->out.h * nd->out.w < 16 &&
+                 (double)in.c * nd->kh * nd->kw * nd->out.c >= SMALL_MAP_GEMM_WEIGHTS)
+            P[i].path = CONV_GEMM; /* few pixels per weight: one GEMM per group reads the
+                                      weights once for all its images */
         else if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 &&
                  nd->ph == 1 && nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 &&
                  in.c >= 16)

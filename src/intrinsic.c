@@ -78,25 +78,16 @@ static double twonn_subset(const float *x, size_t dim, const float *d2, size_t n
             if (j == i)
                 continue;
             float v = d2[i * n + j];
-            if (c < CANDIDATES) {
-                int p = c++;
-                while (p > 0 && cd[p - 1] > v) {
-                    cd[p] = cd[p - 1];
-                    cand[p] = cand[p - 1];
-                    p--;
-                }
-                cd[p] = v;
-                cand[p] = j;
-            } else if (v < cd[CANDIDATES - 1]) {
-                int p = CANDIDATES - 1;
-                while (p > 0 && cd[p - 1] > v) {
-                    cd[p] = cd[p - 1];
-                    cand[p] = cand[p - 1];
-                    p--;
-                }
-                cd[p] = v;
-                cand[p] = j;
+            if (c == CANDIDATES && !(v < cd[CANDIDATES - 1]))
+                continue;
+            int p = c < CANDIDATES ? c++ : CANDIDATES - 1; /* insert, dropping the last if full */
+            while (p > 0 && cd[p - 1] > v) {
+                cd[p] = cd[p - 1];
+                cand[p] = cand[p - 1];
+                p--;
             }
+            cd[p] = v;
+            cand[p] = j;
         }
         double r1 = INFINITY, r2 = INFINITY;
         for (int k = 0; k < c; k++) {
