@@ -58,6 +58,15 @@ void backward_conv2d(const step_back *r)
     const float *w = r->s->w; /* (cout, kh, kw, cin / groups) */
     const hfc_tensor *dy = &r->dy;
     hfc_tensor dx = r->dx[0];
+    if (r->s->back != CONV_GEMM) { /* dx += conv(dy, flipped W): plan_backward_convs */
+        hfc_conv_extras ex = {NULL, NULL, NULL, 0, dx.data, 0};
+        if (r->s->back == CONV_WINOGRAD)
+            hfc_conv2d_winograd(dy, r->s->wt_back, r->s->chunk, &ex, r->ws->col, &dx);
+        else
+            hfc_conv2d_direct(dy, r->s->wt_back, nd->kh, nd->kw, 1, 1, nd->ph, nd->pw, &ex,
+                              r->ws->col, &dx);
+        return;
+    }
     if (nd->groups == 1 && nd->dh == 1 && nd->dw == 1) {
         /* dcol (pixels, K) = dy (pixels, cout) W (cout, K), then back to the image */
         const int k = nd->kh * nd->kw * dx.c;

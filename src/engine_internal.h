@@ -22,6 +22,10 @@ typedef struct {
     const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
     int in_relu;           /* ... followed by a ReLU */
     const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
+    conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im), or as
+                              the forward conv of dy with the flipped kernel (stride 1,
+                              'same' padding): CONV_WINOGRAD or CONV_DIRECT with... */
+    const float *wt_back;  /* ... these weights */
 } step;
 
 typedef struct {
@@ -46,6 +50,7 @@ struct hfc_engine {
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     float *transposed;    /* the AVX-512 convs' wt, one allocation */
+    float *back_weights;  /* gradients: the backward convs' wt_back, one allocation */
     int threads;
     workspace *ws;        /* (threads) */
     double macs;          /* multiply-adds per image */

@@ -108,8 +108,12 @@ static void forward_conv2d(const step_run *r)
                    r->ws->col, &y);
         break;
     case CONV_GROUPED:
-        hfc_conv2d_grouped(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
-                           nd->dh, nd->dw, nd->groups, s->relu, &y);
+        if (s->wt) /* depthwise, weights as (kh, kw, channels) */
+            hfc_conv2d_depthwise(&r->x[0], s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
+                                 nd->pw, nd->dh, nd->dw, s->relu, &y);
+        else
+            hfc_conv2d_grouped(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
+                               nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
         break;
     }
 }
@@ -535,6 +539,86 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
 
 /* The AVX-512 convs' weights in their own layouts, the group size, and the
  * scratch (col) the convs need. */
+/* plan_backward_convs (gradient engines): a stride-1 conv with 'same'
+ * padding has dx = conv(dy, W') with W'[ci][ky][kx][co] = W[co][kh-1-ky][kw-1-kx][ci]
+ * and the same padding, so its backward runs on the forward's AVX-512
+ * kernels (Winograd where the forward's conditions hold with the channels
+ * swapped, else direct), adding into dx through the kernels' residual. */
+static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    size_t total = 0;
+    int avx512 = hfc_conv_avx512_supported() && choice != HFC_CONV_GEMM;
+    for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
+        float *at = e->back_weights;
+        for (int k = 0; k < e->n_steps; k++) {
+            step *cs = &e->steps[k];
+            const hfc_node *nd = cs->node;
+            if (nd->op != HFC_OP_CONV2D)
+                continue;
+            const int cin = m->nodes[nd->in[0]].out.c, cout = nd->out.c;
+            if (pass == 0) {
+                cs->back = CONV_GEMM;
+                if (!avx512 || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
+                    nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
+                    nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2 || cin % 16)
+                    continue;
+                int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
+                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16;
+                cs->back = wino ? CONV_WINOGRAD : CONV_DIRECT;
+                total += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
+                size_t need = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
+                                                                 cs->chunk ? cs->chunk : 1)
+                                   : (size_t)(nd->out.h + 2 * nd->ph) * (nd->out.w + 2 * nd->pw) *
+                                         cout;
+                e->col_floats = need > e->col_floats ? need : e->col_floats;
+                continue;
+            }
+            if (cs->back == CONV_GEMM)
+                continue;
+            const int kh = nd->kh, kw = nd->kw;
+            const float *w = cs->w; /* (cout, kh, kw, cin) */
+            if (cs->back == CONV_WINOGRAD) {
+                float *flipped = malloc((size_t)cin * kh * kw * cout * sizeof *flipped);
+                if (!flipped)
+                    return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+                for (int ci = 0; ci < cin; ci++) /* (cin, kh, kw, cout) */
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++)
+                            for (int co = 0; co < cout; co++)
+                                flipped[((size_t)(ci * kh + ky) * kw + kx) * cout + co] =
+                                    w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
+                hfc_winograd_weights(flipped, cout, cin, at);
+                free(flipped);
+                if (!cs->chunk)
+                    cs->chunk = 1;
+                cs->wt_back = at;
+                at += 36 * (size_t)cin * cout;
+            } else { /* direct: (kh * kw * cout, cin) */
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++)
+                        for (int co = 0; co < cout; co++)
+                            for (int ci = 0; ci < cin; ci++)
+                                at[((size_t)(ky * kw + kx) * cout + co) * cin + ci] =
+                                    w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
+                cs->wt_back = at;
+                at += (size_t)kh * kw * cout * cin;
+            }
+        }
+        if (pass == 0 && total && !(e->back_weights = malloc(total * sizeof(float))))
+            return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    }
+    return HFC_OK;
+}
+
+/* A depthwise conv: one input and one output channel per group. */
+static int is_depthwise(const hfc_model *m, const step *cs)
+{
+    const hfc_node *nd = cs->node;
+    return cs->path == CONV_GROUPED && nd->groups == nd->out.c &&
+           nd->groups == m->nodes[nd->in[0]].out.c;
+}
+
 static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
 {
     const hfc_model *m = e->model;
@@ -546,8 +630,8 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (nd->op != HFC_OP_CONV2D)
             continue;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-        if (cs->path == CONV_DIRECT) {
-            nt += cin * nd->kh * nd->kw * nd->out.c;
+        if (cs->path == CONV_DIRECT || is_depthwise(m, cs)) {
+            nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
         } else if (cs->path == CONV_WINOGRAD) {
             nt += 36 * cin * nd->out.c;
         } else if (cs->path == CONV_GEMM) {
@@ -574,10 +658,20 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
-        if (nd->op != HFC_OP_CONV2D || (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD))
+        if (nd->op != HFC_OP_CONV2D ||
+            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && !is_depthwise(m, cs)))
             continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
         size_t kk = (size_t)in.c * nd->kh * nd->kw;
+        if (is_depthwise(m, cs)) { /* (c, kh, kw) -> (kh, kw, c) */
+            size_t taps = (size_t)nd->kh * nd->kw;
+            for (int c = 0; c < nd->out.c; c++)
+                for (size_t t = 0; t < taps; t++)
+                    wt[t * nd->out.c + c] = cs->w[c * taps + t];
+            cs->wt = wt;
+            wt += taps * nd->out.c;
+            continue;
+        }
         if (cs->path == CONV_DIRECT) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
@@ -643,6 +737,8 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     hfc_status st = plan_steps(e, P, err);
     if (!st)
         st = plan_conv_weights(e, err);
+    if (!st && e->gradients)
+        st = plan_backward_convs(e, opt->conv, err);
     if (!st)
         st = plan_workspaces(e, opt->threads, err);
     free(P);
@@ -669,6 +765,7 @@ void hfc_engine_free(hfc_engine *e)
     free(e->steps);
     free(e->folded);
     free(e->transposed);
+    free(e->back_weights);
     free(e);
 }
 
