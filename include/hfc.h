@@ -242,11 +242,14 @@ hfc_status hfc_model_smooth_first_conv(hfc_model *m, double rho, hfc_error *err)
 
 /* ---------------------------------------------------------------- engine */
 
-/* Images run together through each layer (one GEMM per conv for the group).
- * Groups are cut at multiples of this from the first image a forward call
- * gets, and threads take whole groups, so a result never depends on the
- * thread count; callers that stream batches whose sizes are multiples of it
- * get results that do not depend on the batch size either. */
+/* Images run together through each layer (one GEMM per conv for the group):
+ * HFC_ENGINE_GROUP, half of it when no conv needs im2col, twice it for
+ * models with small maps (src/engine_run.c, plan_conv_weights; the
+ * engine's is hfc_engine_group). Groups are cut at multiples of it from the
+ * first image a forward call gets, and threads take whole groups, so a
+ * result never depends on the thread count; callers that stream batches
+ * whose sizes are multiples of it (hfc_engines_batch) get results that do
+ * not depend on the batch size either. */
 #define HFC_ENGINE_GROUP 8
 
 /* Run-time state for one model: fused plan, per-thread buffers. */
