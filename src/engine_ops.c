@@ -287,40 +287,18 @@ void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y)
     }
 }
 
-void hfc_conv2d_depthwise(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                          int sh, int sw, int ph, int pw, int dh, int dw, int relu, hfc_tensor *y)
+/* One tap (ky, kx) of a depthwise conv at one pixel: channels contiguous in
+ * in, wk (weights as (kh, kw, c)) and out, so the loop vectorises. */
+static void depthwise_tap(const float *restrict in, const float *restrict wk, int c,
+                          float *restrict out)
 {
-    const int C = y->c;
-    for (int img = 0; img < y->n; img++)
-        for (int oy = 0; oy < y->h; oy++)
-            for (int ox = 0; ox < y->w; ox++) {
-                float *restrict out = y->data + (((size_t)img * y->h + oy) * y->w + ox) * C;
-                for (int c = 0; c < C; c++)
-                    out[c] = bias ? bias[c] : 0.0f;
-                for (int ky = 0; ky < kh; ky++) {
-                    int iy = oy * sh - ph + ky * dh;
-                    if (iy < 0 || iy >= x->h)
-                        continue;
-                    for (int kx = 0; kx < kw; kx++) {
-                        int ix = ox * sw - pw + kx * dw;
-                        if (ix < 0 || ix >= x->w)
-                            continue;
-                        const float *restrict in =
-                            x->data + (((size_t)img * x->h + iy) * x->w + ix) * C;
-                        const float *restrict wk = wt + (size_t)(ky * kw + kx) * C;
-                        for (int c = 0; c < C; c++) /* channels contiguous: vectorised */
-                            out[c] += in[c] * wk[c];
-                    }
-                }
-                if (relu)
-                    for (int c = 0; c < C; c++)
-                        out[c] = out[c] > 0.0f ? out[c] : 0.0f;
-            }
+    for (int k = 0; k < c; k++)
+        out[k] += in[k] * wk[k];
 }
 
-void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
-                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, int relu,
-                        hfc_tensor *y)
+void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, const float *bias,
+                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                        int relu, hfc_tensor *y)
 {
     const int cin_g = x->c / groups, cout_g = y->c / groups;
     for (int img = 0; img < y->n; img++)
@@ -338,6 +316,10 @@ void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *bias, 
                         if (ix < 0 || ix >= x->w)
                             continue;
                         const float *in = x->data + (((size_t)img * x->h + iy) * x->w + ix) * x->c;
+                        if (wt) {
+                            depthwise_tap(in, wt + (size_t)(ky * kw + kx) * y->c, y->c, out);
+                            continue;
+                        }
                         for (int o = 0; o < y->c; o++) {
                             const float *wo = w + (((size_t)o * kh + ky) * kw + kx) * cin_g;
                             const float *ig = in + (size_t)(o / cout_g) * cin_g;

@@ -89,13 +89,11 @@ void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y);
 /* Any convolution: groups (x.c and y.c divisible by them; depthwise when
  * groups = x.c), dilation dh, dw, zero padding, by direct loops over NHWC
  * (no scratch). w is (y.c, kh, kw, x.c/groups); bias may be NULL. */
-void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
-                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, int relu,
-                        hfc_tensor *y);
-/* The same for a depthwise conv (groups = x.c = y.c) with its weights
- * transposed to (kh, kw, c), so that the loop over channels is contiguous. */
-void hfc_conv2d_depthwise(const hfc_tensor *x, const float *wt, const float *bias, int kh, int kw,
-                          int sh, int sw, int ph, int pw, int dh, int dw, int relu, hfc_tensor *y);
+/* wt: NULL, or for a depthwise conv (groups = x.c = y.c) its weights as
+ * (kh, kw, c), used instead of w so that the loop over channels is contiguous. */
+void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, const float *bias,
+                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                        int relu, hfc_tensor *y);
 /* Max (is_max) or average pooling, PyTorch's semantics (floor mode). */
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
                 int count_include_pad, hfc_tensor *y);

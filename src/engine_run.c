@@ -108,12 +108,8 @@ static void forward_conv2d(const step_run *r)
                    r->ws->col, &y);
         break;
     case CONV_GROUPED:
-        if (s->wt) /* depthwise, weights as (kh, kw, channels) */
-            hfc_conv2d_depthwise(&r->x[0], s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
-                                 nd->pw, nd->dh, nd->dw, s->relu, &y);
-        else
-            hfc_conv2d_grouped(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
-                               nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
+        hfc_conv2d_grouped(&r->x[0], s->w, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
+                           nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
         break;
     }
 }
