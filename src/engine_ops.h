@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "hfc.h" /* hfc_op */
+
 /* A group of activations: n images of c channels, h x w pixels, stored
  * NHWC, (n, h, w, c) row-major: data[((b*h + y)*w + x)*c + ch]. Borrowed. */
 typedef struct {
@@ -72,8 +74,9 @@ void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift
  * y = (x - mean) / sqrt(var + eps) * gamma + beta (gamma, beta may be NULL). */
 void hfc_batchnorm_batch(const hfc_tensor *x, const float *gamma, const float *beta, float eps,
                          int relu, hfc_tensor *y);
-/* y = f(x) elementwise */
-void hfc_unary(const hfc_tensor *x, float (*f)(float), hfc_tensor *y);
+/* y = f(x) elementwise, f the HFC_UNARY row's function of op; x and y
+ * are distinct buffers */
+void hfc_unary(const hfc_tensor *x, hfc_op op, hfc_tensor *y);
 /* y = x * scale + shift, scalars */
 void hfc_affine(const hfc_tensor *x, float scale, float shift, hfc_tensor *y);
 /* y = a + b (is_mul 0) or a * b (1), then max(., 0) if relu; a or b may be

@@ -124,19 +124,10 @@ static void forward_batchnorm(const step_run *r)
         hfc_scale_shift(&r->x[0], r->s->w, r->s->b, r->s->relu, &y);
 }
 
-/* The HFC_UNARY rows' functions, by op. */
-static float (*const UNARY[HFC_OP_COUNT])(float) = {
-#define HFC_LAYER(E, name, inputs, cost, since)
-#define HFC_UNARY(E, name, since) [HFC_OP_##E] = hfc_act_##name,
-#include "hfc_layers.def"
-#undef HFC_LAYER
-#undef HFC_UNARY
-};
-
 static void forward_unary(const step_run *r)
 {
     hfc_tensor y = r->y;
-    hfc_unary(&r->x[0], UNARY[r->s->op], &y);
+    hfc_unary(&r->x[0], r->s->op, &y);
 }
 
 static void forward_affine(const step_run *r)
