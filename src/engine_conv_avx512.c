@@ -327,3 +327,75 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
         }
     }
 }
+
+/* Grouped convs with g input and g output channels per group, g dividing 16
+ * (depthwise: g = 1; RegNetX: 8). A block of 16 output channels reads the
+ * same 16 input channels, whole groups of them, so one vector load per input
+ * pixel serves the block: output lane o needs input lane o - o % g + j for
+ * the group's j-th channel, one permute. Up to PIX_BLOCK output pixels of a
+ * row share each weight vector; a tap outside the image reads zeros. Per
+ * output value the sum runs over taps (ky, kx) then j, whatever the image,
+ * block or thread. */
+#define PIX_BLOCK 8
+
+AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh,
+                                      int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                      const float *bias, int relu, hfc_tensor *y)
+{
+    const int c = y->c, blocks = (c + 15) / 16;
+    const __mmask16 tail = c % 16 ? (__mmask16)((1u << (c % 16)) - 1) : 0xFFFF;
+    __m512i lanes[16];
+    for (int j = 0; j < g; j++) {
+        int idx[16];
+        for (int l = 0; l < 16; l++)
+            idx[l] = l - l % g + j;
+        lanes[j] = _mm512_loadu_si512(idx);
+    }
+    for (int img = 0; img < y->n; img++)
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox0 = 0; ox0 < y->w; ox0 += PIX_BLOCK) {
+                const int np = y->w - ox0 < PIX_BLOCK ? y->w - ox0 : PIX_BLOCK;
+                for (int cb = 0; cb < blocks; cb++) {
+                    const __mmask16 mk = cb == blocks - 1 ? tail : 0xFFFF;
+                    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * cb)
+                                           : _mm512_setzero_ps();
+                    __m512 acc[PIX_BLOCK], in[PIX_BLOCK];
+                    for (int p = 0; p < PIX_BLOCK; p++)
+                        acc[p] = b0;
+                    for (int ky = 0; ky < kh; ky++) {
+                        const int iy = oy * sh - ph + ky * dh;
+                        if (iy < 0 || iy >= x->h)
+                            continue;
+                        const float *row = x->data + ((size_t)img * x->h + iy) * x->w * c + 16 * cb;
+                        for (int kx = 0; kx < kw; kx++) {
+                            const float *w = wt + (size_t)(ky * kw + kx) * g * c + 16 * cb;
+                            for (int p = 0; p < np; p++) {
+                                const int ix = (ox0 + p) * sw - pw + kx * dw;
+                                const int inside = ix >= 0 && ix < x->w;
+                                in[p] = _mm512_maskz_loadu_ps(inside ? mk : 0,
+                                                              inside ? row + (size_t)ix * c : row);
+                            }
+                            if (g == 1) {
+                                const __m512 wv = _mm512_maskz_loadu_ps(mk, w);
+                                for (int p = 0; p < np; p++)
+                                    acc[p] = _mm512_fmadd_ps(in[p], wv, acc[p]);
+                                continue;
+                            }
+                            for (int j = 0; j < g; j++) {
+                                const __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)j * c);
+                                for (int p = 0; p < np; p++)
+                                    acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes[j], in[p]),
+                                                             wv, acc[p]);
+                            }
+                        }
+                    }
+                    float *out = y->data + (((size_t)img * y->h + oy) * y->w + ox0) * c + 16 * cb;
+                    for (int p = 0; p < np; p++) {
+                        __m512 v = acc[p];
+                        if (relu)
+                            v = _mm512_max_ps(v, _mm512_setzero_ps());
+                        _mm512_mask_storeu_ps(out + (size_t)p * c, mk, v);
+                    }
+                }
+            }
+}

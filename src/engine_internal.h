@@ -6,7 +6,14 @@
 #include "engine_ops.h"
 #include "hfc.h"
 
-typedef enum { CONV_GEMM, CONV_DIRECT, CONV_WINOGRAD, CONV_GROUPED } conv_path;
+/* How a conv runs (engine_run.c, plan_conv_paths; docs/speed.md has the table). */
+typedef enum {
+    CONV_GEMM,         /* im2col + SGEMM, any CPU */
+    CONV_DIRECT,       /* AVX-512 direct kernel */
+    CONV_WINOGRAD,     /* AVX-512 Winograd F(4x4, 3x3) */
+    CONV_GROUPED,      /* grouped or dilated, portable loops */
+    CONV_SMALL_GROUPS  /* groups of g in and g out channels, g | 16, AVX-512 */
+} conv_path;
 
 typedef struct {
     const hfc_node *node;  /* attributes and shapes */
@@ -21,7 +28,8 @@ typedef struct {
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
     const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
     int in_relu;           /* ... followed by a ReLU */
-    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed */
+    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed;
+                              CONV_SMALL_GROUPS, depthwise CONV_GROUPED: (kh, kw, g, c) */
     conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im), or as
                               the forward conv of dy with the flipped kernel (stride 1,
                               'same' padding): CONV_WINOGRAD or CONV_DIRECT with... */

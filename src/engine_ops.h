@@ -97,6 +97,13 @@ void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y);
 void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, const float *bias,
                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                         int relu, hfc_tensor *y);
+/* The same for groups of g input and g output channels, g dividing 16, on
+ * AVX-512F (engine_conv_avx512.c); wt is W as (kh, kw, g, c):
+ * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise
+ * layout above). */
+void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh, int kw,
+                               int sh, int sw, int ph, int pw, int dh, int dw, const float *bias,
+                               int relu, hfc_tensor *y);
 /* Max (is_max) or average pooling, PyTorch's semantics (floor mode). */
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
                 int count_include_pad, hfc_tensor *y);

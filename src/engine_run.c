@@ -111,6 +111,10 @@ static void forward_conv2d(const step_run *r)
         hfc_conv2d_grouped(&r->x[0], s->w, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
                            nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
         break;
+    case CONV_SMALL_GROUPS:
+        hfc_conv2d_grouped_avx512(&r->x[0], s->wt, r->x[0].c / nd->groups, nd->kh, nd->kw, nd->sh,
+                                  nd->sw, nd->ph, nd->pw, nd->dh, nd->dw, s->b, s->relu, &y);
+        break;
     }
 }
 
@@ -299,8 +303,10 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
         if (nd->op != HFC_OP_CONV2D)
             continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
+        const int g = in.c / nd->groups;
         if (nd->groups != 1 || nd->dh != 1 || nd->dw != 1)
-            P[i].path = CONV_GROUPED;
+            P[i].path = avx512 && g == nd->out.c / nd->groups && 16 % g == 0 ? CONV_SMALL_GROUPS
+                                                                             : CONV_GROUPED;
         else if (!avx512 || nd->out.c % 16)
             P[i].path = CONV_GEMM;
         else if (nd->out.h * nd->out.w < 16 &&
@@ -601,12 +607,15 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
     return HFC_OK;
 }
 
-/* A depthwise conv: one input and one output channel per group. */
-static int is_depthwise(const hfc_model *m, const step *cs)
+/* Convs whose weights go to (kh, kw, g, c): the small-group kernel's, and
+ * the portable loop's depthwise ones (one input and one output channel per
+ * group). */
+static int groups_layout(const hfc_model *m, const step *cs)
 {
     const hfc_node *nd = cs->node;
-    return cs->path == CONV_GROUPED && nd->groups == nd->out.c &&
-           nd->groups == m->nodes[nd->in[0]].out.c;
+    return cs->path == CONV_SMALL_GROUPS ||
+           (cs->path == CONV_GROUPED && nd->groups == nd->out.c &&
+            nd->groups == m->nodes[nd->in[0]].out.c);
 }
 
 static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
@@ -622,7 +631,7 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             continue;
         small_map |= nd->out.h * nd->out.w <= 16;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-        if (cs->path == CONV_DIRECT || is_depthwise(m, cs)) {
+        if (cs->path == CONV_DIRECT || groups_layout(m, cs)) {
             nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
         } else if (cs->path == CONV_WINOGRAD) {
             nt += 36 * cin * nd->out.c;
@@ -658,17 +667,18 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D ||
-            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && !is_depthwise(m, cs)))
+            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && !groups_layout(m, cs)))
             continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
         size_t kk = (size_t)in.c * nd->kh * nd->kw;
-        if (is_depthwise(m, cs)) { /* (c, kh, kw) -> (kh, kw, c) */
-            size_t taps = (size_t)nd->kh * nd->kw;
+        if (groups_layout(m, cs)) { /* (c, kh, kw, g) -> (kh, kw, g, c) */
+            const size_t taps = (size_t)nd->kh * nd->kw, g = (size_t)in.c / nd->groups;
             for (int c = 0; c < nd->out.c; c++)
                 for (size_t t = 0; t < taps; t++)
-                    wt[t * nd->out.c + c] = cs->w[c * taps + t];
+                    for (size_t j = 0; j < g; j++)
+                        wt[(t * g + j) * nd->out.c + c] = cs->w[(c * taps + t) * g + j];
             cs->wt = wt;
-            wt += taps * nd->out.c;
+            wt += taps * g * nd->out.c;
             continue;
         }
         if (cs->path == CONV_DIRECT) {
