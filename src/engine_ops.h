@@ -27,8 +27,10 @@ static inline size_t hfc_tensor_size(const hfc_tensor *t)
 void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
                 int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y);
 /* engine_conv_avx512.c: the same convolution without im2col or BLAS, on a
- * CPU with AVX-512F (1 from hfc_conv_avx512_supported). y.c must be a
- * multiple of 16. Results differ from hfc_conv2d's by rounding only. */
+ * CPU with AVX-512F (1 from hfc_conv_avx512_supported); the direct one
+ * takes any y.c (a last block of fewer than 16 channels is masked),
+ * Winograd a multiple of 16. Results differ from hfc_conv2d's by rounding
+ * only. */
 int hfc_conv_avx512_supported(void);
 /* What these convs do besides the convolution (engine_run.c decides at
  * planning):

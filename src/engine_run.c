@@ -307,7 +307,7 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
         if (nd->groups != 1 || nd->dh != 1 || nd->dw != 1)
             P[i].path = avx512 && g == nd->out.c / nd->groups && 16 % g == 0 ? CONV_SMALL_GROUPS
                                                                              : CONV_GROUPED;
-        else if (!avx512 || nd->out.c % 16)
+        else if (!avx512)
             P[i].path = CONV_GEMM;
         else if (nd->out.h * nd->out.w < 16 &&
                  (double)in.c * nd->kh * nd->kw * nd->out.c >= SMALL_MAP_GEMM_WEIGHTS)
@@ -315,7 +315,7 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
                                       weights once for all its images */
         else if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 &&
                  nd->ph == 1 && nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 &&
-                 in.c >= 16)
+                 in.c >= 16 && nd->out.c % 16 == 0)
             P[i].path = CONV_WINOGRAD;
         else
             P[i].path = CONV_DIRECT;
