@@ -32,28 +32,26 @@ int hfc_conv_avx512_supported(void)
 /* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
  *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
  * then max(., 0) if relu; res (NULL or laid out like out) is a residual.
- * The last 16 columns are those of mask `last` (0xffff: all; the others are
- * neither read nor written). Per value of A: one broadcast and NB fused
- * multiply-adds into registers. */
+ * MASKED (with NB = 1): only the columns of mask `last` are read and
+ * written, for a last block of fewer than 16. Per value of A: one broadcast
+ * and NB fused multiply-adds into registers. */
 AVX512 __attribute__((always_inline)) static inline void
 gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b, int ldb,
           const float *bias, const float *res, int relu, float *out, int ldo, __mmask16 last,
-          const int R, const int NB)
+          const int R, const int NB, const int MASKED)
 {
+#define LOAD(p) (MASKED ? _mm512_maskz_loadu_ps(last, p) : _mm512_loadu_ps(p))
     __m512 acc[16][4];
-    __mmask16 mk[4];
-    for (int j = 0; j < NB; j++)
-        mk[j] = j == NB - 1 ? last : 0xffff;
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++)
-            acc[r][j] = bias ? _mm512_maskz_loadu_ps(mk[j], bias + 16 * j) : _mm512_setzero_ps();
+            acc[r][j] = bias ? LOAD(bias + 16 * j) : _mm512_setzero_ps();
     for (int ky = 0; ky < kh; ky++) {
         const float *ar = a + ky * row;
         const float *br = b + (size_t)ky * kwc * ldb;
         for (int t = 0; t < kwc; t++) {
             __m512 w[4];
             for (int j = 0; j < NB; j++)
-                w[j] = _mm512_maskz_loadu_ps(mk[j], br + (size_t)t * ldb + 16 * j);
+                w[j] = LOAD(br + (size_t)t * ldb + 16 * j);
             for (int r = 0; r < R; r++) {
                 __m512 v = _mm512_set1_ps(ar[r * pix + t]);
                 for (int j = 0; j < NB; j++)
@@ -65,45 +63,59 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
         for (int j = 0; j < NB; j++) {
             __m512 v = acc[r][j];
             if (res)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk[j], res + (size_t)r * ldo + 16 * j));
+                v = _mm512_add_ps(v, LOAD(res + (size_t)r * ldo + 16 * j));
             if (relu)
                 v = _mm512_max_ps(v, _mm512_setzero_ps());
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * j, mk[j], v);
+            if (MASKED)
+                _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * j, last, v);
+            else
+                _mm512_storeu_ps(out + (size_t)r * ldo + 16 * j, v);
         }
+#undef LOAD
 }
 
 typedef void (*tile_fn)(const float *, size_t, size_t, int, int, const float *, int,
                         const float *, const float *, int, float *, int, __mmask16);
 
-/* One function per (R, NB), so that every loop above has constant bounds. */
-#define GEMM_TILE_FN(R, NB)                                                                   \
-    AVX512 static void gemm_tile_##R##_##NB(const float *a, size_t pix, size_t row, int kh,   \
-                                            int kwc, const float *b, int ldb,                 \
-                                            const float *bias, const float *res, int relu,    \
-                                            float *out, int ldo, __mmask16 last)              \
+/* One function per (R, NB, MASKED), so that every loop above has constant
+ * bounds. */
+#define GEMM_TILE_FN(R, NB, MASKED, name)                                                     \
+    AVX512 static void name(const float *a, size_t pix, size_t row, int kh, int kwc,           \
+                            const float *b, int ldb, const float *bias, const float *res,     \
+                            int relu, float *out, int ldo, __mmask16 last)                    \
     {                                                                                         \
-        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, last, R, NB);      \
+        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, last, R, NB,       \
+                  MASKED);                                                                    \
     }
-GEMM_TILE_FN(16, 1)
-GEMM_TILE_FN(8, 2)
-GEMM_TILE_FN(4, 4)
-GEMM_TILE_FN(1, 1)
-GEMM_TILE_FN(1, 2)
-GEMM_TILE_FN(1, 4)
+GEMM_TILE_FN(16, 1, 0, gemm_tile_16_1)
+GEMM_TILE_FN(8, 2, 0, gemm_tile_8_2)
+GEMM_TILE_FN(4, 4, 0, gemm_tile_4_4)
+GEMM_TILE_FN(1, 1, 0, gemm_tile_1_1)
+GEMM_TILE_FN(1, 2, 0, gemm_tile_1_2)
+GEMM_TILE_FN(1, 4, 0, gemm_tile_1_4)
+GEMM_TILE_FN(16, 1, 1, gemm_tile_16_1_masked)
+GEMM_TILE_FN(1, 1, 1, gemm_tile_1_1_masked)
 
 /* n rows of out (ldo apart; res, if any, likewise) for all `cols` columns:
  * the widest tiles first, single rows for the remainder; a last block of
- * fewer than 16 columns is masked. */
+ * fewer than 16 columns by the masked tiles. */
 static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b,
                       int cols, const float *bias, const float *res, int relu, float *out,
                       int ldo, int n)
 {
     for (int o0 = 0; o0 < cols;) {
-        const int blocks = (cols - o0 + 15) / 16, nb = blocks >= 4 ? 4 : blocks >= 2 ? 2 : 1;
-        const int r_full = 16 / nb, rest = cols - o0 - 16 * (nb - 1);
-        const __mmask16 last = rest >= 16 ? 0xffff : (__mmask16)((1u << rest) - 1);
-        tile_fn full = nb == 4 ? gemm_tile_4_4 : nb == 2 ? gemm_tile_8_2 : gemm_tile_16_1;
-        tile_fn one = nb == 4 ? gemm_tile_1_4 : nb == 2 ? gemm_tile_1_2 : gemm_tile_1_1;
+        const int left = cols - o0;
+        const int nb = left >= 64 ? 4 : left >= 32 ? 2 : 1, masked = left < 16;
+        const int r_full = 16 / nb;
+        const __mmask16 last = masked ? (__mmask16)((1u << left) - 1) : 0xffff;
+        tile_fn full = masked    ? gemm_tile_16_1_masked
+                       : nb == 4 ? gemm_tile_4_4
+                       : nb == 2 ? gemm_tile_8_2
+                                 : gemm_tile_16_1;
+        tile_fn one = masked    ? gemm_tile_1_1_masked
+                      : nb == 4 ? gemm_tile_1_4
+                      : nb == 2 ? gemm_tile_1_2
+                                : gemm_tile_1_1;
         const float *bo = bias ? bias + o0 : NULL;
         for (int r = 0; r < n;) {
             int take = n - r >= r_full ? r_full : 1;
