@@ -629,8 +629,9 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D)
             continue;
-        small_map |= nd->out.h * nd->out.w <= 16;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+        small_map |= nd->out.h * nd->out.w <= 16 &&
+                     (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= SMALL_MAP_GEMM_WEIGHTS;
         if (cs->path == CONV_DIRECT || groups_layout(m, cs)) {
             nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
         } else if (cs->path == CONV_WINOGRAD) {
@@ -649,11 +650,13 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         return hfc_fail(err, HFC_ERR_MODEL, m->path,
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
                         im2col * sizeof(float) >> 20);
-    /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) read
-     * every weight for a few rows per image: 16 images per group give their
-     * products more rows per weight read, where 16 of an image's widest value
-     * stay small (measured, 1,000 images: ResNet-18 12.2 s -> 9.7 s, VGG-11
-     * 4.9 s -> 4.1 s; ResNet-50, whose widest is 1 MB, keeps 8). */
+    /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
+     * many weights read every weight for a few rows per image: 16 images per
+     * group give their products more rows per weight read, where 16 of an
+     * image's widest value stay small (measured, 1,000 images: ResNet-18
+     * 12.2 s -> 9.7 s, VGG-11 4.9 s -> 4.1 s; ResNet-50, whose widest is
+     * 1 MB, keeps 8). The mobile nets' small convs at 4x4 gain nothing and
+     * their elementwise steps lose L2 (EfficientNet 0.75 s -> 0.66 s at 4). */
     if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
         e->group = 2 * HFC_ENGINE_GROUP;
     if (e->bn_batch) /* a group is one batch of statistics */
