@@ -22,7 +22,9 @@ typedef struct {
     int n_in;
     int in[HFC_MAX_INPUTS];/* slots read */
     int out;               /* slot written */
-    const float *w, *b;    /* conv/linear weights (folded), bn scale/shift */
+    const float *w, *b;    /* conv/linear weights (folded), bn scale/shift; NULL w: a conv
+                              whose weights live only in wt (forward-only engines) */
+    const hfc_node *fold_bn; /* ... and the BatchNorm folded into them */
     conv_path path;
     int chunk;             /* CONV_WINOGRAD: images per product */
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */

@@ -399,15 +399,32 @@ static void plan_liveness(const hfc_model *m, node_plan *P)
     P[root_of(P, m->output)].last_use = m->n_nodes;
 }
 
-/* Floats for the weights made at planning: every conv's reordered weights,
- * a bias per folded BatchNorm, scale and shift per other one. */
-static size_t folded_floats(const hfc_model *m, const node_plan *P)
+/* A conv whose reordered, folded weights are kept after planning: those
+ * of the gradient engines and of the SGEMM and portable paths. The AVX-512
+ * paths run on their own layout (wt), made from a copy that plan_conv_weights
+ * builds and drops one conv at a time: ResNet-50 would otherwise hold its 94 MB
+ * of weights three times (model, folded, wt). */
+static int keeps_folded(const hfc_engine *e, conv_path path)
 {
+    return e->gradients || !(path == CONV_DIRECT || path == CONV_WINOGRAD ||
+                             path == CONV_SMALL_GROUPS);
+}
+
+static size_t conv_weights(const hfc_model *m, const hfc_node *nd)
+{
+    return (size_t)nd->out.c * (m->nodes[nd->in[0]].out.c / nd->groups) * nd->kh * nd->kw;
+}
+
+/* Floats for the weights made at planning: the kept convs' reordered
+ * weights, a bias per folded BatchNorm, scale and shift per other one. */
+static size_t folded_floats(const hfc_engine *e, const node_plan *P)
+{
+    const hfc_model *m = e->model;
     size_t n = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
         if (nd->op == HFC_OP_CONV2D)
-            n += (size_t)nd->out.c * (m->nodes[nd->in[0]].out.c / nd->groups) * nd->kh * nd->kw;
+            n += keeps_folded(e, P[i].path) ? conv_weights(m, nd) : 0;
         else if (nd->op == HFC_OP_BATCHNORM)
             n += (P[i].fold_into >= 0 ? 1 : 2) * (size_t)nd->out.c;
     }
@@ -432,13 +449,26 @@ static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
     *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
 }
 
+/* A conv's reordered weights w (n floats, out.c rows) times the scale of
+ * BatchNorm bn, row by row. */
+static void fold_scale(const hfc_node *bn, size_t n, float *w)
+{
+    const size_t per = n / (size_t)bn->out.c;
+    for (int c = 0; c < bn->out.c; c++) {
+        float s, t;
+        bn_scale_shift(bn, c, &s, &t);
+        for (size_t k = 0; k < per; k++)
+            w[c * per + k] *= s;
+    }
+}
+
 /* A step for every node that is not an alias, in node order: its folded
  * weights and its output slot. */
 static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
 {
     const hfc_model *m = e->model;
     const int n = m->n_nodes;
-    e->folded = malloc((folded_floats(m, P) + 1) * sizeof(float));
+    e->folded = malloc((folded_floats(e, P) + 1) * sizeof(float));
     e->steps = calloc((size_t)n, sizeof *e->steps);
     int *slot_free = calloc((size_t)n, sizeof *slot_free);
     if (!e->folded || !e->steps || !slot_free) {
@@ -453,13 +483,14 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
             if (P[i].fold_into >= 0) {  /* scale the conv's reordered weights, fold the bias */
                 step *cs = &e->steps[P[P[i].fold_into].step];
                 const hfc_node *cv = cs->node;
-                size_t per = (size_t)(m->nodes[cv->in[0]].out.c / cv->groups) * cv->kh * cv->kw;
-                float *w = (float *)cs->w, *b = fw;
+                float *b = fw;
+                if (cs->w)
+                    fold_scale(nd, conv_weights(m, cv), (float *)cs->w);
+                else
+                    cs->fold_bn = nd;  /* plan_conv_weights scales its copy */
                 for (int c = 0; c < cv->out.c; c++) {
                     float s, t;
                     bn_scale_shift(nd, c, &s, &t);
-                    for (size_t k = 0; k < per; k++)
-                        w[c * per + k] *= s;
                     b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t;
                 }
                 cs->b = b;
@@ -484,11 +515,13 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
         for (int k = 0; k < nd->n_in; k++)
             s->in[k] = P[root_of(P, nd->in[k])].slot;
         if (nd->op == HFC_OP_CONV2D) {
-            int cin_g = m->nodes[nd->in[0]].out.c / nd->groups;
-            reorder_conv_weights(nd, cin_g, fw);
-            s->w = fw;
             s->path = P[i].path;
-            fw += (size_t)nd->out.c * cin_g * nd->kh * nd->kw;
+            s->w = NULL;
+            if (keeps_folded(e, s->path)) {
+                reorder_conv_weights(nd, m->nodes[nd->in[0]].out.c / nd->groups, fw);
+                s->w = fw;
+                fw += conv_weights(m, nd);
+            }
             if (P[i].residual >= 0)
                 s->residual = P[root_of(P, P[i].residual)].slot;
             for (int p = nd->in[0]; P[p].alias >= 0; p = P[p].alias)
@@ -665,6 +698,14 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
     e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
     if (nt && !e->transposed)
         return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    size_t largest = 0;  /* a copy for the convs whose folded weights are not kept */
+    for (int k = 0; k < e->n_steps; k++)
+        if (e->steps[k].node->op == HFC_OP_CONV2D && !e->steps[k].w &&
+            conv_weights(m, e->steps[k].node) > largest)
+            largest = conv_weights(m, e->steps[k].node);
+    float *copy = largest ? malloc(largest * sizeof(float)) : NULL;
+    if (largest && !copy)
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
     float *wt = e->transposed;
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
@@ -673,13 +714,20 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && !groups_layout(m, cs)))
             continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
+        const float *w = cs->w;
+        if (!w) {  /* folded as plan_steps folds the kept ones */
+            reorder_conv_weights(nd, in.c / nd->groups, copy);
+            if (cs->fold_bn)
+                fold_scale(cs->fold_bn, conv_weights(m, nd), copy);
+            w = copy;
+        }
         size_t kk = (size_t)in.c * nd->kh * nd->kw;
         if (groups_layout(m, cs)) { /* (c, kh, kw, g) -> (kh, kw, g, c) */
             const size_t taps = (size_t)nd->kh * nd->kw, g = (size_t)in.c / nd->groups;
             for (int c = 0; c < nd->out.c; c++)
                 for (size_t t = 0; t < taps; t++)
                     for (size_t j = 0; j < g; j++)
-                        wt[(t * g + j) * nd->out.c + c] = cs->w[(c * taps + t) * g + j];
+                        wt[(t * g + j) * nd->out.c + c] = w[(c * taps + t) * g + j];
             cs->wt = wt;
             wt += taps * g * nd->out.c;
             continue;
@@ -687,11 +735,11 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (cs->path == CONV_DIRECT) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
-                    wt[t * nd->out.c + o] = cs->w[o * kk + t];
+                    wt[t * nd->out.c + o] = w[o * kk + t];
             size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
             scratch = padded > scratch ? padded : scratch;
         } else {
-            hfc_winograd_weights(cs->w, in.c, nd->out.c, wt);
+            hfc_winograd_weights(w, in.c, nd->out.c, wt);
             kk = 36 * (size_t)in.c;
             int tiles = (nd->out.h / 4) * (nd->out.w / 4);
             cs->chunk = tiles >= 16 ? 1 : 16 / tiles < e->group ? 16 / tiles : e->group;
@@ -703,6 +751,7 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (scratch > e->col_floats)
             e->col_floats = scratch;
     }
+    free(copy);
     e->slot_floats *= (size_t)e->group;
     return HFC_OK;
 }
