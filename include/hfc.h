@@ -230,6 +230,12 @@ hfc_status hfc_model_load(hfc_model *m, const char *path, hfc_error *err);
  * in errors. */
 hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const char *path,
                            hfc_error *err);
+/* Once its engines are planned (they hold their own copies): hands the
+ * memory of every conv's weights back to the system but the first conv's
+ * (the kernels picture draws those), and sets those nodes' weight to NULL;
+ * hfc_engine_new refuses the model afterwards. ResNet-50 would otherwise
+ * hold its 94 MB of conv weights twice. */
+void hfc_model_release_conv_weights(hfc_model *m);
 void hfc_model_free(hfc_model *m);
 /* The paper's kernel smoothing (Eq. 3, generateSmoothKernel): every kh x kw
  * kernel of the first conv layer, per (output, input) channel pair, becomes

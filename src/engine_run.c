@@ -785,6 +785,13 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
         return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
     }
     e->model = m;
+    for (int i = 1; i < m->n_nodes; i++)
+        if (m->nodes[i].op == HFC_OP_CONV2D && !m->nodes[i].weight) {
+            hfc_engine_free(e);
+            free(P);
+            return hfc_fail(err, HFC_ERR_MODEL, m->path,
+                            "the conv weights were released (hfc_model_release_conv_weights)");
+        }
     openblas_set_num_threads(1);  /* we thread across images ourselves */
     plan_readers(m, P);
     plan_conv_paths(m, P, opt->conv);

@@ -146,6 +146,7 @@ static hfc_status load_inputs(hfc_options *o, int gradients, run_inputs *in, hfc
             hfc_model_free(m);
             return st;
         }
+        hfc_model_release_conv_weights(m); /* the engine has its own */
     }
     if ((st = hfc_dataset_load(&in->ds, o->data, o->dataset, o->set, o->limit, err)))
         return st;

@@ -13,12 +13,16 @@
  * it is used, every node's inputs must come before it (no cycles, no
  * dangling names), and every tensor's shape must be what its layer needs.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "hfc.h"
 
@@ -773,6 +777,34 @@ void hfc_model_free(hfc_model *m)
     memcpy(path, m->path, sizeof path);
     memset(m, 0, sizeof *m);
     memcpy(m->path, path, sizeof path);
+}
+
+void hfc_model_release_conv_weights(hfc_model *m)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t keep_lo = 0, keep_hi = 0; /* the first conv's weights: the pictures' */
+    for (int i = 1; i < m->n_nodes; i++) {
+        hfc_node *nd = &m->nodes[i];
+        if (nd->op != HFC_OP_CONV2D || !nd->weight)
+            continue;
+        const size_t n = (size_t)nd->out.c * (m->nodes[nd->in[0]].out.c / nd->groups) * nd->kh *
+                         nd->kw;
+        if (!keep_hi) {
+            keep_lo = (uintptr_t)nd->weight;
+            keep_hi = (uintptr_t)(nd->weight + n);
+            continue;
+        }
+        /* The whole pages inside the tensor (none of them the first conv's,
+         * should a file share tensors): their contents become zeros if ever
+         * touched again, and nothing reads them (weight is NULL). madvise's
+         * failure changes nothing. */
+        uintptr_t lo = ((uintptr_t)nd->weight + page - 1) / page * page;
+        uintptr_t hi = (uintptr_t)(nd->weight + n) / page * page;
+        if (page && hi > lo && (hi <= keep_lo || lo >= keep_hi))
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        if ((uintptr_t)nd->weight != keep_lo)
+            nd->weight = NULL;
+    }
 }
 
 /* Index into [0, n) of a symmetric ('symm') boundary: -1 -> 0, n -> n-1. */

@@ -1,8 +1,10 @@
 /* test_engine.c - logits of an exported model against PyTorch's.
  *
  *   test_engine NAME MODEL.bin INPUT.in LOGITS.out
- * passes when max |ours - torch| <= 1e-4 * max |torch| and when 1 and 2
- * threads give bit-identical logits. */
+ * passes when max |ours - torch| <= 1e-4 * max |torch|, when 1 and 2
+ * threads give bit-identical logits, and when the engine gives the same
+ * logits after the model's conv weights are released (it reads only its
+ * own copies), which no new engine accepts. */
 #include <math.h>
 
 #include "test_util.h"
@@ -46,6 +48,25 @@ int main(int argc, char **argv)
           argv[1], diff, rel, n);
     check(!memcmp(y1, y2, n * m.n_classes * 4), "%s: 1 and 2 threads give identical logits",
           argv[1]);
+    const float *first = NULL;
+    for (int i = 1; i < m.n_nodes && !first; i++)
+        if (m.nodes[i].op == HFC_OP_CONV2D)
+            first = m.nodes[i].weight;
+    hfc_model_release_conv_weights(&m);
+    hfc_engine_forward(e2, x, n, y1);
+    hfc_engine *e3 = NULL;
+    hfc_status st = hfc_engine_new(&e3, &m, &opt1, &err);
+    int convs = 0, kept = 0;
+    for (int i = 1; i < m.n_nodes; i++)
+        if (m.nodes[i].op == HFC_OP_CONV2D) {
+            convs++;
+            kept += m.nodes[i].weight != NULL && m.nodes[i].weight == first;
+        }
+    check(!memcmp(y1, y2, n * m.n_classes * 4) && (convs ? st == HFC_ERR_MODEL && !e3 : !st) &&
+              kept == (convs > 0),
+          "%s: the model's conv weights released (all but the first of %d): the engine gives "
+          "the same logits, a new engine is refused", argv[1], convs);
+    hfc_engine_free(e3);
     hfc_engine_free(e1);
     hfc_engine_free(e2);
     hfc_model_free(&m);
