@@ -26,10 +26,11 @@ all: build/hfc-eval
 # The split's v8 arithmetic (src/split.c) is written as a += b * c: let the
 # compiler make those fused multiply-adds (ISO C mode would not).
 build/split.o build/asan/split.o: CFLAGS += -ffp-contract=fast
-# The activations' loops (src/engine_ops.c, hfc_unary) clamp with
-# comparisons; without traps to keep, the compiler may turn those into
-# vector selects. Values are unchanged.
-build/engine_ops.o build/asan/engine_ops.o: CFLAGS += -fno-trapping-math
+# The activations' loops (src/engine_ops.c hfc_unary, src/engine_grad.c
+# dact_loop) clamp with comparisons; without traps to keep, the compiler may
+# turn those into vector selects. Values are unchanged.
+build/engine_ops.o build/asan/engine_ops.o build/engine_grad.o build/asan/engine_grad.o: \
+    CFLAGS += -fno-trapping-math
 
 build/%.o: src/%.c | build
 	$(CC) $(CFLAGS) -c $< -o $@
