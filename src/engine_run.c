@@ -590,10 +590,10 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
                 cs->back = CONV_GEMM;
                 if (!avx512 || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
                     nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
-                    nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2 || cin % 16)
+                    nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2)
                     continue;
                 int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
-                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16;
+                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16 && cin % 16 == 0;
                 cs->back = wino ? CONV_WINOGRAD : CONV_DIRECT;
                 total += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
                 size_t need = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
