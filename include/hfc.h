@@ -275,9 +275,11 @@ typedef struct {
                               over (N, H, W) of each run of N images, counted from
                               the first image of every forward call (the paper's
                               TF code at test time) */
-    int gradients;         /* plan for hfc_engine_input_grad too: nothing is fused or
-                              shares memory, so forward values may differ from an
-                              inference engine's by rounding, and it takes more memory */
+    int gradients;         /* plan for hfc_engine_input_grad too: every step's output
+                              is kept for the backward pass (more memory), and values
+                              may differ from an inference engine's by rounding */
+    int keep_values;       /* plan for hfc_engine_capture: nothing fused, every node's
+                              value in a buffer of its own */
 } hfc_engine_options;
 
 hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
@@ -300,7 +302,7 @@ hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_lo
                                  void *ctx, float *logits, float *dx, hfc_error *err);
 /* Forward on n images and copy node `node`'s output, (n, c*h*w) in
  * PyTorch's order, to out (node 0 is the input after preprocessing).
- * HFC_ERR_USAGE unless e was made with gradients (which keeps every value). */
+ * HFC_ERR_USAGE unless e was made with keep_values. */
 hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node, float *out,
                               hfc_error *err);
 /* The batch an experiment should stream: at most `images` (at least 1),

@@ -165,38 +165,46 @@ AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
     }
 }
 
-/* A 1x1 stride-1 conv is one product, (pixels of the whole group, cin) x
- * (cin, cout), read in place. In chunks of ROW_BLOCK pixels (their inputs
- * stay in L2 while every column block passes) and K_BLOCK input channels
- * (a block of weights, K_BLOCK x 64, stays in L1 while the chunk's pixels
- * pass); a K block after the first adds to what the earlier ones wrote, the
- * residual comes with the first and the ReLU with the last. Per output value
- * the sums run in the same order whatever the group (ResNet-50's 1x1 convs
- * read every weight once per 4 pixels without this). */
+/* The product in chunks of ROW_BLOCK rows (their values of a stay in L2
+ * while every column block passes) and K_BLOCK of k (a block of b, K_BLOCK x
+ * 64, stays in L1 while the chunk's rows pass); a K block after the first
+ * adds to what the earlier ones wrote, res comes with the first and the ReLU
+ * with the last. (ResNet-50's 1x1 convs, run as the direct conv, read every
+ * weight once per 4 pixels.) */
 #define ROW_BLOCK 256
 #define K_BLOCK 128
 
-static void conv1x1(const hfc_tensor *x, const float *wt, const hfc_conv_extras *ex, hfc_tensor *y)
+void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
+                     const float *bias, const float *res, int relu, float *out)
 {
-    const int cin = x->c, cout = y->c;
-    const size_t rows = (size_t)x->n * x->h * x->w;
     for (size_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int n = rows - r0 < ROW_BLOCK ? (int)(rows - r0) : ROW_BLOCK;
-        float *out = y->data + r0 * cout;
-        for (int k0 = 0; k0 < cin; k0 += K_BLOCK) {
-            const int kc = cin - k0 < K_BLOCK ? cin - k0 : K_BLOCK;
-            const float *res = k0 ? out : ex->residual ? ex->residual + r0 * cout : NULL;
-            gemm_rows(x->data + r0 * cin + k0, (size_t)cin, 0, 1, kc, wt + (size_t)k0 * cout, cout,
-                      k0 ? NULL : ex->bias, res, k0 + kc == cin ? ex->relu : 0, out, cout, n);
+        float *o = out + r0 * cols;
+        for (int k0 = 0; k0 < k; k0 += K_BLOCK) {
+            const int kc = k - k0 < K_BLOCK ? k - k0 : K_BLOCK;
+            const float *rs = k0 ? o : res ? res + r0 * cols : NULL;
+            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, b + (size_t)k0 * cols, cols,
+                      k0 ? NULL : bias, rs, k0 + kc == k ? relu : 0, o, cols, n);
         }
     }
+}
+
+void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
+                              int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
+                              hfc_tensor *y)
+{
+    hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
+    hfc_gemm_avx512(col, (size_t)y->n * y->h * y->w, kh * kw * x->c, wt, y->c, ex->bias,
+                    ex->residual, ex->relu, y->data);
 }
 
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y)
 {
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
-        conv1x1(x, wt, ex, y);
+        /* one product over the group's pixels, read in place */
+        hfc_gemm_avx512(x->data, (size_t)x->n * x->h * x->w, x->c, wt, y->c, ex->bias,
+                        ex->residual, ex->relu, y->data);
         return;
     }
     const int cin = x->c, cout = y->c;

@@ -58,7 +58,8 @@ void backward_conv2d(const step_back *r)
     const float *w = r->s->w; /* (cout, kh, kw, cin / groups) */
     const hfc_tensor *dy = &r->dy;
     hfc_tensor dx = r->dx[0];
-    if (r->s->back != CONV_GEMM) { /* dx += conv(dy, flipped W): plan_backward_convs */
+    if (r->s->back == CONV_WINOGRAD || r->s->back == CONV_DIRECT) {
+        /* dx += conv(dy, flipped W): plan_backward_convs */
         hfc_conv_extras ex = {NULL, NULL, NULL, 0, dx.data, 0};
         if (r->s->back == CONV_WINOGRAD)
             hfc_conv2d_winograd(dy, r->s->wt_back, r->s->chunk, &ex, r->ws->col, &dx);
@@ -71,14 +72,21 @@ void backward_conv2d(const step_back *r)
         /* dcol (pixels, K) = dy (pixels, cout) W (cout, K), then back to the image */
         const int k = nd->kh * nd->kw * dx.c;
         const int rows = (int)pixels_of(dy);
+        const int own = r->s->back == CONV_IM2COL; /* the AVX-512 product, else SGEMM */
         if (nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 && !nd->ph && !nd->pw) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f, dy->data,
-                        dy->c, w, k, 1.0f, dx.data, k);
+            if (own)
+                hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, dx.data, 0, dx.data);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
+                            dy->data, dy->c, w, k, 1.0f, dx.data, k);
             return;
         }
         float *dcol = r->ws->col;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f, dy->data,
-                    dy->c, w, k, 0.0f, dcol, k);
+        if (own)
+            hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, NULL, 0, dcol);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
+                        dy->data, dy->c, w, k, 0.0f, dcol, k);
         col2im_add(dcol, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy, &dx);
         return;
     }
@@ -314,6 +322,21 @@ static void backward_binary(const step_back *r, int is_mul)
                 for (size_t k = 0; k < c; k++)
                     dst[k] += is_mul ? g[k] * o[k] : g[k];
             }
+    }
+}
+
+void backward_fused(const step_back *r, const hfc_tensor *dres)
+{
+    const size_t n = hfc_tensor_size(&r->dy);
+    float *restrict dy = r->dy.data;
+    const float *restrict y = r->y.data;
+    if (r->s->relu)
+        for (size_t i = 0; i < n; i++)
+            dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    if (dres) {
+        float *restrict d = dres->data;
+        for (size_t i = 0; i < n; i++)
+            d[i] += dy[i];
     }
 }
 

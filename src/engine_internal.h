@@ -12,7 +12,8 @@ typedef enum {
     CONV_DIRECT,       /* AVX-512 direct kernel */
     CONV_WINOGRAD,     /* AVX-512 Winograd F(4x4, 3x3) */
     CONV_GROUPED,      /* grouped or dilated, portable loops */
-    CONV_SMALL_GROUPS  /* groups of g in and g out channels, g | 16, AVX-512 */
+    CONV_SMALL_GROUPS, /* groups of g in and g out channels, g | 16, AVX-512 */
+    CONV_IM2COL        /* im2col + the AVX-512 product (maps of few pixels) */
 } conv_path;
 
 typedef struct {
@@ -30,10 +31,11 @@ typedef struct {
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
     const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
     int in_relu;           /* ... followed by a ReLU */
-    const float *wt;       /* CONV_DIRECT: w transposed; CONV_WINOGRAD: transformed;
+    const float *wt;       /* CONV_DIRECT, CONV_IM2COL: w transposed; CONV_WINOGRAD: transformed;
                               CONV_SMALL_GROUPS, depthwise CONV_GROUPED: (kh, kw, g, c) */
-    conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im), or as
-                              the forward conv of dy with the flipped kernel (stride 1,
+    conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im),
+                              CONV_IM2COL (the AVX-512 product + col2im), or as the
+                              forward conv of dy with the flipped kernel (stride 1,
                               'same' padding): CONV_WINOGRAD or CONV_DIRECT with... */
     const float *wt_back;  /* ... these weights */
 } step;
@@ -55,8 +57,9 @@ struct hfc_engine {
                              conv runs im2col + SGEMM (the activations stay in L2);
                              bn_batch when BatchNorm uses batch statistics */
     int bn_batch;         /* hfc_engine_options.bn_batch */
-    int gradients;        /* planned for hfc_engine_input_grad: nothing fused, no slot
-                             shared, every step's output kept for the backward pass */
+    int gradients;        /* planned for hfc_engine_input_grad: no slot shared, every
+                             step's output kept for the backward pass */
+    int keep_values;      /* planned for hfc_engine_capture: that, and nothing fused */
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
     float *transposed;    /* the AVX-512 convs' wt, one allocation */
@@ -91,6 +94,10 @@ typedef struct {
     float *dpixels;       /* (n, c, h, w) */
 } step_back;
 
+/* What a step does besides its layer, undone first (src/engine_grad.c): a
+ * fused ReLU (dy = 0 where y = 0: ReLU'(0) = 0, as PyTorch's) and a fused
+ * residual Add (dres += dy, the gradient of the Add's other input). */
+void backward_fused(const step_back *r, const hfc_tensor *dres);
 /* backward_NAME for every row of include/hfc_layers.def (src/engine_grad.c). */
 #define HFC_LAYER(E, name, inputs, cost, since) void backward_##name(const step_back *r);
 #define HFC_UNARY(E, name, since)

@@ -14,12 +14,10 @@
 
 #include "engine_ops.h"
 
-/* col (n*ho*wo, kh*kw*c): row p holds output pixel p's receptive field in
- * (ky, kx, c) order, zeros where the window hangs over the padding. For one
- * kernel row ky the taps kx that land inside the image form one run, so a
- * row of col is kh copies of up to kw*c adjacent floats. */
-static void im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
-                   int wo, float *col)
+/* For one kernel row ky the taps kx that land inside the image form one
+ * run, so a row of col is kh copies of up to kw*c adjacent floats. */
+void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
+                int wo, float *col)
 {
     const size_t c = (size_t)x->c, k = (size_t)kh * kw * c;
     for (int b = 0; b < x->n; b++)
@@ -62,7 +60,7 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
     size_t pixels = (size_t)y->n * y->h * y->w;
     const float *patches = x->data;  /* a 1x1 stride-1 kernel reads the input as it is */
     if (!(kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw)) {
-        im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
+        hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
         patches = col;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)pixels, y->c, k, 1.0f, patches, k,
@@ -227,10 +225,12 @@ float hfc_act_relu6(float x) { return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
  * so n ln2 is exact; e^r by Cephes's degree-6 polynomial; 2^n put into the
  * exponent bits. x is clamped to [-87, 88], where 2^n stays a normal float:
  * relative error within 2e-7 of e^x there, and at the clamps the sigmoid
- * and SiLU below are within 1e-38 of their limits. */
-static inline float exp_vec(float x)
+ * and SiLU below are within 1e-38 of their limits. A NaN stays NaN (and
+ * never reaches the conversion to int). */
+static inline float exp_vec(float x_in)
 {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float x = x_in > -87.0f ? x_in : -87.0f; /* NaN -> -87 */
+    x = x < 88.0f ? x : 88.0f;
     float n = floorf(x * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -243,7 +243,7 @@ static inline float exp_vec(float x)
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x_in == x_in ? p * scale : x_in;
 }
 
 float hfc_act_sigmoid(float x) { return 1.0f / (1.0f + exp_vec(-x)); }

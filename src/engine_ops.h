@@ -26,6 +26,10 @@ static inline size_t hfc_tensor_size(const hfc_tensor *t)
  * with stride 1 and no padding). */
 void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, int kw,
                 int sh, int sw, int ph, int pw, int relu, float *col, hfc_tensor *y);
+/* col (n*ho*wo, kh*kw*c): row p holds output pixel p's receptive field in
+ * (ky, kx, c) order, zeros where the window hangs over the padding. */
+void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
+                int wo, float *col);
 /* engine_conv_avx512.c: the same convolution without im2col or BLAS, on a
  * CPU with AVX-512F (1 from hfc_conv_avx512_supported); the direct one
  * takes any y.c (a last block of fewer than 16 channels is masked),
@@ -99,6 +103,17 @@ void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y);
 void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, const float *bias,
                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                         int relu, hfc_tensor *y);
+/* AVX-512F: out (rows, cols) = a (rows, k) b (k, cols), all row-major, + bias
+ * (cols) if not NULL, + res (like out) if not NULL (res may be out), then
+ * max(., 0) if relu; blocked so that a block of b stays in L1 (any cols).
+ * Each value's sum runs over k in the same order whatever rows is. */
+void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
+                     const float *bias, const float *res, int relu, float *out);
+/* im2col + hfc_gemm_avx512 with the direct conv's wt: for maps of few pixels,
+ * where a group's images share each weight read. col: (y.n*y.h*y.w, kh*kw*x.c). */
+void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
+                              int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
+                              hfc_tensor *y);
 /* The same for groups of g input and g output channels, g dividing 16, on
  * AVX-512F (engine_conv_avx512.c); wt is W as (kh, kw, g, c):
  * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise

@@ -111,6 +111,10 @@ static void forward_conv2d(const step_run *r)
         hfc_conv2d_grouped(&r->x[0], s->w, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
                            nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
         break;
+    case CONV_IM2COL:
+        hfc_conv2d_im2col_avx512(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+                                 &ex, r->ws->col, &y);
+        break;
     case CONV_SMALL_GROUPS:
         hfc_conv2d_grouped_avx512(&r->x[0], s->wt, r->x[0].c / nd->groups, nd->kh, nd->kw, nd->sh,
                                   nd->sw, nd->ph, nd->pw, nd->dh, nd->dw, s->b, s->relu, &y);
@@ -311,8 +315,8 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
             P[i].path = CONV_GEMM;
         else if (nd->out.h * nd->out.w < 16 &&
                  (double)in.c * nd->kh * nd->kw * nd->out.c >= SMALL_MAP_GEMM_WEIGHTS)
-            P[i].path = CONV_GEMM; /* few pixels per weight: one GEMM per group reads the
-                                      weights once for all its images */
+            P[i].path = CONV_IM2COL; /* few pixels per weight: one product per group reads
+                                        the weights once for all its images */
         else if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 &&
                  nd->ph == 1 && nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 &&
                  in.c >= 16 && nd->out.c % 16 == 0)
@@ -407,7 +411,7 @@ static void plan_liveness(const hfc_model *m, node_plan *P)
 static int keeps_folded(const hfc_engine *e, conv_path path)
 {
     return e->gradients || !(path == CONV_DIRECT || path == CONV_WINOGRAD ||
-                             path == CONV_SMALL_GROUPS);
+                             path == CONV_SMALL_GROUPS || path == CONV_IM2COL);
 }
 
 static size_t conv_weights(const hfc_model *m, const hfc_node *nd)
@@ -548,7 +552,7 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
         P[i].slot = s->out = slot;
         P[i].step = e->n_steps++;
         /* Release the inputs whose last reader this was (kept for gradients). */
-        for (int k = 0; k <= nd->n_in && !e->gradients; k++) {
+        for (int k = 0; k <= nd->n_in && !e->gradients && !e->keep_values; k++) {
             int in = k < nd->n_in ? nd->in[k] : P[i].residual;
             int r = in >= 0 ? root_of(P, in) : -1;
             if (r >= 0 && P[r].last_use == i)
@@ -587,7 +591,7 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
                 continue;
             const int cin = m->nodes[nd->in[0]].out.c, cout = nd->out.c;
             if (pass == 0) {
-                cs->back = CONV_GEMM;
+                cs->back = avx512 ? CONV_IM2COL : CONV_GEMM; /* the product + col2im */
                 if (!avx512 || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
                     nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
                     nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2)
@@ -603,7 +607,7 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
                 e->col_floats = need > e->col_floats ? need : e->col_floats;
                 continue;
             }
-            if (cs->back == CONV_GEMM)
+            if (cs->back == CONV_GEMM || cs->back == CONV_IM2COL)
                 continue;
             const int kh = nd->kh, kw = nd->kw;
             const float *w = cs->w; /* (cout, kh, kw, cin) */
@@ -665,11 +669,11 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
         small_map |= nd->out.h * nd->out.w <= 16 &&
                      (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= SMALL_MAP_GEMM_WEIGHTS;
-        if (cs->path == CONV_DIRECT || groups_layout(m, cs)) {
+        if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL || groups_layout(m, cs))
             nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
-        } else if (cs->path == CONV_WINOGRAD) {
+        else if (cs->path == CONV_WINOGRAD)
             nt += 36 * cin * nd->out.c;
-        } else if (cs->path == CONV_GEMM) {
+        if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             im2col = col > im2col ? col : im2col;
             e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs */
@@ -711,7 +715,8 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D ||
-            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && !groups_layout(m, cs)))
+            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && cs->path != CONV_IM2COL &&
+             !groups_layout(m, cs)))
             continue;
         const hfc_shape in = m->nodes[nd->in[0]].out;
         const float *w = cs->w;
@@ -732,12 +737,13 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             wt += taps * g * nd->out.c;
             continue;
         }
-        if (cs->path == CONV_DIRECT) {
+        if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
                     wt[t * nd->out.c + o] = w[o * kk + t];
             size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
-            scratch = padded > scratch ? padded : scratch;
+            if (cs->path == CONV_DIRECT)
+                scratch = padded > scratch ? padded : scratch;
         } else {
             hfc_winograd_weights(w, in.c, nd->out.c, wt);
             kk = 36 * (size_t)in.c;
@@ -797,9 +803,10 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     plan_conv_paths(m, P, opt->conv);
     e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
     e->gradients = opt->gradients;
-    if (!e->gradients) /* the backward pass wants every value on its own */
+    e->keep_values = opt->keep_values;
+    if (!e->keep_values) /* gradient engines undo it: backward_fused */
         plan_fusion(m, P, e->bn_batch);
-    if (!e->bn_batch && !e->gradients)
+    if (!e->bn_batch && !e->gradients) /* the backward convs read values as stored */
         plan_deferred_batchnorm(m, P);
     plan_liveness(m, P);
     hfc_status st = plan_steps(e, P, err);
@@ -890,6 +897,11 @@ static void backward_group(const hfc_engine *e, const workspace *ws, int n, floa
             r.x[k] = slot_tensor(e, ws->slots, s->in[k], sh, n);
             r.dx[k] = slot_tensor(e, ws->grads, s->in[k], sh, n);
         }
+        hfc_tensor dres;
+        if (s->residual >= 0)
+            dres = slot_tensor(e, ws->grads, s->residual, s->node->out, n);
+        if (s->relu || s->residual >= 0)
+            backward_fused(&r, s->residual >= 0 ? &dres : NULL);
         LAYERS[s->op].backward(&r);
     }
 }
@@ -969,7 +981,7 @@ hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node,
                               hfc_error *err)
 {
     const hfc_model *m = e->model;
-    if (!e->gradients)
+    if (!e->keep_values)
         return hfc_fail(err, HFC_ERR_USAGE, m->path, "the engine was not planned to keep values");
     if (node < 0 || node >= m->n_nodes)
         return hfc_fail(err, HFC_ERR_USAGE, m->path, "no node %d", node);

@@ -126,7 +126,8 @@ typedef struct {
     hfc_dataset ds;
 } run_inputs;
 
-static hfc_status load_inputs(hfc_options *o, int gradients, run_inputs *in, hfc_error *err)
+static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, run_inputs *in,
+                              hfc_error *err)
 {
     hfc_status st;
     memset(in, 0, sizeof *in);
@@ -140,7 +141,8 @@ static hfc_status load_inputs(hfc_options *o, int gradients, run_inputs *in, hfc
             return st;
         in->model_ptrs[in->n_loaded] = m;
         hfc_engine_options eo = {.threads = o->threads, .conv = o->conv,
-                                 .bn_batch = o->protocol.bn_batch, .gradients = gradients};
+                                 .bn_batch = o->protocol.bn_batch, .gradients = gradients,
+                                 .keep_values = keep_values};
         if ((o->protocol.smooth > 0 && (st = hfc_model_smooth_first_conv(m, o->protocol.smooth, err))) ||
             (st = hfc_engine_new(&in->engines[in->n_loaded], m, &eo, err))) {
             hfc_model_free(m);
@@ -322,9 +324,8 @@ static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_err
     run_inputs *in = malloc(sizeof *in);
     if (!in)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN ||
-                                       o->command == HFC_CMD_ID,
-                                in, err);
+    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN,
+                                o->command == HFC_CMD_ID, in, err);
     if (!st) {
         progress_line line = {"images", now(), 0, 0};
         hfc_progress progress = {progress_draw, &line};
