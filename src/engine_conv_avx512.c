@@ -31,7 +31,8 @@ int hfc_conv_avx512_supported(void)
 
 /* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
  *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
- * then max(., 0) if relu; res (NULL or laid out like out) is a residual.
+ * then max(., 0) if relu (and min(., 6) if it is HFC_FUSED_RELU6); res (NULL
+ * or laid out like out) is a residual.
  * MASKED (with NB = 1): only the columns of mask `last` are read and
  * written, for a last block of fewer than 16. Per value of A: one broadcast
  * and NB fused multiply-adds into registers. */
@@ -66,6 +67,8 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
                 v = _mm512_add_ps(v, LOAD(res + (size_t)r * ldo + 16 * j));
             if (relu)
                 v = _mm512_max_ps(v, _mm512_setzero_ps());
+            if (relu == HFC_FUSED_RELU6)
+                v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
             if (MASKED)
                 _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * j, last, v);
             else
@@ -352,6 +355,8 @@ AVX512 static void winograd_output(const float *m, int th, int tw, int cout, siz
                             val = _mm512_add_ps(val, _mm512_loadu_ps(res + at));
                         if (relu)
                             val = _mm512_max_ps(val, zero);
+                        if (relu == HFC_FUSED_RELU6)
+                            val = _mm512_min_ps(val, _mm512_set1_ps(6.0f));
                         _mm512_storeu_ps(y + at, val);
                     }
                 }
@@ -452,6 +457,8 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
                         __m512 v = acc[p];
                         if (relu)
                             v = _mm512_max_ps(v, _mm512_setzero_ps());
+                        if (relu == HFC_FUSED_RELU6)
+                            v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
                         _mm512_mask_storeu_ps(out + (size_t)p * c, mk, v);
                     }
                 }

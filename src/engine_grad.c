@@ -330,7 +330,10 @@ void backward_fused(const step_back *r, const hfc_tensor *dres)
     const size_t n = hfc_tensor_size(&r->dy);
     float *restrict dy = r->dy.data;
     const float *restrict y = r->y.data;
-    if (r->s->relu)
+    if (r->s->relu == HFC_FUSED_RELU6) /* PyTorch's: 0 < x < 6 */
+        for (size_t i = 0; i < n; i++)
+            dy[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+    else if (r->s->relu)
         for (size_t i = 0; i < n; i++)
             dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
     if (dres) {

@@ -19,7 +19,7 @@ typedef enum {
 typedef struct {
     const hfc_node *node;  /* attributes and shapes */
     hfc_op op;
-    int relu;              /* max(y, 0) fused into this step */
+    int relu;              /* 0, HFC_FUSED_RELU or (convs) HFC_FUSED_RELU6: done as it writes */
     int n_in;
     int in[HFC_MAX_INPUTS];/* slots read */
     int out;               /* slot written */
@@ -95,7 +95,8 @@ typedef struct {
 } step_back;
 
 /* What a step does besides its layer, undone first (src/engine_grad.c): a
- * fused ReLU (dy = 0 where y = 0: ReLU'(0) = 0, as PyTorch's) and a fused
+ * fused ReLU (dy = 0 where y = 0: ReLU'(0) = 0, as PyTorch's; a ReLU6's
+ * where y is 0 or 6) and a fused
  * residual Add (dres += dy, the gradient of the Add's other input). */
 void backward_fused(const step_back *r, const hfc_tensor *dres);
 /* backward_NAME for every row of include/hfc_layers.def (src/engine_grad.c). */

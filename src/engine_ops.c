@@ -4,7 +4,8 @@
  * then one GEMM, (pixels, kh*kw*cin) x (kh*kw*cin, cout), whose result is
  * already the NHWC output, and each im2col row is a few contiguous runs of
  * the input. Each op writes its own output buffer and never allocates;
- * `relu` fuses max(y, 0) into the op.
+ * `relu` fuses max(y, 0) into the op (the convs also take HFC_FUSED_RELU6,
+ * min(max(y, 0), 6)).
  */
 #include <cblas.h>
 #include <float.h>
@@ -50,6 +51,9 @@ static void bias_relu(float *y, size_t pixels, int channels, const float *bias, 
         if (relu)
             for (int c = 0; c < channels; c++)
                 y[c] = y[c] > 0.0f ? y[c] : 0.0f;
+        if (relu == HFC_FUSED_RELU6)
+            for (int c = 0; c < channels; c++)
+                y[c] = y[c] < 6.0f ? y[c] : 6.0f;
     }
 }
 
@@ -414,5 +418,8 @@ void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, co
                 if (relu)
                     for (int o = 0; o < y->c; o++)
                         out[o] = out[o] > 0.0f ? out[o] : 0.0f;
+                if (relu == HFC_FUSED_RELU6)
+                    for (int o = 0; o < y->c; o++)
+                        out[o] = out[o] < 6.0f ? out[o] : 6.0f;
             }
 }

@@ -7,6 +7,11 @@
 
 #include "hfc.h" /* hfc_op */
 
+/* A conv's `relu` argument (ex->relu): 0, or the activation it applies as it
+ * writes: HFC_FUSED_RELU max(y, 0), HFC_FUSED_RELU6 min(max(y, 0), 6). The
+ * other ops take 0 or HFC_FUSED_RELU. */
+enum { HFC_FUSED_RELU = 1, HFC_FUSED_RELU6 = 2 };
+
 /* A group of activations: n images of c channels, h x w pixels, stored
  * NHWC, (n, h, w, c) row-major: data[((b*h + y)*w + x)*c + ch]. Borrowed. */
 typedef struct {

@@ -55,7 +55,8 @@ typedef struct {
     int readers;        /* nodes that read its value (+1 for the logits) */
     int alias;          /* its value is that node's buffer (no step), or -1 */
     int fold_into;      /* BatchNorm folded into this conv, or -1 */
-    int fused_relu;     /* a ReLU after it is done by its step */
+    int fused_relu;     /* a ReLU (HFC_FUSED_RELU) or, after a conv, a ReLU6
+                           (HFC_FUSED_RELU6) after it is done by its step */
     int residual;       /* conv: the node whose value it adds as it writes, or -1 */
     int add_into;       /* Add: the conv that does it, or -1 */
     int bn_deferred;    /* BatchNorm done by the convs that read it */
@@ -345,13 +346,14 @@ static void plan_fusion(const hfc_model *m, node_plan *P, int batch_stats)
                    P[src].readers == 1 && P[src].alias < 0 && !P[src].fused_relu) {
             P[i].fold_into = src;
             P[i].alias = src;
-        } else if (nd->op == HFC_OP_RELU) {
+        } else if (nd->op == HFC_OP_RELU || nd->op == HFC_OP_RELU6) {
             int r = root_of(P, src);
             hfc_op rop = m->nodes[r].op;
             if (single_reader_chain(P, src) && !P[r].fused_relu &&
-                (rop == HFC_OP_CONV2D || rop == HFC_OP_BATCHNORM || rop == HFC_OP_ADD ||
-                 rop == HFC_OP_LINEAR)) {
-                P[r].fused_relu = 1;
+                (rop == HFC_OP_CONV2D ||  /* every conv kernel takes either */
+                 (nd->op == HFC_OP_RELU &&
+                  (rop == HFC_OP_BATCHNORM || rop == HFC_OP_ADD || rop == HFC_OP_LINEAR)))) {
+                P[r].fused_relu = nd->op == HFC_OP_RELU6 ? HFC_FUSED_RELU6 : HFC_FUSED_RELU;
                 P[i].alias = src;
             }
         } else if (nd->op == HFC_OP_ADD) {  /* done by the conv of either input */
@@ -683,7 +685,9 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             im2col = col > im2col ? col : im2col;
-            e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs */
+            if (cs->path == CONV_GEMM)
+                e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs for OpenBLAS (the AVX-512
+                                                 product's small maps: below) */
         }
         if (e->gradients) { /* the backward pass's dcol, as im2col's col */
             size_t col = cin / nd->groups * nd->kh * nd->kw * nd->out.h * nd->out.w;
