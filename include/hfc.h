@@ -636,5 +636,8 @@ void *hfc_alloc_big(size_t bytes);
 hfc_status hfc_write_output(const char *path, const char *text, hfc_error *err);
 /* Read a whole file into *buf (caller frees). */
 hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err);
+/* The same, its first min(size, max) bytes (HFC_ERR_IO if fewer come). */
+hfc_status hfc_read_file_head(const char *path, size_t max, uint8_t **buf, size_t *len,
+                              hfc_error *err);
 
 #endif

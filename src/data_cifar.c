@@ -240,7 +240,9 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
     for (int i = 0; !st && i < n_files && ds->n < total; i++) {
         uint8_t *raw;
         size_t len;
-        if (!(st = hfc_read_file(files[i], &raw, &len, err))) {
+        /* only the records still wanted (--limit): the sizes were checked above */
+        if (!(st = hfc_read_file_head(files[i], (total - ds->n) * (size_t)f->record, &raw, &len,
+                                      err))) {
             st = append_records(ds, total, raw, len, files[i], err);
             free(raw);
         }

@@ -50,6 +50,12 @@ void *hfc_alloc_big(size_t bytes)
 
 hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err)
 {
+    return hfc_read_file_head(path, SIZE_MAX, buf, len, err);
+}
+
+hfc_status hfc_read_file_head(const char *path, size_t max, uint8_t **buf, size_t *len,
+                              hfc_error *err)
+{
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -60,7 +66,7 @@ hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error
         fclose(f);
         return hfc_fail(err, HFC_ERR_IO, path, "not a regular file");
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)st.st_size < max ? (size_t)st.st_size : max;
     uint8_t *data = hfc_alloc_big(n);
     if (!data) {
         fclose(f);
