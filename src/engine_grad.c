@@ -58,9 +58,10 @@ void backward_conv2d(const step_back *r)
     const float *w = r->s->w; /* (cout, kh, kw, cin / groups) */
     const hfc_tensor *dy = &r->dy;
     hfc_tensor dx = r->dx[0];
+    float *add_to = r->assign ? NULL : dx.data; /* NULL: dx is written, not added to */
     if (r->s->back == CONV_WINOGRAD || r->s->back == CONV_DIRECT) {
         /* dx += conv(dy, flipped W): plan_backward_convs */
-        hfc_conv_extras ex = {NULL, NULL, NULL, 0, dx.data, 0};
+        hfc_conv_extras ex = {NULL, NULL, NULL, 0, add_to, 0};
         if (r->s->back == CONV_WINOGRAD)
             hfc_conv2d_winograd(dy, r->s->wt_back, r->s->chunk, &ex, r->ws->col, &dx);
         else
@@ -75,12 +76,14 @@ void backward_conv2d(const step_back *r)
         const int own = r->s->back == CONV_IM2COL; /* the AVX-512 product, else SGEMM */
         if (nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 && !nd->ph && !nd->pw) {
             if (own)
-                hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, dx.data, 0, dx.data);
+                hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, add_to, 0, dx.data);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
-                            dy->data, dy->c, w, k, 1.0f, dx.data, k);
+                            dy->data, dy->c, w, k, add_to ? 1.0f : 0.0f, dx.data, k);
             return;
         }
+        if (r->assign)
+            memset(dx.data, 0, hfc_tensor_size(&dx) * sizeof(float));
         float *dcol = r->ws->col;
         if (own)
             hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, NULL, 0, dcol);
@@ -90,6 +93,8 @@ void backward_conv2d(const step_back *r)
         col2im_add(dcol, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy, &dx);
         return;
     }
+    if (r->assign)
+        memset(dx.data, 0, hfc_tensor_size(&dx) * sizeof(float));
     const int cin_g = dx.c / nd->groups, cout_g = dy->c / nd->groups;
     for (int b = 0; b < dy->n; b++)
         for (int oy = 0; oy < dy->h; oy++)

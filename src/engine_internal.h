@@ -44,6 +44,8 @@ typedef struct {
     float *slots;  /* (n_slots, slot_floats): each slot holds a group */
     float *col;    /* im2col scratch for a group */
     float *grads;  /* gradients: (n_slots, slot_floats), when planned for them */
+    unsigned char *written; /* gradients: per slot, whether a backward pass has written
+                               its gradient yet */
 } workspace;
 
 struct hfc_engine {
@@ -92,6 +94,7 @@ typedef struct {
     hfc_tensor x[HFC_MAX_INPUTS], y;
     hfc_tensor dx[HFC_MAX_INPUTS], dy;
     float *dpixels;       /* (n, c, h, w) */
+    int assign;           /* conv: dx[0] holds nothing yet, write it instead of adding */
 } step_back;
 
 /* What a step does besides its layer, undone first (src/engine_grad.c): a

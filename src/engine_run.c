@@ -782,9 +782,12 @@ static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
     for (int t = 0; t < e->threads; t++) {
         e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
-        if (e->gradients)
+        if (e->gradients) {
             e->ws[t].grads = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
-        if (!e->ws[t].slots || !e->ws[t].col || (e->gradients && !e->ws[t].grads))
+            e->ws[t].written = malloc((size_t)e->n_slots);
+        }
+        if (!e->ws[t].slots || !e->ws[t].col ||
+            (e->gradients && (!e->ws[t].grads || !e->ws[t].written)))
             return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for activations");
     }
     return HFC_OK;
@@ -846,6 +849,7 @@ void hfc_engine_free(hfc_engine *e)
         free(e->ws[t].slots);
         free(e->ws[t].col);
         free(e->ws[t].grads);
+        free(e->ws[t].written);
     }
     free(e->ws);
     free(e->steps);
@@ -886,31 +890,48 @@ static void forward_group(const hfc_engine *e, const workspace *ws, const float 
     }
 }
 
+static void zero_gradient(const workspace *ws, const hfc_tensor *t, int slot)
+{
+    memset(t->data, 0, hfc_tensor_size(t) * sizeof(float));
+    ws->written[slot] = 1;
+}
+
 /* After forward_group: the loss's gradient at the logits, then every step
  * backwards, each adding its inputs' gradients; dpixels gets the input's. */
 static void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpixels)
 {
     const hfc_model *m = e->model;
-    for (int i = 0; i < e->n_steps; i++) { /* all but the logits, whose gradient is set */
-        const step *s = &e->steps[i];
-        if (s->out != e->output_slot)
-            memset(ws->grads + (size_t)s->out * e->slot_floats, 0,
-                   (size_t)n * s->node->out.c * s->node->out.h * s->node->out.w * sizeof(float));
-    }
-    step_back r = {e, ws, NULL, n, {{0}}, {0}, {{0}}, {0}, dpixels};
+    /* A gradient buffer is zeroed just before its first use rather than all
+     * at the start (still in cache when it is added to); a conv that is the
+     * first to write its input's gradient writes it without zeroing. */
+    memset(ws->written, 0, (size_t)e->n_slots);
+    ws->written[e->output_slot] = 1; /* the loss's */
+    step_back r = {e, ws, NULL, n, {{0}}, {0}, {{0}}, {0}, dpixels, 0};
     for (int i = e->n_steps - 1; i >= 0; i--) {
         const step *s = &e->steps[i];
         r.s = s;
         r.y = slot_tensor(e, ws->slots, s->out, s->node->out, n);
         r.dy = slot_tensor(e, ws->grads, s->out, s->node->out, n);
+        if (!ws->written[s->out]) /* nothing read this value */
+            zero_gradient(ws, &r.dy, s->out);
+        hfc_tensor dres; /* before the inputs: it may be one of them */
+        if (s->residual >= 0) {
+            dres = slot_tensor(e, ws->grads, s->residual, s->node->out, n);
+            if (!ws->written[s->residual])
+                zero_gradient(ws, &dres, s->residual);
+        }
+        r.assign = 0;
         for (int k = 0; k < s->n_in; k++) {
             hfc_shape sh = m->nodes[s->node->in[k]].out;
             r.x[k] = slot_tensor(e, ws->slots, s->in[k], sh, n);
             r.dx[k] = slot_tensor(e, ws->grads, s->in[k], sh, n);
+            if (!ws->written[s->in[k]]) {
+                if (s->op == HFC_OP_CONV2D)
+                    r.assign = ws->written[s->in[k]] = 1;
+                else
+                    zero_gradient(ws, &r.dx[k], s->in[k]);
+            }
         }
-        hfc_tensor dres;
-        if (s->residual >= 0)
-            dres = slot_tensor(e, ws->grads, s->residual, s->node->out, n);
         if (s->relu || s->residual >= 0)
             backward_fused(&r, s->residual >= 0 ? &dres : NULL);
         LAYERS[s->op].backward(&r);
