@@ -65,11 +65,14 @@ def torch_job(model, images, labels, radius, batch, mean, std):
 
 def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
     """FGSM/PGD as hfc-eval attack does (no random start), by PyTorch autograd
-    on the nn.Module: -> adversarial correct count."""
-    correct = 0
+    on the nn.Module, with the clean accuracy hfc-eval reports beside it:
+    -> (clean, adversarial) correct counts."""
+    correct = clean = 0
     for s in range(0, len(labels), batch):
         x0 = torch.from_numpy(images[s:s + batch].astype(np.float32)) / 255.0
         y = torch.from_numpy(labels[s:s + batch])
+        with torch.no_grad():
+            clean += (model((x0 - mean) / std).argmax(1) == y).sum().item()
         x = x0.clone()
         for _ in range(steps):
             x.requires_grad_(True)
@@ -79,7 +82,7 @@ def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
                 x = torch.max(torch.min(x + step * torch.sign(g), x0 + eps), x0 - eps).clamp(0, 1)
         with torch.no_grad():
             correct += (model((x - mean) / std).argmax(1) == y).sum().item()
-    return correct
+    return clean, correct
 
 
 ZOO_BENCH = ["resnet20", "resnet18-full", "resnet50-full", "preactresnet18-full", "resnet56-full",
@@ -325,9 +328,10 @@ def main():
                 acmd, check=True, capture_output=True, env=child_env).stdout), 1))
             t_b.append(median_time(lambda: got.append(attack_torch(
                 model, images[:k], labels[:k], 0.03, steps, step, mean, std)), 1))
-        adv = json.loads(outs[0])["correct"]["adversarial"]
+        ours = json.loads(outs[0])["correct"]
+        adv = [ours["clean"], ours["adversarial"]]
         print(f"{name} eps 0.03 on {k} images: hfc-eval {statistics.median(t_a):.2f} s, pytorch autograd "
-              f"{statistics.median(t_b):.2f} s; adversarial correct {adv} vs {got[0]}")
+              f"{statistics.median(t_b):.2f} s; clean and adversarial correct {adv} vs {list(got[0])}")
         print(f"{name} speedup vs pytorch-cpu autograd: "
               f"{statistics.median([b / a for a, b in zip(t_a, t_b)]):.2f}x")
     t_run, t_bat = [], []
