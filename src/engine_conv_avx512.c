@@ -401,6 +401,26 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
  * block or thread. */
 #define PIX_BLOCK 8
 
+/* Depthwise, stride 1, three taps wide, a full block of pixels: one kernel
+ * row's PIX_BLOCK + 2 input vectors are loaded once for its three taps (13
+ * loads per 24 multiply-adds instead of 27). The same sums in the same order
+ * as the general loop below. */
+AVX512 __attribute__((always_inline)) static inline void
+depthwise_row3(const float *row, int ix0, int w_in, int c, __mmask16 mk, const float *w,
+               __m512 acc[PIX_BLOCK])
+{
+    __m512 in[PIX_BLOCK + 2];
+    for (int q = 0; q < PIX_BLOCK + 2; q++) {
+        const int ix = ix0 + q, inside = ix >= 0 && ix < w_in;
+        in[q] = _mm512_maskz_loadu_ps(inside ? mk : 0, inside ? row + (size_t)ix * c : row);
+    }
+    for (int kx = 0; kx < 3; kx++) {
+        const __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)kx * c);
+        for (int p = 0; p < PIX_BLOCK; p++)
+            acc[p] = _mm512_fmadd_ps(in[p + kx], wv, acc[p]);
+    }
+}
+
 AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh,
                                       int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                                       const float *bias, int relu, hfc_tensor *y)
@@ -430,6 +450,11 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
                         if (iy < 0 || iy >= x->h)
                             continue;
                         const float *row = x->data + ((size_t)img * x->h + iy) * x->w * c + 16 * cb;
+                        if (g == 1 && kw == 3 && sw == 1 && dw == 1 && np == PIX_BLOCK) {
+                            depthwise_row3(row, ox0 - pw, x->w, c, mk,
+                                           wt + (size_t)ky * 3 * c + 16 * cb, acc);
+                            continue;
+                        }
                         for (int kx = 0; kx < kw; kx++) {
                             const float *w = wt + (size_t)(ky * kw + kx) * g * c + 16 * cb;
                             for (int p = 0; p < np; p++) {
