@@ -99,15 +99,46 @@ GEMM_TILE_FN(1, 4, 0, gemm_tile_1_4)
 GEMM_TILE_FN(16, 1, 1, gemm_tile_16_1_masked)
 GEMM_TILE_FN(1, 1, 1, gemm_tile_1_1_masked)
 
-/* n rows of out (ldo apart; res, if any, likewise) for all `cols` columns:
- * the widest tiles first, single rows for the remainder; a last block of
- * fewer than 16 columns by the masked tiles. */
-static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b,
-                      int cols, const float *bias, const float *res, int relu, float *out,
-                      int ldo, int n)
+/* The columns of a product's B in blocks as its tiles take them: 64 wide
+ * while 64 are left, then at most one block each of 32 and 16, then the rest
+ * (masked). */
+static int panel_width(int left) { return left >= 64 ? 64 : left >= 32 ? 32 : left >= 16 ? 16 : left; }
+
+size_t hfc_panel_offset(int k, int cols, int r, int c)
 {
-    for (int o0 = 0; o0 < cols;) {
-        const int left = cols - o0;
+    int o0 = c / 64 * 64;
+    if (cols - o0 < 64) /* the narrower blocks after the last 64-wide one */
+        while (c >= o0 + panel_width(cols - o0))
+            o0 += panel_width(cols - o0);
+    return (size_t)k * o0 + (size_t)r * panel_width(cols - o0) + (size_t)(c - o0);
+}
+
+/* B of a product, (k, cols): row-major, or in panels (hfc_panel_offset). */
+typedef struct {
+    const float *data;
+    int k, cols, panels;
+} matrix;
+
+/* Where rows k0.. of the block of columns starting at o0 begin, and their
+ * stride. */
+static const float *block_at(matrix b, int k0, int o0, int *ldb)
+{
+    if (!b.panels) {
+        *ldb = b.cols;
+        return b.data + (size_t)k0 * b.cols + o0;
+    }
+    *ldb = panel_width(b.cols - o0);
+    return b.data + (size_t)b.k * o0 + (size_t)k0 * *ldb;
+}
+
+/* n rows of out (ldo apart; res, if any, likewise) for all of b's columns,
+ * from b's rows k0 .. k0 + kh * kwc: the widest tiles first, single rows for
+ * the remainder; a last block of fewer than 16 columns by the masked tiles. */
+static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, matrix b, int k0,
+                      const float *bias, const float *res, int relu, float *out, int ldo, int n)
+{
+    for (int o0 = 0; o0 < b.cols;) {
+        const int left = b.cols - o0;
         const int nb = left >= 64 ? 4 : left >= 32 ? 2 : 1, masked = left < 16;
         const int r_full = 16 / nb;
         const __mmask16 last = masked ? (__mmask16)((1u << left) - 1) : 0xffff;
@@ -120,10 +151,12 @@ static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, c
                       : nb == 2 ? gemm_tile_1_2
                                 : gemm_tile_1_1;
         const float *bo = bias ? bias + o0 : NULL;
+        int ldb;
+        const float *bp = block_at(b, k0, o0, &ldb);
         for (int r = 0; r < n;) {
             int take = n - r >= r_full ? r_full : 1;
             size_t at = (size_t)r * ldo + o0;
-            (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, b + o0, cols, bo,
+            (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, bp, ldb, bo,
                                     res ? res + at : NULL, relu, out + at, ldo, last);
             r += take;
         }
@@ -177,19 +210,26 @@ AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
 #define ROW_BLOCK 256
 #define K_BLOCK 128
 
-void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
-                     const float *bias, const float *res, int relu, float *out)
+static void product(const float *a, size_t rows, matrix b, const float *bias, const float *res,
+                    int relu, float *out)
 {
+    const int k = b.k, cols = b.cols;
     for (size_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int n = rows - r0 < ROW_BLOCK ? (int)(rows - r0) : ROW_BLOCK;
         float *o = out + r0 * cols;
         for (int k0 = 0; k0 < k; k0 += K_BLOCK) {
             const int kc = k - k0 < K_BLOCK ? k - k0 : K_BLOCK;
             const float *rs = k0 ? o : res ? res + r0 * cols : NULL;
-            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, b + (size_t)k0 * cols, cols,
-                      k0 ? NULL : bias, rs, k0 + kc == k ? relu : 0, o, cols, n);
+            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, b, k0, k0 ? NULL : bias, rs,
+                      k0 + kc == k ? relu : 0, o, cols, n);
         }
     }
+}
+
+void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
+                     const float *bias, const float *res, int relu, float *out)
+{
+    product(a, rows, (matrix){b, k, cols, 0}, bias, res, relu, out);
 }
 
 void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
@@ -197,8 +237,8 @@ void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int 
                               hfc_tensor *y)
 {
     hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
-    hfc_gemm_avx512(col, (size_t)y->n * y->h * y->w, kh * kw * x->c, wt, y->c, ex->bias,
-                    ex->residual, ex->relu, y->data);
+    product(col, (size_t)y->n * y->h * y->w, (matrix){wt, kh * kw * x->c, y->c, 1}, ex->bias,
+            ex->residual, ex->relu, y->data);
 }
 
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
@@ -206,8 +246,8 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
 {
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
         /* one product over the group's pixels, read in place */
-        hfc_gemm_avx512(x->data, (size_t)x->n * x->h * x->w, x->c, wt, y->c, ex->bias,
-                        ex->residual, ex->relu, y->data);
+        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1}, ex->bias,
+                ex->residual, ex->relu, y->data);
         return;
     }
     const int cin = x->c, cout = y->c;
@@ -216,8 +256,8 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
         copy_padded(x, b, ph, pw, ex, pad);
         for (int oy = 0; oy < y->h; oy++) {
             size_t at = ((size_t)b * y->h + oy) * y->w * cout;
-            gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin, wt, cout,
-                      ex->bias, ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at,
+            gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin,
+                      (matrix){wt, kh * kw * cin, cout, 1}, 0, ex->bias, ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at,
                       cout, y->w);
         }
     }
@@ -258,7 +298,7 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
                     gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
             for (int i = 0; i < WT; i++)
                 for (int j = 0; j < WT; j++)
-                    u[((size_t)(WT * i + j) * cin + c) * cout + o] =
+                    u[(size_t)(WT * i + j) * cin * cout + hfc_panel_offset(cin, cout, c, o)] =
                         (float)(gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
         }
 }
@@ -381,8 +421,8 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
         }
         for (int k = 0; k < WP; k++)  /* rows of all nb images' tiles; each row's sum is
                                          the same whatever nb is */
-            gemm_rows(v + k * vplane, cin, 0, 1, cin, u + (size_t)k * cin * cout, cout, NULL,
-                      NULL, 0, m + k * mplane, cout, nb * tiles);
+            gemm_rows(v + k * vplane, cin, 0, 1, cin, (matrix){u + (size_t)k * cin * cout, cin, cout, 1},
+                      0, NULL, NULL, 0, m + k * mplane, cout, nb * tiles);
         for (int b = 0; b < nb; b++) {
             size_t at = (size_t)(b0 + b) * out_image;
             winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, ex->bias,

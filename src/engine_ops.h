@@ -56,13 +56,19 @@ typedef struct {
     const float *residual;
     int relu;
 } hfc_conv_extras;
-/* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c); pad: scratch
- * of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
+/* The AVX-512 convs' products read their weights B, (k, cols), in panels:
+ * the columns in blocks (64 wide while 64 are left, then at most one of 32,
+ * one of 16, and the rest), each block's k rows stored together, so that a
+ * tile streams its block from consecutive addresses. B[r][c] is at
+ * hfc_panel_offset(k, cols, r, c). */
+size_t hfc_panel_offset(int k, int cols, int r, int c);
+/* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c) in panels;
+ * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y);
 /* 3x3, stride 1, padding 1, y.h and y.w multiples of 4, by Winograd
- * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats, from W
- * as (cout, 3, 3, cin). The products run on `chunk` images at a time (more
+ * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats (36
+ * (cin, cout) matrices in panels), from W as (cout, 3, 3, cin). The products run on `chunk` images at a time (more
  * rows per weight load when an image has few tiles); scratch: of
  * hfc_conv2d_winograd_scratch floats. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
@@ -114,7 +120,7 @@ void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, co
  * Each value's sum runs over k in the same order whatever rows is. */
 void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
                      const float *bias, const float *res, int relu, float *out);
-/* im2col + hfc_gemm_avx512 with the direct conv's wt: for maps of few pixels,
+/* im2col + the same product with the direct conv's wt: for maps of few pixels,
  * where a group's images share each weight read. col: (y.n*y.h*y.w, kh*kw*x.c). */
 void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
                               int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,

@@ -636,12 +636,13 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
                     cs->chunk = 1;
                 cs->wt_back = at;
                 at += 36 * (size_t)cin * cout;
-            } else { /* direct: (kh * kw * cout, cin) */
+            } else { /* direct: (kh * kw * cout, cin) in panels */
                 for (int ky = 0; ky < kh; ky++)
                     for (int kx = 0; kx < kw; kx++)
                         for (int co = 0; co < cout; co++)
                             for (int ci = 0; ci < cin; ci++)
-                                at[((size_t)(ky * kw + kx) * cout + co) * cin + ci] =
+                                at[hfc_panel_offset(kh * kw * cout, cin, (ky * kw + kx) * cout + co,
+                                                    ci)] =
                                     w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
                 cs->wt_back = at;
                 at += (size_t)kh * kw * cout * cin;
@@ -751,7 +752,7 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL) {
             for (int o = 0; o < nd->out.c; o++)
                 for (size_t t = 0; t < kk; t++)
-                    wt[t * nd->out.c + o] = w[o * kk + t];
+                    wt[hfc_panel_offset((int)kk, nd->out.c, (int)t, o)] = w[o * kk + t];
             size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
             if (cs->path == CONV_DIRECT)
                 scratch = padded > scratch ? padded : scratch;
