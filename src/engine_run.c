@@ -299,9 +299,16 @@ static void plan_readers(const hfc_model *m, node_plan *P)
  * 4.1 s -> 2.9 s (from im2col + OpenBLAS), ResNet-18 9.6 s -> 8.4 s (from
  * the direct kernel on its strided convs). */
 #define IM2COL_WEIGHTS 65536.0
-/* plan_conv_weights: 16 images per group for models with such small maps
+/* plan_conv_weights: 32 images per group for models with such small maps
  * whose widest value per image is at most this many floats (512 KB). */
 #define SMALL_MAP_GROUP_FLOATS 131072
+/* A Winograd conv's 36 products take the tiles of this many images at once
+ * that they have about this many rows (as the group allows): every weight
+ * read then serves that many rows (measured with the weights in panels,
+ * 1,000 images: ResNet-18 7.8 s at 16 rows and 16-image groups, 7.4 s at
+ * 64 rows, 7.0 s at 64 rows and 32-image groups; VGG-16 4.9 -> 4.2 s; at
+ * 128 rows no better). */
+#define WINOGRAD_ROWS 64
 
 static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
 {
@@ -700,14 +707,16 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
                         im2col * sizeof(float) >> 20);
     /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
-     * many weights read every weight for a few rows per image: 16 images per
-     * group give their products more rows per weight read, where 16 of an
+     * many weights read every weight for a few rows per image: 32 images per
+     * group give their products more rows per weight read, where 32 of an
      * image's widest value stay small (measured, 1,000 images: ResNet-18
-     * 12.2 s -> 9.7 s, VGG-11 4.9 s -> 4.1 s; ResNet-50, whose widest is
-     * 1 MB, keeps 8). The mobile nets' small convs at 4x4 gain nothing and
-     * their elementwise steps lose L2 (EfficientNet 0.75 s -> 0.66 s at 4). */
+     * 12.2 s -> 9.7 s at 16, VGG-11 4.9 s -> 4.1 s; at 32, with the weights
+     * in panels, ResNet-18 7.4 -> 7.0 s and peak RSS 224 -> 265 MB, 351 MB
+     * at 64; ResNet-50, whose widest is 1 MB, keeps 8). The mobile nets'
+     * small convs at 4x4 gain nothing and their elementwise steps lose L2
+     * (EfficientNet 0.75 s -> 0.66 s at 4). */
     if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
-        e->group = 2 * HFC_ENGINE_GROUP;
+        e->group = 4 * HFC_ENGINE_GROUP;
     if (e->bn_batch) /* a group is one batch of statistics */
         e->group = e->bn_batch;
     e->col_floats = e->group * im2col;
@@ -760,7 +769,9 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             hfc_winograd_weights(w, in.c, nd->out.c, wt);
             kk = 36 * (size_t)in.c;
             int tiles = (nd->out.h / 4) * (nd->out.w / 4);
-            cs->chunk = tiles >= 16 ? 1 : 16 / tiles < e->group ? 16 / tiles : e->group;
+            cs->chunk = tiles >= WINOGRAD_ROWS ? 1
+                        : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
+                                                           : e->group;
             size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
             scratch = need > scratch ? need : scratch;
         }
