@@ -278,6 +278,21 @@ static int is_avx512_conv(const hfc_model *m, const node_plan *P, int i)
            (P[i].path == CONV_DIRECT || P[i].path == CONV_WINOGRAD);
 }
 
+/* We thread across images ourselves, so OpenBLAS runs on the calling thread.
+ * OpenBLAS's pthread build starts its own pool when it is loaded, and the
+ * pool's threads spin (sched_yield) for about 2^28 cycles before they sleep,
+ * whatever openblas_set_num_threads says: on a 2-core machine that took a
+ * core from our workers for the first ~0.1 s (MobileNetV2 on 1,000 images:
+ * 0.27 s -> 0.22 s with the pool stopped). blas_thread_shutdown_ stops it;
+ * the OpenMP and serial builds have none, hence the weak reference. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+static void single_threaded_blas(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
+}
+
 static void plan_readers(const hfc_model *m, node_plan *P)
 {
     for (int i = 0; i < m->n_nodes; i++) {
@@ -672,20 +687,65 @@ static int groups_layout(const hfc_model *m, const step *cs)
             nd->groups == m->nodes[nd->in[0]].out.c);
 }
 
+/* plan_group: images per group. 4, or HFC_ENGINE_GROUP where OpenBLAS runs
+ * a conv (bigger GEMMs), or 4 times that where small maps meet many weights
+ * (below); a group is one batch of statistics under bn_batch. Then a
+ * Winograd conv whose products would still get fewer than
+ * WINOGRAD_MIN_ROWS rows (a 4x4 map in a model whose widest value keeps
+ * groups at 4) runs im2col + the product instead: its 36 planes of weights
+ * for 4 rows cost more than 9 for all the group's pixels (ResNet-50, 300
+ * images, alternated: 8.8 s -> 8.5 s). A conv that reads a deferred
+ * BatchNorm keeps Winograd, which applies it as it reads. */
+#define WINOGRAD_MIN_ROWS 16
+static void plan_group(hfc_engine *e)
+{
+    const hfc_model *m = e->model;
+    int small_map = 0;
+    e->group = 4;
+    for (int k = 0; k < e->n_steps; k++) {
+        const hfc_node *nd = e->steps[k].node;
+        if (nd->op != HFC_OP_CONV2D)
+            continue;
+        size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+        small_map |= nd->out.h * nd->out.w <= 16 &&
+                     (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
+        if (e->steps[k].path == CONV_GEMM)
+            e->group = HFC_ENGINE_GROUP;
+    }
+    /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
+     * many weights read every weight for a few rows per image: 32 images per
+     * group give their products more rows per weight read, where 32 of an
+     * image's widest value stay small (measured, 1,000 images: ResNet-18
+     * 12.2 s -> 9.7 s at 16, VGG-11 4.9 s -> 4.1 s; at 32, with the weights
+     * in panels, ResNet-18 7.4 -> 7.0 s and peak RSS 224 -> 265 MB, 351 MB
+     * at 64; ResNet-50, whose widest is 1 MB, keeps 4). The mobile nets'
+     * small convs at 4x4 gain nothing and their elementwise steps lose L2
+     * (EfficientNet 0.75 s -> 0.66 s at 4). */
+    if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
+        e->group = 4 * HFC_ENGINE_GROUP;
+    if (e->bn_batch)
+        e->group = e->bn_batch;
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        if (cs->path == CONV_WINOGRAD && !cs->in_scale && /* im2col reads x as it is */
+            (nd->out.h / 4) * (nd->out.w / 4) * e->group < WINOGRAD_MIN_ROWS &&
+            (double)m->nodes[nd->in[0]].out.c * 9 * nd->out.c >= IM2COL_WEIGHTS)
+            cs->path = CONV_IM2COL;
+    }
+}
+
 static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
 {
     const hfc_model *m = e->model;
     size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
-    int small_map = 0;
-    e->group = 4;
+    plan_group(e);
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D)
             continue;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-        small_map |= nd->out.h * nd->out.w <= 16 &&
-                     (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
         if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL || groups_layout(m, cs))
             nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
         else if (cs->path == CONV_WINOGRAD)
@@ -693,9 +753,6 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
             im2col = col > im2col ? col : im2col;
-            if (cs->path == CONV_GEMM)
-                e->group = HFC_ENGINE_GROUP;  /* bigger GEMMs for OpenBLAS (the AVX-512
-                                                 product's small maps: below) */
         }
         if (e->gradients) { /* the backward pass's dcol, as im2col's col */
             size_t col = cin / nd->groups * nd->kh * nd->kw * nd->out.h * nd->out.w;
@@ -706,19 +763,6 @@ static hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
         return hfc_fail(err, HFC_ERR_MODEL, m->path,
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
                         im2col * sizeof(float) >> 20);
-    /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
-     * many weights read every weight for a few rows per image: 32 images per
-     * group give their products more rows per weight read, where 32 of an
-     * image's widest value stay small (measured, 1,000 images: ResNet-18
-     * 12.2 s -> 9.7 s at 16, VGG-11 4.9 s -> 4.1 s; at 32, with the weights
-     * in panels, ResNet-18 7.4 -> 7.0 s and peak RSS 224 -> 265 MB, 351 MB
-     * at 64; ResNet-50, whose widest is 1 MB, keeps 8). The mobile nets'
-     * small convs at 4x4 gain nothing and their elementwise steps lose L2
-     * (EfficientNet 0.75 s -> 0.66 s at 4). */
-    if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
-        e->group = 4 * HFC_ENGINE_GROUP;
-    if (e->bn_batch) /* a group is one batch of statistics */
-        e->group = e->bn_batch;
     e->col_floats = e->group * im2col;
     e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
     if (nt && !e->transposed)
@@ -824,7 +868,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
             return hfc_fail(err, HFC_ERR_MODEL, m->path,
                             "the conv weights were released (hfc_model_release_conv_weights)");
         }
-    openblas_set_num_threads(1);  /* we thread across images ourselves */
+    single_threaded_blas();
     plan_readers(m, P);
     plan_conv_paths(m, P, opt->conv);
     e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
