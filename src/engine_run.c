@@ -314,7 +314,7 @@ static void plan_readers(const hfc_model *m, node_plan *P)
  * 4.1 s -> 2.9 s (from im2col + OpenBLAS), ResNet-18 9.6 s -> 8.4 s (from
  * the direct kernel on its strided convs). */
 #define IM2COL_WEIGHTS 65536.0
-/* plan_conv_weights: 32 images per group for models with such small maps
+/* plan_group: 16 or 32 images per group for models with such small maps
  * whose widest value per image is at most this many floats (512 KB). */
 #define SMALL_MAP_GROUP_FLOATS 131072
 /* A Winograd conv's 36 products take the tiles of this many images at once
@@ -688,8 +688,8 @@ static int groups_layout(const hfc_model *m, const step *cs)
 }
 
 /* plan_group: images per group. 4, or HFC_ENGINE_GROUP where OpenBLAS runs
- * a conv (bigger GEMMs), or 4 times that where small maps meet many weights
- * (below); a group is one batch of statistics under bn_batch. Then a
+ * a conv (bigger GEMMs), or 2 or 4 times that where small maps meet many
+ * weights (below); a group is one batch of statistics under bn_batch. Then a
  * Winograd conv whose products would still get fewer than
  * WINOGRAD_MIN_ROWS rows (a 4x4 map in a model whose widest value keeps
  * groups at 4) runs im2col + the product instead: its 36 planes of weights
@@ -700,29 +700,33 @@ static int groups_layout(const hfc_model *m, const step *cs)
 static void plan_group(hfc_engine *e)
 {
     const hfc_model *m = e->model;
-    int small_map = 0;
+    int small_map = 0, few_tiles = 0;
     e->group = 4;
     for (int k = 0; k < e->n_steps; k++) {
         const hfc_node *nd = e->steps[k].node;
         if (nd->op != HFC_OP_CONV2D)
             continue;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
-        small_map |= nd->out.h * nd->out.w <= 16 &&
-                     (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
+        int big = (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
+        small_map |= nd->out.h * nd->out.w <= 16 && big;
+        few_tiles |= e->steps[k].path == CONV_WINOGRAD && big &&
+                     (nd->out.h / 4) * (nd->out.w / 4) * 2 * HFC_ENGINE_GROUP < WINOGRAD_ROWS;
         if (e->steps[k].path == CONV_GEMM)
             e->group = HFC_ENGINE_GROUP;
     }
     /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
-     * many weights read every weight for a few rows per image: 32 images per
-     * group give their products more rows per weight read, where 32 of an
+     * many weights read every weight for a few rows per image: 16 images per
+     * group give their products more rows per weight read, where 16 of an
      * image's widest value stay small (measured, 1,000 images: ResNet-18
-     * 12.2 s -> 9.7 s at 16, VGG-11 4.9 s -> 4.1 s; at 32, with the weights
-     * in panels, ResNet-18 7.4 -> 7.0 s and peak RSS 224 -> 265 MB, 351 MB
-     * at 64; ResNet-50, whose widest is 1 MB, keeps 4). The mobile nets'
-     * small convs at 4x4 gain nothing and their elementwise steps lose L2
-     * (EfficientNet 0.75 s -> 0.66 s at 4). */
+     * 12.2 s -> 9.7 s, VGG-11 4.9 s -> 4.1 s; ResNet-50, whose widest is
+     * 1 MB, keeps 4), and 32 where Winograd convs on 4x4 maps would still
+     * get few rows (with the weights in panels: ResNet-18 7.4 -> 7.0 s, peak
+     * RSS 224 -> 265 MB, 351 MB at 64; RegNetX, no such conv, 2.34 s at 16
+     * and 2.47 s at 32). The mobile nets' small convs at 4x4 gain nothing
+     * and their elementwise steps lose L2 (EfficientNet 0.75 s -> 0.66 s
+     * at 4). */
     if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
-        e->group = 4 * HFC_ENGINE_GROUP;
+        e->group = (few_tiles ? 4 : 2) * HFC_ENGINE_GROUP;
     if (e->bn_batch)
         e->group = e->bn_batch;
     for (int k = 0; k < e->n_steps; k++) {
