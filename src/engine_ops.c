@@ -231,9 +231,9 @@ float hfc_act_relu6(float x) { return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
  * the x86-64-v3 baseline): SiLU 0.53 -> 0.38 ns a value, EfficientNet 0.45
  * -> 0.41 s on 1,000 images. x is clamped to [-87, 88], where 2^n stays a
  * normal float: relative error within 1e-7 of e^x there (8.5e-8 at worst,
- * checked against double exp on every float of the range), and at the clamps the sigmoid
- * and SiLU below are within 1e-38 of their limits. A NaN stays NaN (and
- * never reaches the conversion to int). */
+ * checked against double exp on every float of the range), and at the
+ * clamps the sigmoid and SiLU below are within 1e-38 of their limits. A NaN
+ * stays NaN (and never reaches the conversion to int). */
 static inline float exp_vec(float x_in)
 {
     float x = x_in > -87.0f ? x_in : -87.0f; /* NaN -> -87 */
