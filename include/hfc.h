@@ -249,8 +249,8 @@ hfc_status hfc_model_smooth_first_conv(hfc_model *m, double rho, hfc_error *err)
 /* ---------------------------------------------------------------- engine */
 
 /* Images run together through each layer (one GEMM per conv for the group):
- * HFC_ENGINE_GROUP, half of it when no conv needs im2col, four times it
- * for models with small maps (src/engine_run.c, plan_conv_weights; the
+ * HFC_ENGINE_GROUP, half of it when no conv needs im2col, 2 or 4 times it
+ * for models with small maps (src/engine_run.c, plan_group; the
  * engine's is hfc_engine_group). Groups are cut at multiples of it from the
  * first image a forward call gets, and threads take whole groups, so a
  * result never depends on the thread count; callers that stream batches

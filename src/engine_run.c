@@ -39,7 +39,8 @@
  *   plan_steps       one step per remaining node, in order, with its
  *                    folded weights and an output slot; a slot is reused
  *                    once the last reader of its value has run
- *   plan_conv_weights  the AVX-512 convs' own weight layouts and scratch
+ *   plan_conv_weights  the group size (plan_group), the AVX-512 convs' own
+ *                    weight layouts (in panels) and scratch
  *   plan_workspaces  per-thread slots and scratch, allocated once
  * Running: images go through in groups of e->group; each thread takes
  * whole groups and runs every step on a group with its own slots and
@@ -617,7 +618,7 @@ static hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
     }
     free(slot_free);
     e->output_slot = P[root_of(P, m->output)].slot;
-    e->slot_floats = max_floats; /* per image until plan_conv_weights sets the group */
+    e->slot_floats = max_floats; /* per image until plan_conv_weights scales it by the group */
     return HFC_OK;
 }
 
