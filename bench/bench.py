@@ -86,8 +86,8 @@ def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
 
 
 ZOO_BENCH = ["resnet20", "resnet18-full", "resnet50-full", "preactresnet18-full", "resnet56-full",
-             "vgg11-full", "vgg16-full", "vgg19-full", "regnetx-full", "densenet-full",
-             "mobilenetv2", "shufflenetv2", "efficientnet"]
+             "vgg11-full", "vgg16-full", "vgg19-full", "repvgg-full", "repvgg-deploy-full",
+             "regnetx-full", "densenet-full", "mobilenetv2", "shufflenetv2", "efficientnet"]
 
 
 def zoo_model(name):

@@ -314,12 +314,16 @@ class RepVGGBlock(nn.Module):
 
 
 class RepVGG(nn.Module):
-    def __init__(self):
+    def __init__(self, widths=(16, 32, 32), strides=(2, 2, 1)):
         super().__init__()
-        self.stage0 = RepVGGBlock(3, 16, 2)
-        self.stage1 = nn.Sequential(RepVGGBlock(16, 32, 2), RepVGGBlock(32, 32, 1))
+        blocks, cin = [], 3
+        for w, s in zip(widths, strides):
+            blocks.append(RepVGGBlock(cin, w, s))
+            cin = w
+        self.stage0 = blocks[0]
+        self.stage1 = nn.Sequential(*blocks[1:])
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.linear = nn.Linear(32, 10)
+        self.linear = nn.Linear(cin, 10)
 
     def forward(self, x):
         out = self.gap(self.stage1(self.stage0(x)))
@@ -694,10 +698,18 @@ ZOO = {
 }
 
 # Full-size versions (HFC_FULL=1 make check): the collections' own widths.
+# RepVGG-A0's layout (stages of 1, 2, 4, 14, 1 blocks, widths 48, 48, 96,
+# 192, 1280) on 32x32 inputs: the first stage keeps stride 1, each later
+# one starts with stride 2 (maps 32, 16, 8, 4, 2).
+REPVGG_A0_WIDTHS = (48,) + (48,) * 2 + (96,) * 4 + (192,) * 14 + (1280,)
+REPVGG_A0_STRIDES = (1,) + (2, 1) + (2, 1, 1, 1) + (2,) + (1,) * 13 + (2,)
+
 ZOO_FULL = {
     "vgg11-full": lambda: VGG("VGG11", True), "vgg16-full": lambda: VGG("VGG16", True),
     "resnet18-full": lambda: ResNet(BasicBlock, [2, 2, 2, 2]),
     "resnet50-full": lambda: ResNet(BottleneckBlock, [3, 4, 6, 3]),
     "preactresnet18-full": PreActResNet, "resnet56-full": lambda: CifarResNet(56),
     "regnetx-full": RegNetX, "densenet-full": lambda: DenseNet(growth=32),
+    "repvgg-full": lambda: RepVGG(REPVGG_A0_WIDTHS, REPVGG_A0_STRIDES),
+    "repvgg-deploy-full": lambda: RepVGGDeploy(REPVGG_A0_WIDTHS, REPVGG_A0_STRIDES),
 }
