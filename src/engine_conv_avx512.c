@@ -102,7 +102,10 @@ GEMM_TILE_FN(1, 1, 1, gemm_tile_1_1_masked)
 /* The columns of a product's B in blocks as its tiles take them: 64 wide
  * while 64 are left, then at most one block each of 32 and 16, then the rest
  * (masked). */
-static int panel_width(int left) { return left >= 64 ? 64 : left >= 32 ? 32 : left >= 16 ? 16 : left; }
+static int panel_width(int left)
+{
+    return left >= 64 ? 64 : left >= 32 ? 32 : left >= 16 ? 16 : left;
+}
 
 size_t hfc_panel_offset(int k, int cols, int r, int c)
 {
@@ -257,8 +260,9 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
         for (int oy = 0; oy < y->h; oy++) {
             size_t at = ((size_t)b * y->h + oy) * y->w * cout;
             gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin,
-                      (matrix){wt, kh * kw * cin, cout, 1}, 0, ex->bias, ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at,
-                      cout, y->w);
+                      (matrix){wt, kh * kw * cin, cout, 1}, 0, ex->bias,
+                      ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at, cout,
+                      y->w);
         }
     }
 }
@@ -421,8 +425,9 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
         }
         for (int k = 0; k < WP; k++)  /* rows of all nb images' tiles; each row's sum is
                                          the same whatever nb is */
-            gemm_rows(v + k * vplane, cin, 0, 1, cin, (matrix){u + (size_t)k * cin * cout, cin, cout, 1},
-                      0, NULL, NULL, 0, m + k * mplane, cout, nb * tiles);
+            gemm_rows(v + k * vplane, cin, 0, 1, cin,
+                      (matrix){u + (size_t)k * cin * cout, cin, cout, 1}, 0, NULL, NULL, 0,
+                      m + k * mplane, cout, nb * tiles);
         for (int b = 0; b < nb; b++) {
             size_t at = (size_t)(b0 + b) * out_image;
             winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, ex->bias,

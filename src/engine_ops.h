@@ -68,9 +68,9 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y);
 /* 3x3, stride 1, padding 1, y.h and y.w multiples of 4, by Winograd
  * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats (36
- * (cin, cout) matrices in panels), from W as (cout, 3, 3, cin). The products run on `chunk` images at a time (more
- * rows per weight load when an image has few tiles); scratch: of
- * hfc_conv2d_winograd_scratch floats. */
+ * (cin, cout) matrices in panels), from W as (cout, 3, 3, cin). The
+ * products run on `chunk` images at a time (more rows per weight load when
+ * an image has few tiles); scratch: of hfc_conv2d_winograd_scratch floats. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
 void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
