@@ -291,8 +291,8 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
     static const double G[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
                                     {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
                                     {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
-    for (int o = 0; o < cout; o++)
-        for (int c = 0; c < cin; c++) {
+    for (int c = 0; c < cin; c++) /* c outer: a panel's row is o's neighbours */
+        for (int o = 0; o < cout; o++) {
             double g[3][3], gg[WT][3];
             for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++)

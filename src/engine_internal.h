@@ -26,6 +26,9 @@ typedef struct {
     const float *w, *b;    /* conv/linear weights (folded), bn scale/shift; NULL w: a conv
                               whose weights live only in wt (forward-only engines) */
     const hfc_node *fold_bn; /* ... and the BatchNorm folded into them */
+    const hfc_node *merged_1x1_bn, *merged_id_bn; /* conv: RepVGG branches merged into
+                              it (plan_fusion): the BatchNorm after a 1x1 conv of the
+                              same input, and one of the input itself, or NULL */
     conv_path path;
     int chunk;             /* CONV_WINOGRAD: images per product */
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
