@@ -249,7 +249,7 @@ hfc_status hfc_model_smooth_first_conv(hfc_model *m, double rho, hfc_error *err)
 /* ---------------------------------------------------------------- engine */
 
 /* Images run together through each layer (one GEMM per conv for the group):
- * HFC_ENGINE_GROUP, half of it when no conv needs im2col, 2 or 4 times it
+ * HFC_ENGINE_GROUP, half of it when no conv needs im2col, 2 to 8 times it
  * for models with small maps (src/engine_run.c, plan_group; the
  * engine's is hfc_engine_group). Groups are cut at multiples of it from the
  * first image a forward call gets, and threads take whole groups, so a
