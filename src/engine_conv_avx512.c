@@ -116,10 +116,13 @@ size_t hfc_panel_offset(int k, int cols, int r, int c)
     return (size_t)k * o0 + (size_t)r * panel_width(cols - o0) + (size_t)(c - o0);
 }
 
-/* B of a product, (k, cols): row-major, or in panels (hfc_panel_offset). */
+/* B of a product, (k, cols): row-major, or in panels (hfc_panel_offset);
+ * next: the B the caller's next product reads first (in panels, k x cols),
+ * or NULL. */
 typedef struct {
     const float *data;
     int k, cols, panels;
+    const float *next;
 } matrix;
 
 /* Where rows k0.. of the block of columns starting at o0 begin, and their
@@ -132,6 +135,48 @@ static const float *block_at(matrix b, int k0, int o0, int *ldb)
     }
     *ldb = panel_width(b.cols - o0);
     return b.data + (size_t)b.k * o0 + (size_t)k0 * *ldb;
+}
+
+/* The K blocks of a product: as equal as may be, at most K_BLOCK rows. */
+#define K_BLOCK 128
+static int k_block(int k)
+{
+    const int blocks = (k + K_BLOCK - 1) / K_BLOCK;
+    return (k + blocks - 1) / blocks;
+}
+
+/* The block of b that the tiles after those of block (k0.. k0 + kc, o0..
+ * o1) read first: the next columns, else the next K block, else the first of
+ * b.next; with its length in cache lines. NULL when b is not in panels or
+ * the block is over PREFETCH_LINES (the direct conv's blocks of kh * kw *
+ * cin rows), which gemm_rows would not fetch. Fetched a few lines per tile
+ * while a block's tiles run, the next block is in L2 when they reach it:
+ * read cold, each block's first tile waited on memory (64 x 192 x 192
+ * products with B out of cache, in 96-row K blocks: 114 -> 135 GFLOP/s). */
+#define PREFETCH_LINES 1024
+static const char *next_block(matrix b, int k0, int kc, int o1, size_t *lines)
+{
+    const float *p;
+    int ld, rows = kc;
+    *lines = 0;
+    if (!b.panels)
+        return NULL;
+    if (o1 < b.cols) {
+        p = block_at(b, k0, o1, &ld);
+    } else if (k0 + kc < b.k) {
+        p = block_at(b, k0 + kc, 0, &ld);
+        rows = b.k - (k0 + kc) < kc ? b.k - (k0 + kc) : kc;
+    } else if (b.next) {
+        p = b.next;
+        ld = panel_width(b.cols);
+        rows = k_block(b.k);
+    } else {
+        return NULL;
+    }
+    *lines = ((size_t)rows * ld * sizeof(float) + 63) / 64;
+    if (*lines > PREFETCH_LINES)
+        *lines = 0;
+    return (const char *)p;
 }
 
 /* n rows of out (ldo apart; res, if any, likewise) for all of b's columns,
@@ -156,9 +201,16 @@ static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, m
         const float *bo = bias ? bias + o0 : NULL;
         int ldb;
         const float *bp = block_at(b, k0, o0, &ldb);
+        size_t pf_lines;
+        const char *pf = next_block(b, k0, kh * kwc, o0 + 16 * nb, &pf_lines);
+        const int calls = n / r_full + n % r_full;
+        const size_t per_call = calls ? (pf_lines + calls - 1) / calls : 0;
+        size_t fetched = 0;
         for (int r = 0; r < n;) {
             int take = n - r >= r_full ? r_full : 1;
             size_t at = (size_t)r * ldo + o0;
+            for (size_t q = 0; q < per_call && fetched < pf_lines; q++, fetched++)
+                _mm_prefetch(pf + 64 * fetched, _MM_HINT_T1); /* into L2 */
             (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, bp, ldb, bo,
                                     res ? res + at : NULL, relu, out + at, ldo, last);
             r += take;
@@ -205,25 +257,28 @@ AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
 }
 
 /* The product in chunks of ROW_BLOCK rows (their values of a stay in L2
- * while every column block passes) and K_BLOCK of k (a block of b, K_BLOCK x
- * 64, stays in L1 while the chunk's rows pass); a K block after the first
- * adds to what the earlier ones wrote, res comes with the first and the ReLU
- * with the last. (ResNet-50's 1x1 convs, run as the direct conv, read every
- * weight once per 4 pixels.) */
+ * while every column block passes) and K blocks (k_block: a block of b, at
+ * most K_BLOCK x 64, stays in L1 while the chunk's rows pass); a K block after
+ * the first adds to what the earlier ones wrote, res comes with the first and
+ * the ReLU with the last. (ResNet-50's 1x1 convs, run as the direct conv,
+ * read every weight once per 4 pixels.) b.next is fetched during the last
+ * chunk only: the others are followed by b's first block again. */
 #define ROW_BLOCK 256
-#define K_BLOCK 128
 
 static void product(const float *a, size_t rows, matrix b, const float *bias, const float *res,
                     int relu, float *out)
 {
-    const int k = b.k, cols = b.cols;
+    const int k = b.k, cols = b.cols, kb = k_block(k);
     for (size_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int n = rows - r0 < ROW_BLOCK ? (int)(rows - r0) : ROW_BLOCK;
         float *o = out + r0 * cols;
-        for (int k0 = 0; k0 < k; k0 += K_BLOCK) {
-            const int kc = k - k0 < K_BLOCK ? k - k0 : K_BLOCK;
+        matrix bb = b;
+        if (r0 + ROW_BLOCK < rows)
+            bb.next = b.panels ? b.data : NULL;
+        for (int k0 = 0; k0 < k; k0 += kb) {
+            const int kc = k - k0 < kb ? k - k0 : kb;
             const float *rs = k0 ? o : res ? res + r0 * cols : NULL;
-            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, b, k0, k0 ? NULL : bias, rs,
+            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, bb, k0, k0 ? NULL : bias, rs,
                       k0 + kc == k ? relu : 0, o, cols, n);
         }
     }
@@ -232,7 +287,7 @@ static void product(const float *a, size_t rows, matrix b, const float *bias, co
 void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
                      const float *bias, const float *res, int relu, float *out)
 {
-    product(a, rows, (matrix){b, k, cols, 0}, bias, res, relu, out);
+    product(a, rows, (matrix){b, k, cols, 0, NULL}, bias, res, relu, out);
 }
 
 void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
@@ -240,7 +295,7 @@ void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int 
                               hfc_tensor *y)
 {
     hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
-    product(col, (size_t)y->n * y->h * y->w, (matrix){wt, kh * kw * x->c, y->c, 1}, ex->bias,
+    product(col, (size_t)y->n * y->h * y->w, (matrix){wt, kh * kw * x->c, y->c, 1, NULL}, ex->bias,
             ex->residual, ex->relu, y->data);
 }
 
@@ -249,7 +304,7 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
 {
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
         /* one product over the group's pixels, read in place */
-        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1}, ex->bias,
+        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1, NULL}, ex->bias,
                 ex->residual, ex->relu, y->data);
         return;
     }
@@ -260,7 +315,7 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
         for (int oy = 0; oy < y->h; oy++) {
             size_t at = ((size_t)b * y->h + oy) * y->w * cout;
             gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin,
-                      (matrix){wt, kh * kw * cin, cout, 1}, 0, ex->bias,
+                      (matrix){wt, kh * kw * cin, cout, 1, NULL}, 0, ex->bias,
                       ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at, cout,
                       y->w);
         }
@@ -425,9 +480,10 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
         }
         for (int k = 0; k < WP; k++)  /* rows of all nb images' tiles; each row's sum is
                                          the same whatever nb is */
-            gemm_rows(v + k * vplane, cin, 0, 1, cin,
-                      (matrix){u + (size_t)k * cin * cout, cin, cout, 1}, 0, NULL, NULL, 0,
-                      m + k * mplane, cout, nb * tiles);
+            product(v + k * vplane, (size_t)nb * tiles,
+                    (matrix){u + (size_t)k * cin * cout, cin, cout, 1,
+                             k + 1 < WP ? u + (size_t)(k + 1) * cin * cout : NULL},
+                    NULL, NULL, 0, m + k * mplane);
         for (int b = 0; b < nb; b++) {
             size_t at = (size_t)(b0 + b) * out_image;
             winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, ex->bias,
