@@ -32,14 +32,15 @@ int hfc_conv_avx512_supported(void)
 /* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
  *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
  * then max(., 0) if relu (and min(., 6) if it is HFC_FUSED_RELU6); res (NULL
- * or laid out like out) is a residual.
+ * or laid out like out) is a residual. Meanwhile the pf_n cache lines from
+ * pf are fetched into L2, one per step of the sum (gemm_rows: next_block).
  * MASKED (with NB = 1): only the columns of mask `last` are read and
  * written, for a last block of fewer than 16. Per value of A: one broadcast
  * and NB fused multiply-adds into registers. */
 AVX512 __attribute__((always_inline)) static inline void
 gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b, int ldb,
           const float *bias, const float *res, int relu, float *out, int ldo, __mmask16 last,
-          const int R, const int NB, const int MASKED)
+          const char *pf, int pf_n, const int R, const int NB, const int MASKED)
 {
 #define LOAD(p) (MASKED ? _mm512_maskz_loadu_ps(last, p) : _mm512_loadu_ps(p))
     __m512 acc[16][4];
@@ -50,6 +51,11 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
         const float *ar = a + ky * row;
         const float *br = b + (size_t)ky * kwc * ldb;
         for (int t = 0; t < kwc; t++) {
+            if (pf_n > 0) {
+                _mm_prefetch(pf, _MM_HINT_T1);
+                pf += 64;
+                pf_n--;
+            }
             __m512 w[4];
             for (int j = 0; j < NB; j++)
                 w[j] = LOAD(br + (size_t)t * ldb + 16 * j);
@@ -60,6 +66,8 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
             }
         }
     }
+    for (; pf_n > 0; pf_n--, pf += 64)
+        _mm_prefetch(pf, _MM_HINT_T1);
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++) {
             __m512 v = acc[r][j];
@@ -78,17 +86,19 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
 }
 
 typedef void (*tile_fn)(const float *, size_t, size_t, int, int, const float *, int,
-                        const float *, const float *, int, float *, int, __mmask16);
+                        const float *, const float *, int, float *, int, __mmask16,
+                        const char *, int);
 
 /* One function per (R, NB, MASKED), so that every loop above has constant
  * bounds. */
 #define GEMM_TILE_FN(R, NB, MASKED, name)                                                     \
     AVX512 static void name(const float *a, size_t pix, size_t row, int kh, int kwc,           \
                             const float *b, int ldb, const float *bias, const float *res,     \
-                            int relu, float *out, int ldo, __mmask16 last)                    \
+                            int relu, float *out, int ldo, __mmask16 last, const char *pf,    \
+                            int pf_n)                                                         \
     {                                                                                         \
-        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, last, R, NB,       \
-                  MASKED);                                                                    \
+        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, last, pf, pf_n, R,  \
+                  NB, MASKED);                                                                \
     }
 GEMM_TILE_FN(16, 1, 0, gemm_tile_16_1)
 GEMM_TILE_FN(8, 2, 0, gemm_tile_8_2)
@@ -207,12 +217,13 @@ static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, m
         const size_t per_call = calls ? (pf_lines + calls - 1) / calls : 0;
         size_t fetched = 0;
         for (int r = 0; r < n;) {
-            int take = n - r >= r_full ? r_full : 1;
-            size_t at = (size_t)r * ldo + o0;
-            for (size_t q = 0; q < per_call && fetched < pf_lines; q++, fetched++)
-                _mm_prefetch(pf + 64 * fetched, _MM_HINT_T1); /* into L2 */
+            const int take = n - r >= r_full ? r_full : 1;
+            const size_t at = (size_t)r * ldo + o0;
+            const int pf_n = (int)(pf_lines - fetched < per_call ? pf_lines - fetched : per_call);
             (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, bp, ldb, bo,
-                                    res ? res + at : NULL, relu, out + at, ldo, last);
+                                    res ? res + at : NULL, relu, out + at, ldo, last,
+                                    pf ? pf + 64 * fetched : NULL, pf_n);
+            fetched += pf_n;
             r += take;
         }
         o0 += 16 * nb;
