@@ -13,13 +13,14 @@ LIB_SRC := src/util.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c s
            src/engine_ops.c src/engine_conv_avx512.c src/engine_run.c src/engine_grad.c src/evaluate.c src/attack.c src/margin.c src/report_json.c \
            src/canvas.c src/report_png.c
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
-TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id
+TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id \
+             build/test_sha
 # The same code built with AddressSanitizer + UndefinedBehaviorSanitizer;
 # make check runs the unit tests and a small end-to-end run with these.
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_OBJ   := $(LIB_SRC:src/%.c=build/asan/%.o)
 SAN_BINS  := build/asan/hfc-eval build/asan/test_split build/asan/test_engine build/asan/test_png \
-             build/asan/test_grad
+             build/asan/test_grad build/asan/test_sha
 
 all: build/hfc-eval
 

@@ -620,7 +620,11 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
 
 /* ------------------------------------------------------------------ util */
 
+/* SHA-256 of data as 64 hex digits: with the CPU's SHA instructions where
+ * it has them (hfc_sha256_uses_cpu), else portable C; tests compare the two. */
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);
+void hfc_sha256_hex_portable(const uint8_t *data, size_t len, char out[65]);
+int hfc_sha256_uses_cpu(void);
 /* The index of the largest of v[0..n) (the first, at a tie): a prediction. */
 int hfc_argmax(const float *v, int n);
 /* Memory for a big buffer (free with free()): 64-byte aligned, and from

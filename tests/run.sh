@@ -168,12 +168,13 @@ TINY=$REF/tiny.cifar
 MODEL=$REF/preact.bin
 "$HFC" --data "$TINY" --radius 0,4,30 -j 1 "$MODEL" >"$T/a.jsonl"
 expect $? "a run on a generated 40-image CIFAR file succeeds"
-"$PY" - "$T/a.jsonl" <<'EOF'
-import json, sys
+"$PY" - "$T/a.jsonl" "$MODEL" <<'EOF'
+import hashlib, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert [r["radius"] for r in rows] == [0, 4, 30], rows
+sha = hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()
 for r in rows:
-    assert r["images"] == 40 and r["model"] == "preact.bin" and len(r["model_sha256"]) == 64
+    assert r["images"] == 40 and r["model"] == "preact.bin" and r["model_sha256"] == sha
     assert all(0 <= r["accuracy"][k] <= 1 for k in ("original", "low", "high"))
     assert r["correct"]["original"] == round(r["accuracy"]["original"] * 40)
     assert sum(c["images"] for c in r["per_class"].values()) == 40
@@ -562,7 +563,11 @@ for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-en
     expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
 done
 
+echo "== SHA-256 (the models' model_sha256)"
+counted build/test_sha
+
 echo "== sanitizers (ASan + UBSan) and valgrind"
+counted build/asan/test_sha
 counted build/asan/test_split "$REF/split.ref" "$REF/masks.ref"
 counted build/asan/test_png "$MODEL" "$TINY" "$T/png-asan"
 for f in preact misc-f16; do
