@@ -357,20 +357,26 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
     static const double G[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
                                     {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
                                     {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
-    for (int c = 0; c < cin; c++) /* c outer: a panel's row is o's neighbours */
-        for (int o = 0; o < cout; o++) {
-            double g[3][3], gg[WT][3];
-            for (int ky = 0; ky < 3; ky++)
-                for (int kx = 0; kx < 3; kx++)
-                    g[ky][kx] = w[(((size_t)o * 3 + ky) * 3 + kx) * cin + c];
-            for (int i = 0; i < WT; i++)
-                for (int kx = 0; kx < 3; kx++)
-                    gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
-            for (int i = 0; i < WT; i++)
-                for (int j = 0; j < WT; j++)
-                    u[(size_t)(WT * i + j) * cin * cout + hfc_panel_offset(cin, cout, c, o)] =
-                        (float)(gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
-        }
+    /* c in runs of C_RUN: each o's taps are then runs of adjacent floats of
+     * w, and a panel's row gets o's neighbours while its lines are in L1
+     * (512 x 512: 0.095 s with o outer, 0.059 with c outer, 0.050 now) */
+    enum { C_RUN = 8 };
+    for (int c0 = 0; c0 < cin; c0 += C_RUN)
+        for (int o = 0; o < cout; o++)
+            for (int c = c0; c < c0 + C_RUN && c < cin; c++) {
+                double g[3][3], gg[WT][3];
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++)
+                        g[ky][kx] = w[(((size_t)o * 3 + ky) * 3 + kx) * cin + c];
+                for (int i = 0; i < WT; i++)
+                    for (int kx = 0; kx < 3; kx++)
+                        gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
+                float *at = u + hfc_panel_offset(cin, cout, c, o);
+                for (int i = 0; i < WT; i++)
+                    for (int j = 0; j < WT; j++)
+                        at[(size_t)(WT * i + j) * cin * cout] = (float)(
+                            gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
+            }
 }
 
 /* y = B^T x for six vectors, with
@@ -478,7 +484,8 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
                          const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
 {
     const int cin = x->c, cout = y->c, th = y->h / WO, tw = y->w / WO, tiles = th * tw;
-    const size_t vplane = plane_stride(chunk * tiles, cin), mplane = plane_stride(chunk * tiles, cout);
+    const size_t vplane = plane_stride(chunk * tiles, cin);
+    const size_t mplane = plane_stride(chunk * tiles, cout);
     const size_t out_image = (size_t)y->h * y->w * cout;
     float *pad = scratch;
     float *v = pad + (size_t)(x->h + 2) * (x->w + 2) * cin;
