@@ -343,14 +343,33 @@ void hfc_binary(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, 
     (hfc_conv_avx512_supported() ? binary_avx512 : binary_any)(a, b, is_mul, relu, y);
 }
 
+/* `pixels` runs of c floats, src_stride and dst_stride floats apart. The
+ * runs of the zoo's concats and slices are short (12 to 116 floats): a loop
+ * inlined vector moves, not a memcpy call per pixel (ShuffleNetV2, 1,000
+ * images: 0.229 -> 0.223 s, medians of 3 x 10 runs). */
+static void copy_runs(float *restrict dst, size_t dst_stride, const float *restrict src,
+                      size_t src_stride, size_t pixels, size_t c)
+{
+    for (size_t p = 0; p < pixels; p++, dst += dst_stride, src += src_stride) {
+        size_t j = 0;
+        for (; j + 8 <= c; j += 8) /* a constant size: one vector move, no call */
+            memcpy(dst + j, src + j, 8 * sizeof(float));
+        if (j + 4 <= c) {
+            memcpy(dst + j, src + j, 4 * sizeof(float));
+            j += 4;
+        }
+        for (; j < c; j++)
+            dst[j] = src[j];
+    }
+}
+
 void hfc_concat(const hfc_tensor *xs, int n, hfc_tensor *y)
 {
     const size_t pixels = (size_t)y->n * y->h * y->w;
     size_t off = 0;
     for (int k = 0; k < n; k++) {
         const size_t c = (size_t)xs[k].c;
-        for (size_t p = 0; p < pixels; p++)
-            memcpy(y->data + p * y->c + off, xs[k].data + p * c, c * sizeof(float));
+        copy_runs(y->data + off, (size_t)y->c, xs[k].data, c, pixels, c);
         off += c;
     }
 }
@@ -358,8 +377,7 @@ void hfc_concat(const hfc_tensor *xs, int n, hfc_tensor *y)
 void hfc_slice_channels(const hfc_tensor *x, int start, hfc_tensor *y)
 {
     const size_t pixels = (size_t)y->n * y->h * y->w;
-    for (size_t p = 0; p < pixels; p++)
-        memcpy(y->data + p * y->c, x->data + p * x->c + start, (size_t)y->c * sizeof(float));
+    copy_runs(y->data, (size_t)y->c, x->data + start, (size_t)x->c, pixels, (size_t)y->c);
 }
 
 void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y)
