@@ -162,7 +162,7 @@ static int k_block(int k)
  * cin rows), which gemm_rows would not fetch. Fetched a few lines per tile
  * while a block's tiles run, the next block is in L2 when they reach it:
  * read cold, each block's first tile waited on memory (64 x 192 x 192
- * products with B out of cache, in 96-row K blocks: 114 -> 135 GFLOP/s). */
+ * products with B out of cache, in 96-row K blocks: 114 -> 137 GFLOP/s). */
 #define PREFETCH_LINES 1024
 static const char *next_block(matrix b, int k0, int kc, int o1, size_t *lines)
 {
