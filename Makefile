@@ -9,11 +9,11 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC := src/util.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c src/mask.c src/split.c src/heatmap.c src/intrinsic.c src/model_load.c \
+LIB_SRC := src/util.c src/json_strict.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c src/mask.c src/split.c src/heatmap.c src/intrinsic.c src/model_load.c \
            src/engine_ops.c src/engine_conv_avx512.c src/engine_run.c src/engine_grad.c src/evaluate.c src/attack.c src/margin.c src/report_json.c \
            src/canvas.c src/report_png.c
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
-TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id \
+TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id build/test_flips \
              build/test_sha
 # The same code built with AddressSanitizer + UndefinedBehaviorSanitizer;
 # make check runs the unit tests and a small end-to-end run with these.

@@ -221,6 +221,7 @@ typedef struct {
     char *metadata_json;          /* the file's "metadata" object, printed */
     double epoch;                 /* metadata "epoch" (a checkpoint series), or -1 */
     char sha256[65];              /* of the whole file, hex */
+    unsigned format_version;      /* 1, 2 (no checksum: main warns) or 3 */
     char path[1024];
 } hfc_model;
 
@@ -625,6 +626,20 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);
 void hfc_sha256_hex_portable(const uint8_t *data, size_t len, char out[65]);
 int hfc_sha256_uses_cpu(void);
+/* In one pass: the SHA-256 of data[0, prefix) as 32 bytes and of the whole
+ * data[0, len) as hex (a version-3 model's checksum and its model_sha256). */
+void hfc_sha256_prefix_and_whole(const uint8_t *data, size_t len, size_t prefix,
+                                 uint8_t prefix_digest[32], char whole_hex[65]);
+/* Strict JSON (src/json_strict.c; RFC 8259, which cJSON does not hold to):
+ * hfc_json_strict scans one value from text (leading whitespace allowed)
+ * and sets *end past it; hfc_json_strict_whole also refuses anything but
+ * whitespace after it. Both return 0, or -1 with why = "byte N: reason".
+ * hfc_json_duplicate: the first key given twice in some object of the
+ * tree, or NULL. */
+int hfc_json_strict(const char *text, size_t len, size_t *end, char *why, size_t cap);
+int hfc_json_strict_whole(const char *text, size_t len, char *why, size_t cap);
+struct cJSON;
+const char *hfc_json_duplicate(const struct cJSON *v);
 /* The index of the largest of v[0..n) (the first, at a tie): a prediction. */
 int hfc_argmax(const float *v, int n);
 /* Memory for a big buffer (free with free()): 64-byte aligned, and from
@@ -638,7 +653,9 @@ void *hfc_alloc_big(size_t bytes);
  * target's permission bits kept; a device, a FIFO or "-", /dev/stdout,
  * /dev/stderr, /dev/fd/N is written directly. */
 hfc_status hfc_write_output(const char *path, const char *text, hfc_error *err);
-/* Read a whole file into *buf (caller frees). */
+/* Read a whole file into *buf (caller frees). Only a regular file: a FIFO,
+ * device or directory is refused without blocking (opened O_NONBLOCK, then
+ * fstat); a file whose stat size is 0 (/proc) is read to its end. */
 hfc_status hfc_read_file(const char *path, uint8_t **buf, size_t *len, hfc_error *err);
 /* The same, its first min(size, max) bytes (HFC_ERR_IO if fewer come). */
 hfc_status hfc_read_file_head(const char *path, size_t max, uint8_t **buf, size_t *len,

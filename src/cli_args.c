@@ -3,6 +3,7 @@
  * nothing and never exits. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,6 +122,13 @@ void hfc_options_default(hfc_options *o)
     o->n_eps = 3;
 }
 
+/* Every list option refuses a value given twice (a radius twice would run
+ * twice, and its shards could not be merged). */
+static hfc_status given_twice(const char *option, int len, const char *value, hfc_error *err)
+{
+    return hfc_fail(err, HFC_ERR_USAGE, "", "%s: %.*s is given twice", option, len, value);
+}
+
 /* --eps: numbers in [0, 1], comma-separated. */
 static hfc_status parse_eps(const char *s, hfc_options *o, hfc_error *err)
 {
@@ -134,6 +142,9 @@ static hfc_status parse_eps(const char *s, hfc_options *o, hfc_error *err)
                             "--eps: '%s' is not a comma-separated list of numbers in 0..1", s);
         if (o->n_eps == HFC_MAX_EPS)
             return hfc_fail(err, HFC_ERR_USAGE, "", "--eps: at most %d values", HFC_MAX_EPS);
+        for (int k = 0; k < o->n_eps; k++)
+            if (o->eps[k] == v)
+                return given_twice("--eps", (int)(end - p), p, err);
         o->eps[o->n_eps++] = v;
         if (!*end)
             return HFC_OK;
@@ -203,6 +214,9 @@ static hfc_status parse_radii(const char *s, hfc_options *o, hfc_error *err)
                             "in 0..1000", s);
         if (o->n_masks == HFC_MAX_RADII)
             return hfc_fail(err, HFC_ERR_USAGE, "", "--radius: at most %d radii", HFC_MAX_RADII);
+        for (int k = 0; k < o->n_masks; k++)
+            if (o->masks[k].kind == m.kind && o->masks[k].r == m.r && o->masks[k].outer == m.outer)
+                return given_twice("--radius", (int)(end - p), p, err);
         o->masks[o->n_masks++] = m;
         if (!*end)
             return HFC_OK;
@@ -271,6 +285,9 @@ static hfc_status parse_indices(const char *s, hfc_options *o, hfc_error *err)
         if (o->n_png_images == HFC_MAX_PNG_IMAGES)
             return hfc_fail(err, HFC_ERR_USAGE, "", "--png-images: at most %d images",
                             HFC_MAX_PNG_IMAGES);
+        for (int k = 0; k < o->n_png_images; k++)
+            if (o->png_images[k] == (size_t)v)
+                return given_twice("--png-images", (int)(end - p), p, err);
         o->png_images[o->n_png_images++] = (size_t)v;
         if (!*end)
             return HFC_OK;
@@ -463,13 +480,28 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
             o->models[o->n_models++] = a;
         } else {
-            /* Known options are told from unknown ones before a missing
-             * value is reported, so the message names the right problem. */
-            const char *val = i + 1 < argc ? argv[i + 1] : "";
+            /* The value as getopt takes it: attached to a short option
+             * (-j1), after '=' (--threads=1), else the next argument. Known
+             * options are told from unknown ones before a missing value is
+             * reported, so the message names the right problem. */
+            const char *arg = a, *eq = a[1] == '-' ? strchr(a, '=') : NULL, *val;
+            char name[40];
+            int attached = eq || (a[1] != '-' && a[2]);
+            if (eq) {
+                snprintf(name, sizeof name, "%.*s", (int)(eq - a < 39 ? eq - a : 39), a);
+                val = eq + 1;
+            } else if (a[1] != '-' && a[2]) {
+                snprintf(name, sizeof name, "-%c", a[1]);
+                val = a + 2;
+            } else {
+                snprintf(name, sizeof name, "%.39s", a);
+                val = i + 1 < argc ? argv[i + 1] : "";
+            }
+            a = name;
             hfc_status st = HFC_OK;
             if (set_value(o, a, val, &st, err) < 0)
-                return hfc_fail(err, HFC_ERR_USAGE, "", "unknown option '%s' (see --help)", a);
-            if (i + 1 == argc)
+                return hfc_fail(err, HFC_ERR_USAGE, "", "unknown option '%s' (see --help)", arg);
+            if (!attached && i + 1 == argc)
                 return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
             if (st)
                 return st;
@@ -487,7 +519,7 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                                 "merge takes only -o and --pretty: '%s' belongs to the runs "
                                 "it merges",
                                 a);
-            i++;
+            i += !attached;
         }
     }
     if (o->n_models == 0)

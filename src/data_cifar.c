@@ -228,11 +228,19 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
             return hfc_fail(err, HFC_ERR_IO, files[i], "cannot read: no such file");
         if (!S_ISREG(sb.st_mode))
             return hfc_fail(err, HFC_ERR_IO, files[i], "not a regular file");
-        if (sb.st_size == 0) /* sizes are checked before any file is read */
+        size_t size = (size_t)sb.st_size;
+        if (size == 0) { /* empty, or a file whose size stat does not know (/proc): read it */
+            uint8_t *raw;
+            hfc_status st = hfc_read_file(files[i], &raw, &size, err);
+            if (st)
+                return st;
+            free(raw);
+        }
+        if (size == 0) /* sizes are checked before any file is read */
             return hfc_fail(err, HFC_ERR_DATA, files[i], "empty file");
-        if ((size_t)sb.st_size % (size_t)f->record)
-            return bad_size(files[i], (size_t)sb.st_size, kind, err);
-        total += (size_t)sb.st_size / (size_t)f->record;
+        if (size % (size_t)f->record)
+            return bad_size(files[i], size, kind, err);
+        total += size / (size_t)f->record;
     }
     if (limit && limit < total)
         total = limit;

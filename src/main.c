@@ -1,6 +1,7 @@
 /* main.c - the hfc-eval command line. Everything else is library code in
  * src/; this is the only file that prints errors or picks exit codes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,11 @@ static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, ru
         hfc_model *m = &in->models[in->n_loaded];
         if ((st = hfc_model_load(m, o->models[in->n_loaded], err)))
             return st;
+        if (m->format_version < 3)
+            fprintf(stderr,
+                    "hfc-eval: %s: warning: format version %u carries no checksum, so damage "
+                    "cannot be detected (rewrite it with tools/export_pytorch.py --upgrade)\n",
+                    m->path, m->format_version);
         in->model_ptrs[in->n_loaded] = m;
         hfc_engine_options eo = {.threads = o->threads, .conv = o->conv,
                                  .bn_batch = o->protocol.bn_batch, .gradients = gradients,
@@ -347,8 +353,26 @@ static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_err
     return st;
 }
 
+/* fds 0-2 that the caller closed get /dev/null, so that no file opened
+ * later takes their number (a report would then also receive whatever is
+ * printed to stdout). Returns whether stdout was closed: writing to it is
+ * then an error, but only if something was to be written there. */
+static int guard_standard_fds(void)
+{
+    int stdout_closed = 0;
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            stdout_closed |= fd == STDOUT_FILENO;
+            int got = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+            if (got >= 0 && got != fd)
+                close(got); /* lowest free number: got == fd unless opened by a race */
+        }
+    return stdout_closed;
+}
+
 int main(int argc, char **argv)
 {
+    int stdout_closed = guard_standard_fds();
     hfc_options o;
     hfc_options_default(&o);
     hfc_error err = {{0}, {0}};
@@ -360,7 +384,9 @@ int main(int argc, char **argv)
     if (st)
         goto out;
     if (action != HFC_CLI_RUN) {
-        if (action == HFC_CLI_HELP)
+        if (stdout_closed)
+            st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(EBADF));
+        else if (action == HFC_CLI_HELP)
             for (int i = 0; hfc_usage[i]; i++)
                 fputs(hfc_usage[i], stdout);
         else
@@ -382,7 +408,10 @@ int main(int argc, char **argv)
         st = run_experiment(&o, t0, &text, &err);
     if (st)
         goto out;
-    if (o.output) {
+    int to_stdout = !o.output || !strcmp(o.output, "-") || !strcmp(o.output, "/dev/stdout");
+    if (stdout_closed && to_stdout && *text) {
+        st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(EBADF));
+    } else if (o.output) {
         st = hfc_write_output(o.output, text, &err);
     } else if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
         st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(errno));

@@ -91,9 +91,116 @@ static hfc_status read_range(const cJSON *o, size_t *first, size_t *end, size_t 
 /* Per class, fractions -> counts (round(fraction * images), exact for
  * fractions a report printed), added into sum's counts. to_counts: sum is a
  * first shard whose own fractions become counts. */
-static hfc_status add_counts(cJSON *sum, const cJSON *o, int first_shard, const char *path,
-                             int index, hfc_error *err)
+static hfc_status inconsistent(const char *path, int index, const char *what, hfc_error *err)
 {
+    return hfc_fail(err, HFC_ERR_DATA, path,
+                    "report %d is not consistent: %s (a damaged or edited report)", index, what);
+}
+
+/* A fraction as a report prints it (cJSON's 15 or 17 digits) against the
+ * count / images it was printed from. One count more or less moves it by
+ * 1 / images, far more than this. */
+static int near(double printed, double exact) { return fabs(printed - exact) <= 1e-12; }
+
+/* What one run prints always holds: every count in 0..images, each
+ * fraction count / images as it was printed, the classes' images
+ * summing to images and their counts to the totals. A report that breaks
+ * one of these was damaged or edited, and is refused. */
+static hfc_status check_report(const cJSON *o, const char *path, int index, hfc_error *err)
+{
+    double images = cJSON_GetObjectItemCaseSensitive(o, "images")->valuedouble;
+    char what[200];
+    const cJSON *c;
+    for (size_t k = 0; k < sizeof SUMMED / sizeof SUMMED[0]; k++)
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, SUMMED[k]))
+        if (is_count(c) && c->valuedouble > images) {
+            snprintf(what, sizeof what, "\"%s\".\"%.40s\" = %.0f of %.0f images", SUMMED[k],
+                     c->string, c->valuedouble, images);
+            return inconsistent(path, index, what, err);
+        }
+    const cJSON *correct = cJSON_GetObjectItemCaseSensitive(o, "correct");
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "accuracy"))
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(correct, c->string);
+        if (!cJSON_IsNumber(c) || !is_count(n) ||
+            !near(c->valuedouble, images ? n->valuedouble / images : 0.0)) {
+            snprintf(what, sizeof what, "\"accuracy\".\"%.40s\" is not \"correct\" / \"images\"",
+                     c->string);
+            return inconsistent(path, index, what, err);
+        }
+    }
+    const cJSON *per = cJSON_GetObjectItemCaseSensitive(o, "per_class");
+    if (!per)
+        return HFC_OK;
+    double class_images = 0;
+    cJSON *totals = cJSON_CreateObject(); /* per version: the classes' counts */
+    if (!totals)
+        return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory");
+    hfc_status st = HFC_OK;
+    cJSON_ArrayForEach(c, per)
+    {
+        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(c, "images");
+        if (!is_count(ci) || ci->valuedouble > images) {
+            snprintf(what, sizeof what, "class \"%.40s\" has no \"images\" count in 0..%.0f",
+                     c->string, images);
+            st = inconsistent(path, index, what, err);
+            break;
+        }
+        double n = ci->valuedouble;
+        class_images += n;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, c) if (strcmp(v->string, "images"))
+        {
+            double count = cJSON_IsNumber(v) ? round(v->valuedouble * n) : -1;
+            if (!(count >= 0 && count <= n) || !near(v->valuedouble, n ? count / n : 0.0)) {
+                snprintf(what, sizeof what,
+                         "class \"%.40s\": \"%.40s\" is not a count of its %.0f images / %.0f",
+                         c->string, v->string, n, n);
+                st = inconsistent(path, index, what, err);
+                break;
+            }
+            cJSON *t = cJSON_GetObjectItemCaseSensitive(totals, v->string);
+            if (t)
+                cJSON_SetNumberValue(t, t->valuedouble + count);
+            else if (!cJSON_AddNumberToObject(totals, v->string, count))
+                st = hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory");
+        }
+        if (st)
+            break;
+    }
+    if (!st && class_images != images)
+        st = inconsistent(path, index, "the classes' \"images\" do not add up to \"images\"", err);
+    if (!st)
+        cJSON_ArrayForEach(c, totals)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(correct, c->string);
+        if (n && (!cJSON_IsNumber(n) || n->valuedouble != c->valuedouble)) {
+            snprintf(what, sizeof what,
+                     "the classes' \"%.40s\" counts add up to %.0f, \"correct\" says %.0f",
+                     c->string, c->valuedouble, cJSON_IsNumber(n) ? n->valuedouble : -1.0);
+            st = inconsistent(path, index, what, err);
+            break;
+        }
+    }
+    cJSON_Delete(totals);
+    return st;
+}
+
+/* A shard whose counts have another form than the group's first shard's
+ * (in first_path): either may be the damaged one, so both are named. */
+static hfc_status form_differs(const char *path, int index, const char *what,
+                               const char *first_path, hfc_error *err)
+{
+    return hfc_fail(err, HFC_ERR_DATA, path, "report %d: %s differs from the shard in %s", index,
+                    what, first_path ? first_path : "the same file");
+}
+
+/* first_path: NULL for a group's first shard, whose own fractions become
+ * counts; else the file of that first shard. */
+static hfc_status add_counts(cJSON *sum, const cJSON *o, const char *first_path,
+                             const char *path, int index, hfc_error *err)
+{
+    const int first_shard = !first_path;
     const cJSON *c;
     for (size_t k = 0; k < sizeof SUMMED / sizeof SUMMED[0]; k++) {
         const cJSON *cor = cJSON_GetObjectItemCaseSensitive(o, SUMMED[k]);
@@ -107,8 +214,9 @@ static hfc_status add_counts(cJSON *sum, const cJSON *o, int first_shard, const 
         {
             cJSON *s = cJSON_GetObjectItemCaseSensitive(scor, c->string);
             if (!is_count(c) || !s)
-                return hfc_fail(err, HFC_ERR_DATA, path, "report %d: \"%s\" differs in form",
-                                index, SUMMED[k]);
+                return form_differs(path, index, SUMMED[k][0] == 'c' ? "\"correct\"'s form"
+                                                                     : "\"rescale_skipped\"'s form",
+                                    first_path, err);
             if (!first_shard)
                 cJSON_SetNumberValue(s, s->valuedouble + c->valuedouble);
         }
@@ -120,23 +228,21 @@ static hfc_status add_counts(cJSON *sum, const cJSON *o, int first_shard, const 
         cJSON *sc = cJSON_GetObjectItemCaseSensitive(sper, c->string);
         const cJSON *ci = cJSON_GetObjectItemCaseSensitive(c, "images");
         if (!sc || !is_count(ci))
-            return hfc_fail(err, HFC_ERR_DATA, path,
-                            "report %d: \"per_class\" differs in its classes or form", index);
+            return form_differs(path, index, "\"per_class\" (its classes or form)", first_path,
+                                err);
         const cJSON *v;
         cJSON_ArrayForEach(v, c)
         {
             cJSON *sv = cJSON_GetObjectItemCaseSensitive(sc, v->string);
             if (!cJSON_IsNumber(v) || !sv)
-                return hfc_fail(err, HFC_ERR_DATA, path, "report %d: \"per_class\" differs in form",
-                                index);
+                return form_differs(path, index, "\"per_class\"'s form", first_path, err);
             double count = strcmp(v->string, "images") ? round(v->valuedouble * ci->valuedouble)
                                                        : v->valuedouble;
             cJSON_SetNumberValue(sv, first_shard ? count : sv->valuedouble + count);
         }
     }
     if (cJSON_GetArraySize(per) != cJSON_GetArraySize(sper))
-        return hfc_fail(err, HFC_ERR_DATA, path, "report %d: \"per_class\" differs in its classes",
-                        index);
+        return form_differs(path, index, "\"per_class\" (its classes)", first_path, err);
     return HFC_OK;
 }
 
@@ -223,7 +329,7 @@ static hfc_status add_report(merge_state *ms, cJSON *o, const char *path, int in
         return hfc_fail(err, HFC_ERR_DATA, path, "report %d is not an hfc-eval report", index);
     size_t first = 0, end = 0, set_images = 0;
     hfc_status st = read_range(o, &first, &end, &set_images, path, index, err);
-    if (st)
+    if (st || (st = check_report(o, path, index, err)))
         return st;
     char *key = key_of(o);
     if (!key)
@@ -255,14 +361,14 @@ static hfc_status add_report(merge_state *ms, cJSON *o, const char *path, int in
         g->set_images = set_images;
         if (!g->sum)
             return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory");
-        st = add_counts(g->sum, o, 1, path, index, err);
+        st = add_counts(g->sum, o, NULL, path, index, err);
     } else {
         free(key);
         if (set_images != g->set_images)
             return hfc_fail(err, HFC_ERR_DATA, path,
                             "report %d is a shard of a set of %zu images; the shard in %s, of %zu",
                             index, set_images, g->ranges[0].path, g->set_images);
-        st = add_counts(g->sum, o, 0, path, index, err);
+        st = add_counts(g->sum, o, g->ranges[0].path, path, index, err);
     }
     if (st)
         return st;
@@ -291,16 +397,35 @@ static hfc_status check_tiling(const merge_state *ms, group *g, hfc_error *err)
     char what[300];
     describe(g->sum, what, sizeof what);
     int models = 0; /* distinct models among the groups: a likely cause of a gap */
+    const group *other = NULL; /* the first group of another model than g's */
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(g->sum, "model_sha256");
     for (int i = 0; i < ms->n_groups; i++) {
+        const cJSON *si = cJSON_GetObjectItemCaseSensitive(ms->groups[i].sum, "model_sha256");
         int seen = 0;
         for (int j = 0; j < i && !seen; j++)
-            seen = cJSON_Compare(cJSON_GetObjectItemCaseSensitive(ms->groups[i].sum, "model_sha256"),
-                                 cJSON_GetObjectItemCaseSensitive(ms->groups[j].sum, "model_sha256"), 1);
+            seen = cJSON_Compare(si, cJSON_GetObjectItemCaseSensitive(ms->groups[j].sum, "model_sha256"), 1);
         models += !seen;
+        if (!other && !cJSON_Compare(si, sha, 1))
+            other = &ms->groups[i];
     }
-    char hint[64] = "";
+    /* Another group that is incomplete too may hold the missing shard under
+     * a setting that differs (a damaged or edited key): name its file. */
+    const group *partial = NULL;
+    for (int i = 0; i < ms->n_groups && !partial; i++) {
+        size_t covered = 0;
+        for (int r = 0; r < ms->groups[i].n_ranges; r++)
+            covered += ms->groups[i].ranges[r].end - ms->groups[i].ranges[r].first;
+        if (&ms->groups[i] != g && covered != ms->groups[i].set_images)
+            partial = &ms->groups[i];
+    }
+    char hint[2400] = "";
     if (models > 1)
-        snprintf(hint, sizeof hint, "; the reports are of %d models", models);
+        snprintf(hint, sizeof hint, "; the reports are of %d models (another in %.1000s)", models,
+                 other->ranges[0].path);
+    if (partial)
+        snprintf(hint + strlen(hint), sizeof hint - strlen(hint),
+                 "; report %d of %.1000s is incomplete too, with other settings",
+                 partial->ranges[0].index, partial->ranges[0].path);
     qsort(g->ranges, (size_t)g->n_ranges, sizeof *g->ranges, by_first);
     size_t next = 0;
     for (int i = 0; i < g->n_ranges; i++) {
@@ -358,12 +483,22 @@ hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **t
                     st = hfc_fail(err, HFC_ERR_DATA, paths[f], "no reports in the file");
                 break;
             }
-            const char *end = NULL;
-            cJSON *o = cJSON_ParseWithOpts(p, &end, 0);
-            if (!o) {
-                st = hfc_fail(err, HFC_ERR_DATA, paths[f],
-                              "report %d is not valid JSON (byte %zu)", index,
-                              (size_t)((end ? end : p) - buf));
+            size_t at = (size_t)(p - buf), used;
+            char why[160];
+            if (hfc_json_strict(p, n - at, &used, why, sizeof why)) {
+                st = hfc_fail(err, HFC_ERR_DATA, paths[f], "report %d is not valid JSON: %s "
+                              "(counted from the report's first byte, file byte %zu)",
+                              index, why, at);
+                break;
+            }
+            cJSON *o = cJSON_ParseWithLength(p, used);
+            const char *end = p + used;
+            const char *dup = o ? hfc_json_duplicate(o) : NULL;
+            if (!o || dup) {
+                st = !o ? hfc_fail(err, HFC_ERR_NOMEM, paths[f], "out of memory")
+                        : hfc_fail(err, HFC_ERR_DATA, paths[f],
+                                   "report %d gives the key \"%.100s\" twice", index, dup);
+                cJSON_Delete(o);
                 break;
             }
             st = add_report(&ms, o, paths[f], index, err);

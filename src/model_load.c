@@ -2,16 +2,21 @@
  *
  * Layout (docs/model-format.md):
  *   0   8 bytes  magic "HFCMODEL"
- *   8   u32      version (1)
+ *   8   u32      version (1, 2 or 3)
  *   12  u32      flags (0)
  *   16  u64      header length L
  *   24  L bytes  JSON header: input, classes, tensors, nodes, output, metadata
  *   D = 24 + L rounded up to 64: the data section; tensor offsets count from D.
+ *   version 3: the last 32 bytes are the SHA-256 of every byte before them.
  * All integers little-endian; tensors are little-endian f32 or f16.
  *
  * Nothing is trusted: every size is checked against the file's length before
  * it is used, every node's inputs must come before it (no cycles, no
  * dangling names), and every tensor's shape must be what its layer needs.
+ * The header must be strict JSON (no control characters, no key given
+ * twice, nothing after it) and tensors may not overlap, so that a damaged
+ * byte is refused rather than read as other weights; version 3's checksum
+ * refuses every other damage.
  */
 #define _DEFAULT_SOURCE /* madvise */
 #include <assert.h>
@@ -27,7 +32,8 @@
 #include "hfc.h"
 
 #define MAGIC "HFCMODEL"
-#define FORMAT_VERSION 2 /* version 1 files (only version-1 layers) still load */
+#define FORMAT_VERSION 3 /* versions 1 and 2 (no checksum) still load */
+#define CHECKSUM_BYTES 32 /* version 3: SHA-256 trailer */
 #define PREAMBLE 24
 #define ALIGN 64
 #define MAX_NODES 4096
@@ -43,6 +49,7 @@ typedef struct {
     size_t dims[4];
     size_t count;
     size_t arena_offset;  /* floats into hfc_model.arena */
+    size_t offset, nbytes; /* bytes in the data section */
 } tensor_info;
 
 /* The parse state: one struct so that helpers can report with the path. */
@@ -119,6 +126,35 @@ static hfc_status get_pair(loader *L, const cJSON *obj, const char *key, const c
     return HFC_OK;
 }
 
+static int by_offset(const void *a, const void *b)
+{
+    const tensor_info *x = *(const tensor_info *const *)a, *y = *(const tensor_info *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* No two tensors share a byte: a damaged offset must not read another
+ * tensor's weights as its own. */
+static hfc_status check_overlaps(loader *L)
+{
+    if (L->n_tensors < 2)
+        return HFC_OK;
+    const tensor_info **order = malloc((size_t)L->n_tensors * sizeof *order);
+    if (!order)
+        return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory");
+    for (int i = 0; i < L->n_tensors; i++)
+        order[i] = &L->tensors[i];
+    qsort(order, (size_t)L->n_tensors, sizeof *order, by_offset);
+    hfc_status st = HFC_OK;
+    for (int i = 1; i < L->n_tensors && !st; i++)
+        if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes)
+            st = FAIL(L, "tensor %.100s (bytes %zu..%zu) overlaps tensor %.100s (bytes %zu..%zu)",
+                      order[i]->name, order[i]->offset, order[i]->offset + order[i]->nbytes,
+                      order[i - 1]->name, order[i - 1]->offset,
+                      order[i - 1]->offset + order[i - 1]->nbytes);
+    free(order);
+    return st;
+}
+
 static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
 {
     if (!cJSON_IsArray(arr))
@@ -132,6 +168,7 @@ static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
     size_t total = 0;
     const cJSON *t;
     int i = 0;
+    hfc_status st0;
     cJSON_ArrayForEach(t, arr) {
         tensor_info *ti = &L->tensors[i];
         char where[192];
@@ -180,10 +217,14 @@ static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
             return FAIL(L, "%s: bytes %lld..%lld of the data section are past the end of the file "
                         "(data section is %zu bytes)", where, offset, offset + nbytes, L->data_len);
         ti->arena_offset = total;
+        ti->offset = (size_t)offset;
+        ti->nbytes = (size_t)nbytes;
         total += ti->count;
         i++;
     }
     L->n_tensors = n;
+    if ((st0 = check_overlaps(L)))
+        return st0;
     m->arena = malloc((total ? total : 1) * sizeof(float));
     if (!m->arena)
         return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory for %zu weights", total);
@@ -732,31 +773,58 @@ hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const c
         goto done;
     }
     L.version = version;
+    m->format_version = version;
+    size_t payload = len; /* all but the checksum */
+    if (version >= 3) {
+        if (len < PREAMBLE + CHECKSUM_BYTES) {
+            st = FAIL(&L, "%zu bytes: too short for a version-3 file and its checksum", len);
+            goto done;
+        }
+        payload = len - CHECKSUM_BYTES;
+        uint8_t digest[32];
+        hfc_sha256_prefix_and_whole(raw, len, payload, digest, m->sha256);
+        if (memcmp(digest, raw + payload, CHECKSUM_BYTES)) {
+            st = FAIL(&L, "checksum mismatch: the file is damaged or truncated (the SHA-256 of "
+                          "its first %zu bytes is not the one its last 32 bytes record)",
+                      payload);
+            goto done;
+        }
+    } else {
+        hfc_sha256_hex(raw, len, m->sha256);
+    }
     if (flags) {
         st = FAIL(&L, "unknown flags 0x%x", flags);
         goto done;
     }
-    if (hlen > len - PREAMBLE) {
+    if (hlen > payload - PREAMBLE) {
         st = FAIL(&L, "header length %llu runs past the end of the file (%zu bytes)",
                   (unsigned long long)hlen, len);
         goto done;
     }
     size_t base = PREAMBLE + (size_t)hlen;
     base += (ALIGN - base % ALIGN) % ALIGN;
-    if (base > len) {
+    if (base > payload) {
         st = FAIL(&L, "data section starts at byte %zu, past the end of the file (%zu bytes)", base, len);
         goto done;
     }
     L.data = raw + base;
-    L.data_len = len - base;
+    L.data_len = payload - base;
+    char why[160];
+    if (hfc_json_strict_whole((const char *)raw + PREAMBLE, (size_t)hlen, why, sizeof why)) {
+        st = FAIL(&L, "header is not valid JSON: %s", why);
+        goto done;
+    }
     root = cJSON_ParseWithLength((const char *)raw + PREAMBLE, (size_t)hlen);
     if (!root) {
         st = FAIL(&L, "header is not valid JSON");
         goto done;
     }
-    if ((st = parse_header(&L, root, m)))
+    const char *dup = hfc_json_duplicate(root);
+    if (dup) {
+        st = FAIL(&L, "header: key \"%.100s\" is given twice in one object", dup);
         goto done;
-    hfc_sha256_hex(raw, len, m->sha256);
+    }
+    st = parse_header(&L, root, m);
 done:
     cJSON_Delete(root);
     free(L.tensors);

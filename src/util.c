@@ -1,12 +1,14 @@
 /* util.c - errors, big buffers, whole-file reads and SHA-256 (FIPS 180-4). */
 #define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hfc.h"
 
@@ -58,26 +60,61 @@ hfc_status hfc_read_file_head(const char *path, size_t max, uint8_t **buf, size_
 {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO opens at once (instead of waiting for a writer)
+     * and is then refused by its type like any other non-regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
         return hfc_fail(err, HFC_ERR_IO, path, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return hfc_fail(err, HFC_ERR_IO, path, "not a regular file");
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const char *what = S_ISFIFO(st.st_mode)  ? " (a FIFO)"
+                           : S_ISDIR(st.st_mode) ? " (a directory)"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? " (a device)"
+                           : S_ISSOCK(st.st_mode) ? " (a socket)"
+                                                 : "";
+        close(fd);
+        return hfc_fail(err, HFC_ERR_IO, path, "not a regular file%s", what);
     }
-    size_t n = (size_t)st.st_size < max ? (size_t)st.st_size : max;
-    uint8_t *data = hfc_alloc_big(n);
-    if (!data) {
-        fclose(f);
-        return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory reading %zu bytes", n);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    /* stat's size, or for files that report 0 (/proc) whatever reading to
+     * the end finds, in growing pieces. */
+    size_t want = (size_t)st.st_size < max ? (size_t)st.st_size : max;
+    size_t cap = st.st_size ? want : (max < 65536 ? max : 65536), n = 0;
+    uint8_t *data = hfc_alloc_big(cap);
+    hfc_status status = HFC_OK;
+    while (data) {
+        if (n == cap) {
+            if (st.st_size || cap == max)
+                break;
+            size_t grown_cap = cap > max / 2 ? max : 2 * cap;
+            uint8_t *grown = hfc_alloc_big(grown_cap);
+            if (grown)
+                memcpy(grown, data, n);
+            free(data);
+            data = grown;
+            cap = grown_cap;
+            continue;
+        }
+        ssize_t got = read(fd, data + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            status = hfc_fail(err, HFC_ERR_IO, path, "read failed: %s", strerror(errno));
+            break;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
     }
-    size_t got = fread(data, 1, n, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (got != n || read_error) {
+    close(fd);
+    if (!data)
+        return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory reading %zu bytes", cap);
+    if (!status && st.st_size && n != want)
+        status = hfc_fail(err, HFC_ERR_IO, path, "read %zu of %zu bytes (the file changed?)", n,
+                          want);
+    if (status) {
         free(data);
-        return hfc_fail(err, HFC_ERR_IO, path, "read %zu of %zu bytes", got, n);
+        return status;
     }
     *buf = data;
     *len = n;
@@ -181,28 +218,66 @@ static void sha256_blocks_cpu(uint32_t h[8], const uint8_t *p, size_t n)
 }
 #endif
 
-static void sha256_hex(const uint8_t *data, size_t len, int cpu, char out[65])
+static const uint32_t SHA256_H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+static void sha256_blocks(uint32_t h[8], const uint8_t *data, size_t blocks, int cpu)
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    size_t full = len / 64;
     if (cpu)
-        sha256_blocks_cpu(h, data, full);
+        sha256_blocks_cpu(h, data, blocks);
     else
-        for (size_t i = 0; i < full; i++)
+        for (size_t i = 0; i < blocks; i++)
             sha256_block(h, data + 64 * i);
+}
+
+/* The last rest (< 64) bytes of a len-byte message and its padding. */
+static void sha256_finish(uint32_t h[8], const uint8_t *rest_data, size_t rest, uint64_t len)
+{
     uint8_t tail[128] = {0};
-    size_t rest = len - 64 * full;
-    memcpy(tail, data + 64 * full, rest);
+    memcpy(tail, rest_data, rest);
     tail[rest] = 0x80;
     size_t tail_len = rest + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
+    uint64_t bits = len * 8;
     for (int i = 0; i < 8; i++)
         tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
     for (size_t off = 0; off < tail_len; off += 64)
         sha256_block(h, tail + off);
+}
+
+static void to_hex(const uint32_t h[8], char out[65])
+{
     for (int i = 0; i < 8; i++)
         snprintf(out + 8 * i, 9, "%08x", h[i]);
+}
+
+static void sha256_hex(const uint8_t *data, size_t len, int cpu, char out[65])
+{
+    uint32_t h[8];
+    memcpy(h, SHA256_H0, sizeof h);
+    size_t full = len / 64;
+    sha256_blocks(h, data, full, cpu);
+    sha256_finish(h, data + 64 * full, len - 64 * full, len);
+    to_hex(h, out);
+}
+
+void hfc_sha256_prefix_and_whole(const uint8_t *data, size_t len, size_t prefix,
+                                 uint8_t prefix_digest[32], char whole_hex[65])
+{
+    int cpu = cpu_has_sha();
+    uint32_t h[8], p[8];
+    memcpy(h, SHA256_H0, sizeof h);
+    size_t full = prefix / 64;
+    sha256_blocks(h, data, full, cpu); /* the blocks both messages share */
+    memcpy(p, h, sizeof p);
+    sha256_finish(p, data + 64 * full, prefix - 64 * full, prefix);
+    for (int i = 0; i < 8; i++)
+        for (int b = 0; b < 4; b++)
+            prefix_digest[4 * i + b] = (uint8_t)(p[i] >> (24 - 8 * b));
+    size_t more = (len - 64 * full) / 64;
+    sha256_blocks(h, data + 64 * full, more, cpu);
+    full += more;
+    sha256_finish(h, data + 64 * full, len - 64 * full, len);
+    to_hex(h, whole_hex);
 }
 
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65])

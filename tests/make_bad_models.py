@@ -6,6 +6,7 @@
 Each OUTDIR/NAME.bin is GOOD.bin with one thing wrong (see BROKEN below).
 """
 
+import hashlib
 import json
 import os
 import struct
@@ -15,17 +16,27 @@ ALIGN = 64
 
 
 def split(raw):
-    hlen = struct.unpack_from("<Q", raw, 16)[0]
+    version, _, hlen = struct.unpack_from("<IIQ", raw, 8)
+    if version >= 3:
+        raw = raw[:-32]  # the checksum
     header = json.loads(raw[24:24 + hlen])
     base = 24 + hlen + (-(24 + hlen)) % ALIGN
     return header, raw[base:]
 
 
-def join(header, data, version=1):
-    text = json.dumps(header).encode()
+def join(header, data, version=3, text=None):
+    """A file with a valid checksum (version 3), so that the loader's later
+    checks are the ones that speak."""
+    text = text if text is not None else json.dumps(header).encode()
     head = b"HFCMODEL" + struct.pack("<IIQ", version, 0, len(text)) + text
     head += b"\0" * ((-len(head)) % ALIGN)
-    return head + data
+    raw = head + data
+    return raw + hashlib.sha256(raw).digest() if version >= 3 else raw
+
+
+def resum(body):
+    """A version-3 file's bytes with the checksum made for them."""
+    return body + hashlib.sha256(body).digest()
 
 
 def first(header, op):
@@ -35,11 +46,37 @@ def first(header, op):
 def broken(raw):
     h, data = split(raw)
     yield "bad-magic", b"NOTMODEL" + raw[8:]
+    # Damage the checksum finds: one bit of a weight; the offset typo of
+    # issue 23 ("264640" -> "26464\x17"); the last bytes cut off.
+    flip = bytearray(raw)
+    flip[len(raw) - 100] ^= 4
+    yield "checksum-weight-bit", bytes(flip)
+    text = json.dumps(h, separators=(",", ":")).encode()
+    off = str(h["tensors"][-1]["offset"]).encode()
+    good = join(h, data, text=text)
+    yield "checksum-header-byte", good.replace(b'"offset":' + off, b'"offset":' + off[:-1] + b"\x17", 1)
+    # The same damage with a recomputed checksum (or none, as version 2):
+    # the strict header and the layout checks refuse it on their own.
+    yield "control-char", join(h, data, text=text.replace(b'"offset":' + off,
+                                                         b'"offset":' + off[:-1] + b"\x17", 1))
+    yield "control-char-v2", join(h, data, version=2,
+                                  text=text.replace(b'"offset":' + off, b'"offset":' + off[:-1] + b"\x17", 1))
+    cls = h["classes"][0].encode()
+    yield "control-in-string", join(h, data, text=text.replace(b'"' + cls + b'"', b'"' + cls[:1] + b"\x01" + cls[1:] + b'"', 1))
+    yield "duplicate-key", join(h, data, text=text.replace(b'"output":', b'"output":"x","output":', 1))
+    yield "trailing-garbage", join(h, data, text=text + b"}")
+    yield "bad-number", join(h, data, text=text.replace(b'"offset":0', b'"offset":00', 1))
+    g = json.loads(json.dumps(h))
+    g["tensors"][1]["offset"] = g["tensors"][0]["offset"] + 4
+    yield "overlap", join(g, data)
     yield "bad-version", join(h, data, version=7)
-    yield "header-past-end", raw[:16] + struct.pack("<Q", len(raw) * 2) + raw[24:]
+    body = raw[:-32]
+    yield "header-past-end", resum(body[:16] + struct.pack("<Q", len(raw) * 2) + body[24:])
     yield "truncated", raw[:len(raw) - 1000]
+    yield "truncated-resummed", resum(body[:len(body) - 1000])
     yield "empty", b""
-    yield "not-json", raw[:24] + b"{" * (struct.unpack_from("<Q", raw, 16)[0]) + raw[24 + struct.unpack_from("<Q", raw, 16)[0]:]
+    hlen = struct.unpack_from("<Q", raw, 16)[0]
+    yield "not-json", resum(body[:24] + b"{" * hlen + body[24 + hlen:])
 
     g = json.loads(json.dumps(h))
     g["tensors"][0]["offset"] = len(data)

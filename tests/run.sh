@@ -388,8 +388,8 @@ printf '\x15' | dd of="$T/c100-bad.bin" bs=1 seek=3074 conv=notrunc status=none
 expect_error 3 "coarse label 21 at byte offset 3074" -- --dataset cifar100 --data "$T/c100-bad.bin" "$REF/vgg100.bin"
 # A checkpoint series: copies of a model whose metadata names an epoch.
 "$PY" - "$MODEL" "$T/series" <<'PYEOF'
-import json, os, struct, sys
-raw = open(sys.argv[1], "rb").read()
+import hashlib, json, os, struct, sys
+raw = open(sys.argv[1], "rb").read()[:-32]  # version 3: without its checksum
 hlen = struct.unpack("<Q", raw[16:24])[0]
 head = json.loads(raw[24:24 + hlen])
 os.makedirs(sys.argv[2], exist_ok=True)
@@ -398,7 +398,8 @@ for e in (1, 5, 10):
     text = json.dumps(head, separators=(",", ":")).encode()
     assert len(text) <= hlen
     text += b" " * (hlen - len(text))  # same length: the data section stays where it is
-    open(os.path.join(sys.argv[2], "ck-e%d.bin" % e), "wb").write(raw[:24] + text + raw[24 + hlen:])
+    body = raw[:24] + text + raw[24 + hlen:]
+    open(os.path.join(sys.argv[2], "ck-e%d.bin" % e), "wb").write(body + hashlib.sha256(body).digest())
 PYEOF
 "$HFC" --data "$TINY" --radius 4,8 --png "$T/series/png" "$T"/series/ck-e*.bin >/dev/null &&
     [ -s "$T/series/png/accuracy-vs-epoch.png" ]
@@ -551,7 +552,13 @@ expect_error 1 "--png-images" -- --png-images 1,x "$MODEL"
 expect_error 1 "past the end" -- --data "$TINY" --png "$T/pics" --png-images 40 "$MODEL"
 "$PY" tests/make_bad_models.py "$MODEL" "$T/bad"
 for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-end:past the end" \
-    "truncated:past the end" "empty:bad magic" "not-json:not valid JSON" \
+    "truncated:checksum mismatch" "truncated-resummed:past the end" "empty:bad magic" \
+    "not-json:not valid JSON" "checksum-weight-bit:checksum mismatch" \
+    "checksum-header-byte:checksum mismatch" "control-char:',' or '}' expected (byte 0x17)" \
+    "control-char-v2:',' or '}' expected (byte 0x17)" \
+    "control-in-string:a control character in a string (byte 0x01)" \
+    "duplicate-key:key \"output\" is given twice" "trailing-garbage:something follows" \
+    "bad-number:byte" "overlap:overlaps tensor" \
     "tensor-past-end:past the end" "tensor-size-mismatch:does not match shape" \
     "shape-mismatch:the layer needs" "unknown-op:unknown layer type \"gelu\"" \
     "dangling-input:not defined before it" "cycle:not defined before it" \
@@ -562,6 +569,92 @@ for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-en
     "shuffle-indivisible:3 channels are not divisible by groups = 2"; do
     expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
 done
+
+echo "== damaged inputs are refused, never evaluated (model checksum, strict JSON, merge checks)"
+FLIPS=300
+[ "${HFC_FULL:-0}" = 1 ] && FLIPS=10000
+for m in data/models/*.bin data/models/paper32/*.bin; do
+    counted build/test_flips "$m" $FLIPS
+done
+# Version 1-2 files (no checksum) still load, with one warning line, to the
+# same report; tools/export_pytorch.py --upgrade makes them version 3 again.
+"$PY" - "$MODEL" "$T/legacy-v2.bin" <<'PYEOF'
+import struct, sys
+raw = open(sys.argv[1], "rb").read()
+assert struct.unpack_from("<I", raw, 8)[0] == 3
+open(sys.argv[2], "wb").write(raw[:8] + struct.pack("<I", 2) + raw[12:-32])
+PYEOF
+"$HFC" --data "$TINY" --radius 4 "$T/legacy-v2.bin" >"$T/legacy.jsonl" 2>"$T/legacy.err" &&
+    "$HFC" --data "$TINY" --radius 4 "$MODEL" >"$T/current.jsonl" &&
+    [ "$(wc -l <"$T/legacy.err")" = 1 ] &&
+    grep -q "^hfc-eval: $T/legacy-v2.bin: warning: format version 2 carries no checksum" "$T/legacy.err" &&
+    cmp -s <(sed 's/"seconds":[0-9.]*//; s/"model[^,]*,//g' "$T/legacy.jsonl") \
+        <(sed 's/"seconds":[0-9.]*//; s/"model[^,]*,//g' "$T/current.jsonl")
+expect $? "a version-2 file loads with one warning line and gives the same report"
+"$PY" tools/export_pytorch.py --upgrade "$T/legacy-v2.bin" "$T/upgraded.bin" >/dev/null &&
+    cmp -s "$T/upgraded.bin" "$MODEL"
+expect $? "export_pytorch.py --upgrade turns it back into the version-3 file, byte for byte"
+# merge: single-bit flips of two shards, then reports no run can print.
+for K in 0 1; do "$HFC" --data "$TINY" --radius 4,8 --rescale max --shard $K/2 "$MODEL" >"$T/fl-$K.jsonl"; done
+MFLIPS=300
+[ "${HFC_FULL:-0}" = 1 ] && MFLIPS=3000
+counted "$PY" tests/flip_reports.py "$HFC" $MFLIPS "$T/fl-0.jsonl" "$T/fl-1.jsonl"
+"$PY" - "$T" <<'PYEOF'
+import json, sys
+t = sys.argv[1]
+first = open(f"{t}/fl-0.jsonl").readline()
+r = json.loads(first)
+def put(name, text):
+    open(f"{t}/{name}.jsonl", "w").write(text + "\n")
+o = json.loads(first); o["correct"]["original"] = o["images"] + 1
+o["accuracy"]["original"] = o["correct"]["original"] / o["images"]
+put("too-many", json.dumps(o, separators=(",", ":")))
+o = json.loads(first); cls = next(iter(o["per_class"])); o["per_class"][cls]["images"] = -3
+put("negative", json.dumps(o, separators=(",", ":")))
+o = json.loads(first); o["accuracy"]["low"] = 1.0 if o["accuracy"]["low"] != 1.0 else 0.0
+put("accuracy-edited", json.dumps(o, separators=(",", ":")))
+put("dup-key", first.rstrip("\n")[:-1] + ',"radius":4}')
+PYEOF
+expect_error 3 "\"correct\".\"original\" = 21 of 20 images" -- merge "$T/too-many.jsonl"
+expect_error 3 "has no \"images\" count" -- merge "$T/negative.jsonl"
+expect_error 3 "\"accuracy\".\"low\" is not \"correct\" / \"images\"" -- merge "$T/accuracy-edited.jsonl"
+expect_error 3 "dup-key.jsonl: report 1 gives the key \"radius\" twice" -- merge "$T/dup-key.jsonl" "$T/fl-1.jsonl"
+expect_error 3 "dup-key.jsonl: report 1 gives the key \"radius\" twice" -- merge "$T/dup-key.jsonl" "$T/dup-key.jsonl"
+{ head -1 "$T/fl-0.jsonl" | tr -d '\n'; printf '\x17\n'; } >"$T/ctrl.jsonl"
+expect_error 3 "report 2 is not valid JSON: byte 0: not a JSON value (byte 0x17)" -- merge "$T/ctrl.jsonl"
+# FIFOs are refused at once, never waited on; so are other non-regular files.
+mkfifo "$T/fifo"
+for args in "--data $TINY $T/fifo" "merge $T/fifo" "attack --data $TINY $T/fifo" "--data $T/fifo $MODEL"; do
+    # shellcheck disable=SC2086
+    timeout 10 "$HFC" $args >/dev/null 2>"$T/fifo.err"
+    rc=$?
+    [ $rc = 2 ] && grep -q "fifo: not a regular file" "$T/fifo.err"
+    expect $? "hfc-eval $args: exit 2 'not a regular file', no wait for a writer (exit $rc)"
+done
+expect_error 3 "is not a multiple of 3073" -- --data /proc/self/status "$MODEL"
+# A closed stdout is an error only when something was to be written there.
+"$HFC" --data "$TINY" --radius 4 -o "$T/closed.jsonl" "$MODEL" >&- && "$PY" -c '
+import json, sys; assert json.loads(open(sys.argv[1]).readline())["images"] == 40' "$T/closed.jsonl"
+expect $? "-o FILE with stdout closed: exit 0 and the report in FILE"
+"$HFC" merge -o "$T/closed-merge.jsonl" "$T/fl-0.jsonl" "$T/fl-1.jsonl" >&- && [ -s "$T/closed-merge.jsonl" ]
+expect $? "merge -o FILE with stdout closed: exit 0"
+"$HFC" --data "$TINY" --radius 4 -o "$T/closed2.jsonl" --png "$T/closed-png" "$MODEL" >&- &&
+    ls "$T/closed-png" | grep -q grid
+expect $? "-o FILE --png DIR with stdout closed: exit 0, pictures drawn"
+"$HFC" --data "$TINY" --radius 4 "$MODEL" >&- 2>"$T/closed.err"
+[ $? = 2 ] && grep -q "^hfc-eval: stdout: write failed: Bad file descriptor" "$T/closed.err"
+expect $? "no -o and stdout closed: exit 2, stdout named"
+# Lists refuse a value given twice; short options take attached values.
+expect_error 1 "--radius: 4 is given twice" -- --radius 4,4 "$MODEL"
+expect_error 1 "--radius: 2:4 is given twice" -- --mask band --radius 2:4,2:4 "$MODEL"
+expect_error 1 "--eps: 0.030 is given twice" -- attack --eps 0.03,0.030 "$MODEL"
+expect_error 1 "--png-images: 3 is given twice" -- --png-images 3,3 "$MODEL"
+"$HFC" --data "$TINY" -r4 -j1 -b7 -n20 "$MODEL" >"$T/attached.jsonl" &&
+    "$HFC" --data="$TINY" --radius=4 --threads=1 --batch-size=7 --limit=20 "$MODEL" >"$T/equals.jsonl" &&
+    "$HFC" --data "$TINY" -r 4 -j 1 -b 7 -n 20 "$MODEL" >"$T/separate.jsonl" &&
+    same_report "$T/attached.jsonl" "$T/separate.jsonl" && same_report "$T/equals.jsonl" "$T/separate.jsonl"
+expect $? "-r4 -j1 and --radius=4 --threads=1 read as -r 4 -j 1"
+expect_error 1 "unknown option '-x1'" -- -x1 "$MODEL"
 
 echo "== SHA-256 (the models' model_sha256)"
 counted build/test_sha

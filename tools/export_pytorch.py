@@ -28,9 +28,12 @@ Anything else is an error naming the operation and the node.
 Python:   sys.path.insert(0, "tools"); from export_pytorch import export
           export(model, "model.bin", mean=(...), std=(...), scale=1/255, classes=[...])
 Command:  tools/export_pytorch.py --family preact --no-bn --checkpoint ckpt.pt model.bin
+          tools/export_pytorch.py --upgrade OLD.bin [NEW.bin]   (a version 1-2 file as
+          version 3, with its checksum: the same bytes otherwise; NEW defaults to OLD)
 """
 
 import argparse
+import hashlib
 import json
 import operator
 import os
@@ -44,7 +47,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MAGIC = b"HFCMODEL"
-VERSION = 2          # written when a model uses a layer new in version 2
+VERSION = 3          # written always: version 2's layers, and a SHA-256 of the file at its end
+CHECKSUM = 32        # bytes of that SHA-256
 V1_OPS = {"conv2d", "batchnorm", "relu", "maxpool2d", "avgpool2d", "global_avgpool", "flatten",
           "linear", "add", "subsample", "pad_channels"}
 ALIGN = 64
@@ -513,10 +517,11 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
 
 
 def write(path, nodes, tensors, output, n_outputs, *, mean, std, scale=1 / 255, classes=None,
-          metadata=None, input_shape=(3, 32, 32), dtype="f32"):
+          metadata=None, input_shape=(3, 32, 32), dtype="f32", version=VERSION):
     """Write a model file: nodes (dicts as in docs/model-format.md), tensors
-    [(name, float array)], the output node's name. Version 1 when every layer
-    allows it, else 2. Returns the header."""
+    [(name, float array)], the output node's name. Version 3 (checksummed);
+    version=1 or 2 writes the older unchecked layouts, for tests. Returns the
+    header."""
     if dtype not in ("f32", "f16"):
         raise ValueError("dtype must be 'f32' or 'f16'")
     c = input_shape[0]
@@ -548,28 +553,54 @@ def write(path, nodes, tensors, output, n_outputs, *, mean, std, scale=1 / 255, 
         "metadata": _json_safe(metadata or {}),
     }
     text = json.dumps(header, separators=(",", ":")).encode()
-    version = 1 if all(nd["op"] in V1_OPS and "groups" not in nd and "dilation" not in nd
-                       for nd in nodes) else VERSION
+    if version == 1 and not all(nd["op"] in V1_OPS and "groups" not in nd and "dilation" not in nd
+                                for nd in nodes):
+        raise ValueError("this model uses layers that need format version 2 or later")
     head = MAGIC + struct.pack("<IIQ", version, 0, len(text)) + text
     head += b"\0" * ((-len(head)) % ALIGN)
+    raw = head + b"".join(blobs)
+    _replace(path, raw + hashlib.sha256(raw).digest() if version >= 3 else raw)
+    return header
+
+
+def _replace(path, raw):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(head)
-        for b in blobs:
-            f.write(b)
+        f.write(raw)
     os.replace(tmp, path)
-    return header
+
+
+def upgrade(src, dst=None):
+    """Rewrite a version 1-2 file as version 3: the same header and data, the
+    version field 3 and the SHA-256 appended. A version-3 file is checked and
+    copied. Returns the version it had."""
+    with open(src, "rb") as f:
+        raw = f.read()
+    read_bytes(raw, src)  # refuses what hfc-eval would refuse of the layout
+    version = struct.unpack_from("<I", raw, 8)[0]
+    if version < 3:
+        raw = raw[:8] + struct.pack("<I", 3) + raw[12:]
+        raw += hashlib.sha256(raw).digest()
+    _replace(dst or src, raw)
+    return version
 
 
 def read(path):
     """Read an hfc-eval model file: (header dict, {tensor name: float32 array})."""
     with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:8] != MAGIC:
+        return read_bytes(f.read(), path)
+
+
+def read_bytes(raw, path):
+    if raw[:8] != MAGIC or len(raw) < 24:
         raise ValueError(f"{path}: not an hfc-eval model (bad magic)")
     version, _, hlen = struct.unpack_from("<IIQ", raw, 8)
     if not 1 <= version <= VERSION:
         raise ValueError(f"{path}: format version {version}, expected 1 to {VERSION}")
+    if version >= 3:
+        if len(raw) < 24 + CHECKSUM or hashlib.sha256(raw[:-CHECKSUM]).digest() != raw[-CHECKSUM:]:
+            raise ValueError(f"{path}: checksum mismatch: the file is damaged or truncated")
+        raw = raw[:-CHECKSUM]
     header = json.loads(raw[24:24 + hlen])
     base = 24 + hlen + (-(24 + hlen)) % ALIGN
     tensors = {}
@@ -597,6 +628,15 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import hfc_models
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if len(sys.argv) > 1 and sys.argv[1] == "--upgrade":
+        if len(sys.argv) not in (3, 4):
+            sys.exit("usage: export_pytorch.py --upgrade OLD.bin [NEW.bin]")
+        try:
+            was = upgrade(*sys.argv[2:])
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+            sys.exit(f"export_pytorch.py: {e}")
+        print(f"{sys.argv[-1]}: version {was} -> 3" if was < 3 else f"{sys.argv[2]}: already version 3")
+        return
     ap.add_argument("output", help="model file to write")
     ap.add_argument("--family", required=True, choices=sorted(hfc_models.FAMILIES))
     ap.add_argument("--no-bn", dest="bn", action="store_false", default=True)
