@@ -656,6 +656,15 @@ expect_error 1 "--png-images: 3 is given twice" -- --png-images 3,3 "$MODEL"
 expect $? "-r4 -j1 and --radius=4 --threads=1 read as -r 4 -j 1"
 expect_error 1 "unknown option '-x1'" -- -x1 "$MODEL"
 
+echo "== every subcommand's outputs unchanged (tests/golden.sh vs tests/golden.sha256)"
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    bash tests/golden.sh "$HFC" build/golden >"$T/golden.txt" &&
+        diff tests/golden.sha256 "$T/golden.txt" >"$T/golden.diff"
+    expect $? "$(wc -l <tests/golden.sha256) outputs (JSON without seconds, tables, PNGs) byte-identical to the recorded ones$(head -c 400 "$T/golden.diff" | tr '\n' ' ')"
+else
+    echo "SKIP: tests/golden.sha256 was recorded on an AVX-512 machine; this CPU rounds otherwise"
+fi
+
 echo "== SHA-256 (the models' model_sha256)"
 counted build/test_sha
 
