@@ -3,15 +3,14 @@
 CC      ?= cc
 PKGS    := fftw3f libpng libcjson openblas
 CFLAGS  ?= -O3 -march=x86-64-v3 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Iinclude \
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Iinclude -Isrc \
            $(shell pkg-config --cflags $(PKGS)) -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 
-LIB_SRC := src/util.c src/json_strict.c src/output.c src/cli_args.c src/merge.c src/data_cifar.c src/mask.c src/split.c src/heatmap.c src/intrinsic.c src/model_load.c \
-           src/engine_ops.c src/engine_conv_avx512.c src/engine_run.c src/engine_grad.c src/evaluate.c src/attack.c src/margin.c src/report_json.c \
-           src/canvas.c src/report_png.c
+# Every library source: src/FLOOR/*.c (docs/architecture.md), main.c aside.
+LIB_SRC := $(filter-out src/cli/main.c,$(sort $(wildcard src/*/*.c)))
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
 TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id build/test_flips \
              build/test_sha
@@ -24,16 +23,17 @@ SAN_BINS  := build/asan/hfc-eval build/asan/test_split build/asan/test_engine bu
 
 all: build/hfc-eval
 
-# The split's v8 arithmetic (src/split.c) is written as a += b * c: let the
+# The split's v8 arithmetic (src/data/split.c) is written as a += b * c: let the
 # compiler make those fused multiply-adds (ISO C mode would not).
-build/split.o build/asan/split.o: CFLAGS += -ffp-contract=fast
-# The activations' loops (src/engine_ops.c hfc_unary, src/engine_grad.c
+build/data/split.o build/asan/data/split.o: CFLAGS += -ffp-contract=fast
+# The activations' loops (src/kernels/ops.c hfc_unary, src/engine/grad.c
 # dact_loop) clamp with comparisons; without traps to keep, the compiler may
 # turn those into vector selects. Values are unchanged.
-build/engine_ops.o build/asan/engine_ops.o build/engine_grad.o build/asan/engine_grad.o: \
+build/kernels/ops.o build/asan/kernels/ops.o build/engine/grad.o build/asan/engine/grad.o: \
     CFLAGS += -fno-trapping-math
 
-build/%.o: src/%.c | build
+build/%.o: src/%.c
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 build/tests/%.o: tests/%.c | build
@@ -41,14 +41,14 @@ build/tests/%.o: tests/%.c | build
 	$(CC) $(CFLAGS) -Isrc -c $< -o $@
 
 build/asan/%.o: src/%.c
-	@mkdir -p build/asan
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
 build/asan/test_%.o: tests/test_%.c
 	@mkdir -p build/asan
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Isrc -c $< -o $@
 
-build/asan/hfc-eval: build/asan/main.o $(SAN_OBJ)
+build/asan/hfc-eval: build/asan/cli/main.o $(SAN_OBJ)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
@@ -60,12 +60,12 @@ asan: $(SAN_BINS)
 FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
-	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS)) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 
-build/hfc-eval: build/main.o $(LIB_OBJ)
+build/hfc-eval: build/cli/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 build/bench_parts: bench/bench_parts.c $(LIB_OBJ)
@@ -90,7 +90,7 @@ clean:
 	rm -rf build
 
 .PHONY: all check bench asan fuzz install clean
--include $(wildcard build/*.d build/tests/*.d build/asan/*.d)
+-include $(wildcard build/*.d build/*/*.d build/asan/*/*.d)
 
 # --- data and demo ------------------------------------------------------
 CIFAR_URL := https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz

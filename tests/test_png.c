@@ -6,7 +6,7 @@
 #include <math.h>
 #include <png.h>
 
-#include "report_png.h"
+#include "report/png.h"
 #include "test_util.h"
 
 typedef struct {

@@ -58,7 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "engine/internal.h"
 
 /* What planning decides about one node. */
 typedef struct {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "canvas.h"
+#include "report/canvas.h"
 
 /* The font: printable ASCII 32..126, each glyph 7 rows of 5 pixels
  * ('#' ink, '.' none), rows separated by spaces. */

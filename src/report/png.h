@@ -3,7 +3,7 @@
 #ifndef HFC_REPORT_PNG_H
 #define HFC_REPORT_PNG_H
 
-#include "canvas.h"
+#include "report/canvas.h"
 
 /* Figure 1 grid: one row per image, columns original | low | high. */
 #define GRID_ZOOM 4                          /* nearest-neighbour upscaling */

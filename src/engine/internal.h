@@ -3,7 +3,7 @@
 #ifndef HFC_ENGINE_INTERNAL_H
 #define HFC_ENGINE_INTERNAL_H
 
-#include "engine_ops.h"
+#include "kernels/ops.h"
 #include "hfc.h"
 
 /* How a conv runs (engine_run.c, plan_conv_paths; docs/speed.md has the table). */

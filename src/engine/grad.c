@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "engine/internal.h"
 
 static size_t pixels_of(const hfc_tensor *t) { return (size_t)t->n * t->h * t->w; }
 

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "engine_ops.h"
+#include "kernels/ops.h"
 
 /* For one kernel row ky the taps kx that land inside the image form one
  * run, so a row of col is kh copies of up to kw*c adjacent floats. */

@@ -19,7 +19,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "engine_ops.h"
+#include "kernels/ops.h"
 
 #define AVX512 __attribute__((target("avx512f")))
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "report_png.h"
+#include "report/png.h"
 
 #define MARGIN 10
 static const hfc_rgb WHITE = {255, 255, 255}, INK = {30, 30, 30}, GRID_LINE = {225, 225, 225};
