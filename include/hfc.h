@@ -621,6 +621,10 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
 
 /* ------------------------------------------------------------------ util */
 
+/* What this CPU can do (src/core/cpu.c): AVX-512F, the SHA extensions. */
+int hfc_cpu_avx512f(void);
+int hfc_cpu_sha(void);
+
 /* SHA-256 of data as 64 hex digits: with the CPU's SHA instructions where
  * it has them (hfc_sha256_uses_cpu), else portable C; tests compare the two. */
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);

@@ -157,18 +157,7 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
 #include <immintrin.h>
-
-/* The x86 SHA extensions (CPUID leaf 7, EBX bit 29), with SSE4.1 for the
- * blend. */
-static int cpu_has_sha(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1))
-        return 0;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1);
-}
 
 /* n blocks with the SHA instructions: the same function as sha256_block,
  * 6x faster here (a 94 MB ResNet-50 file: 0.39 -> 0.065 s). The state
@@ -211,7 +200,6 @@ __attribute__((target("sha,sse4.1"))) static void sha256_blocks_cpu(uint32_t h[8
     _mm_storeu_si128((__m128i *)(h + 4), _mm_alignr_epi8(dchg, feba, 8));
 }
 #else
-static int cpu_has_sha(void) { return 0; }
 static void sha256_blocks_cpu(uint32_t h[8], const uint8_t *p, size_t n)
 {
     (void)h, (void)p, (void)n;
@@ -263,7 +251,7 @@ static void sha256_hex(const uint8_t *data, size_t len, int cpu, char out[65])
 void hfc_sha256_prefix_and_whole(const uint8_t *data, size_t len, size_t prefix,
                                  uint8_t prefix_digest[32], char whole_hex[65])
 {
-    int cpu = cpu_has_sha();
+    int cpu = hfc_cpu_sha();
     uint32_t h[8], p[8];
     memcpy(h, SHA256_H0, sizeof h);
     size_t full = prefix / 64;
@@ -282,7 +270,7 @@ void hfc_sha256_prefix_and_whole(const uint8_t *data, size_t len, size_t prefix,
 
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65])
 {
-    sha256_hex(data, len, cpu_has_sha(), out);
+    sha256_hex(data, len, hfc_cpu_sha(), out);
 }
 
 void hfc_sha256_hex_portable(const uint8_t *data, size_t len, char out[65])
@@ -290,4 +278,4 @@ void hfc_sha256_hex_portable(const uint8_t *data, size_t len, char out[65])
     sha256_hex(data, len, 0, out);
 }
 
-int hfc_sha256_uses_cpu(void) { return cpu_has_sha(); }
+int hfc_sha256_uses_cpu(void) { return hfc_cpu_sha(); }

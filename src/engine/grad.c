@@ -227,7 +227,7 @@ dact_avx512(hfc_op op, const float *restrict x, const float *restrict y, const f
 
 void backward_unary(const step_back *r)
 {
-    (hfc_conv_avx512_supported() ? dact_avx512 : dact_any)(
+    (hfc_cpu_avx512f() ? dact_avx512 : dact_any)(
         r->s->op, r->x[0].data, r->y.data, r->dy.data, r->dx[0].data, hfc_tensor_size(&r->dy));
 }
 

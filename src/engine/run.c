@@ -343,7 +343,7 @@ static void plan_readers(const hfc_model *m, node_plan *P)
 
 static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
 {
-    int avx512 = hfc_conv_avx512_supported() && choice != HFC_CONV_GEMM;
+    int avx512 = hfc_cpu_avx512f() && choice != HFC_CONV_GEMM;
     int winograd = choice != HFC_CONV_DIRECT;
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
@@ -742,7 +742,7 @@ static hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc
 {
     const hfc_model *m = e->model;
     size_t total = 0;
-    int avx512 = hfc_conv_avx512_supported() && choice != HFC_CONV_GEMM;
+    int avx512 = hfc_cpu_avx512f() && choice != HFC_CONV_GEMM;
     for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
         float *at = e->back_weights;
         for (int k = 0; k < e->n_steps; k++) {

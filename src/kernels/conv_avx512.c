@@ -23,12 +23,6 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
-int hfc_conv_avx512_supported(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
 /* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
  *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
  * then max(., 0) if relu (and min(., 6) if it is HFC_FUSED_RELU6); res (NULL

@@ -295,7 +295,7 @@ unary_avx512(const float *restrict in, hfc_op op, float *restrict out, size_t n)
 
 void hfc_unary(const hfc_tensor *x, hfc_op op, hfc_tensor *y)
 {
-    (hfc_conv_avx512_supported() ? unary_avx512 : unary_any)(x->data, op, y->data,
+    (hfc_cpu_avx512f() ? unary_avx512 : unary_any)(x->data, op, y->data,
                                                              hfc_tensor_size(x));
 }
 
@@ -340,7 +340,7 @@ binary_avx512(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hf
 
 void hfc_binary(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hfc_tensor *y)
 {
-    (hfc_conv_avx512_supported() ? binary_avx512 : binary_any)(a, b, is_mul, relu, y);
+    (hfc_cpu_avx512f() ? binary_avx512 : binary_any)(a, b, is_mul, relu, y);
 }
 
 /* `pixels` runs of c floats, src_stride and dst_stride floats apart. The

@@ -36,11 +36,10 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
 void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
                 int wo, float *col);
 /* engine_conv_avx512.c: the same convolution without im2col or BLAS, on a
- * CPU with AVX-512F (1 from hfc_conv_avx512_supported); the direct one
+ * CPU with AVX-512F (1 from hfc_cpu_avx512f, src/core/cpu.c); the direct one
  * takes any y.c (a last block of fewer than 16 channels is masked),
  * Winograd a multiple of 16. Results differ from hfc_conv2d's by rounding
  * only. */
-int hfc_conv_avx512_supported(void);
 /* What these convs do besides the convolution (engine_run.c decides at
  * planning):
  *   x' = max(x * in_scale + in_shift, 0 if in_relu) per input channel as the
