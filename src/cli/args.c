@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hfc.h"
+#include "cli/options.h"
 
 static const char usage_common[] =
     "usage: hfc-eval [options] MODEL...\n"

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hfc.h"
+#include "cli/options.h"
 
 /* Append the text of every model x radius to `out` (JSON Lines or a table). */
 static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *tallies,

@@ -1,6 +1,6 @@
 /* cpu.c - what this CPU can do, asked once in one place: the kernels pick
  * their AVX-512 paths and SHA-256 its instructions from here. */
-#include "hfc.h"
+#include "hfc/core.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/core.h"
 
 #define MAX_DEPTH 512
 

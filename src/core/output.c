@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hfc.h"
+#include "hfc/core.h"
 
 /* The descriptor a name for an open stream stands for, or -1. */
 static int open_stream_fd(const char *path)

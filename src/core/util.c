@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hfc.h"
+#include "hfc/core.h"
 
 hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
                     const char *fmt, ...)

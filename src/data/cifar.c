@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "hfc.h"
+#include "hfc/data.h"
 
 typedef struct {
     const char *name;        /* in --dataset and the JSON */

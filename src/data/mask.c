@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/data.h"
 
 static const char *const KIND_NAMES[] = {"disc", "square", "gaussian", "band"};
 _Static_assert(sizeof KIND_NAMES / sizeof *KIND_NAMES == HFC_MASK_KINDS,

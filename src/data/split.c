@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/data.h"
 
 #define SIDE HFC_CIFAR_SIDE         /* 32 */
 #define PLANE (SIDE * SIDE)

@@ -4,7 +4,7 @@
 #define HFC_ENGINE_INTERNAL_H
 
 #include "kernels/ops.h"
-#include "hfc.h"
+#include "hfc/engine.h"
 
 /* How a conv runs (engine_run.c, plan_conv_paths; docs/speed.md has the table). */
 typedef enum {

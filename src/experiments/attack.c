@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/experiments.h"
 
 uint64_t hfc_splitmix64(uint64_t z)
 {

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/experiments.h"
 
 /* The paper's rescaling of one low or high image: x / max(x) * 255, max over
  * all 3072 values, in double as its numpy code; an image whose max <= 0 is

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/experiments.h"
 
 #define SIDE HFC_CIFAR_SIDE
 #define PLANE (SIDE * SIDE)

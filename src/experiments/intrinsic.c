@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/experiments.h"
 
 enum { CANDIDATES = 8, ROWS = 256 };
 

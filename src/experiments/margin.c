@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/experiments.h"
 
 #define SIDE HFC_CIFAR_SIDE
 

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "hfc.h" /* hfc_op */
+#include "hfc/model.h" /* hfc_op */
 
 /* A conv's `relu` argument (ex->relu): 0, or the activation it applies as it
  * writes: HFC_FUSED_RELU max(y, 0), HFC_FUSED_RELU6 min(max(y, 0), 6). The

@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "hfc.h"
+#include "hfc/model.h"
 
 #define MAGIC "HFCMODEL"
 #define FORMAT_VERSION 3 /* versions 1 and 2 (no checksum) still load */

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "hfc.h"
+#include "hfc/report.h"
 
 typedef struct {
     uint8_t r, g, b;

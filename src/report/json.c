@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/report.h"
 
 static const char *VERSION_NAMES[HFC_VERSIONS] = {"original", "low", "high"};
 

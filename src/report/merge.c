@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "hfc/report.h"
 
 /* Fields a shard changes: never part of the key. model_path and data may
  * differ between the machines that ran the shards; the first shard's are kept. */

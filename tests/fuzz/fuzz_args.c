@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hfc.h"
+#include "cli/options.h"
 
 #define MAX_ARGS 64
 

@@ -1,0 +1,122 @@
+/* hfc/data.h - images and their frequency split: CIFAR files, the mask, the split (src/data). */
+#ifndef HFC_DATA_H
+#define HFC_DATA_H
+
+#include "hfc/core.h"
+
+/* ------------------------------------------------------------------ data */
+
+#define HFC_CIFAR_SIDE 32
+#define HFC_CIFAR_CHANNELS 3
+#define HFC_CIFAR_PIXELS (HFC_CIFAR_CHANNELS * HFC_CIFAR_SIDE * HFC_CIFAR_SIDE) /* 3072 */
+#define HFC_CIFAR_CLASSES 10
+#define HFC_MAX_CLASSES 100   /* CIFAR-100's fine labels */
+
+typedef enum { HFC_CIFAR10, HFC_CIFAR100 } hfc_dataset_kind;
+typedef enum { HFC_SET_TEST, HFC_SET_TRAIN } hfc_set;
+
+typedef struct {
+    hfc_dataset_kind kind;
+    hfc_set set;
+    int n_classes;     /* 10, or 100 (CIFAR-100's fine labels) */
+    size_t n;          /* number of images held */
+    uint8_t *labels;   /* (n) values 0..n_classes-1 */
+    uint8_t *pixels;   /* (n, 3, 32, 32) R, G, B planes, row-major */
+    size_t first;      /* index of images[0] in the set (a shard starts past 0) */
+    size_t set_images; /* images in the whole set (after the limit) */
+    int has_names;     /* class_names read from the names file beside the data */
+    char class_names[HFC_MAX_CLASSES][32];
+    char path[1024];   /* the file the images came from ("DIR/{a ... b}" for several) */
+} hfc_dataset;
+
+/* Read a set: path is a file, or a directory holding the official files
+ * (CIFAR-10: test_batch.bin, data_batch_1..5.bin; CIFAR-100: test.bin,
+ * train.bin). limit > 0 keeps only the first `limit` images. Class names
+ * come from batches.meta.txt / fine_label_names.txt beside the data, if
+ * there. --set train with a file is HFC_ERR_USAGE. */
+hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind kind, hfc_set set,
+                            size_t limit, hfc_error *err);
+/* One file already in memory (raw is not kept), as a test set. */
+hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
+                             hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* Keep only shard `index` of `count`: images [index*n/count, (index+1)*n/count). */
+hfc_status hfc_dataset_shard(hfc_dataset *ds, int index, int count, hfc_error *err);
+void hfc_dataset_free(hfc_dataset *ds);
+/* "cifar10"/"cifar100", "test"/"train": the names used by options and JSON. */
+const char *hfc_dataset_name(hfc_dataset_kind kind);
+const char *hfc_set_name(hfc_set set);
+
+/* ------------------------------------------------------------------ mask */
+
+/* The frequency mask (src/mask.c), one value for the split, the pictures,
+ * the JSON and tools/reference.py. The weight of frequency (fy, fx),
+ * -16 <= fy, fx < 16 (in fftshift order, cell (i, j) holds (i - 16, j - 16)),
+ * with d = sqrt(fy^2 + fx^2):
+ *   disc      [d < r]                 the paper's, the default
+ *   square    [max(|fy|, |fx|) < r]
+ *   gaussian  exp(-d^2 / (2 r^2))     r > 0
+ *   band      [r <= d < outer]        --radius A:B; low is the ring, high the rest */
+typedef enum {
+    HFC_MASK_DISC,
+    HFC_MASK_SQUARE,
+    HFC_MASK_GAUSSIAN,
+    HFC_MASK_BAND,
+    HFC_MASK_KINDS
+} hfc_mask_kind;
+
+typedef struct {
+    hfc_mask_kind kind;
+    double r;      /* radius (band: inner, A) */
+    double outer;  /* band only: B */
+} hfc_mask;
+
+double hfc_mask_weight(const hfc_mask *m, int fy, int fx);
+/* 1 when the weight is unchanged by flipping the sign of either frequency
+ * (-16 is its own negative): what the partial-DFT split needs. */
+int hfc_mask_sign_symmetric(const hfc_mask *m);
+/* The largest max(|fy|, |fx|) of a nonzero weight; -1 for an empty mask. */
+int hfc_mask_max_frequency(const hfc_mask *m);
+/* HFC_ERR_USAGE for a radius outside 0..1000, gaussian r = 0, band A >= B. */
+hfc_status hfc_mask_check(const hfc_mask *m, hfc_error *err);
+const char *hfc_mask_kind_name(hfc_mask_kind kind);
+int hfc_mask_kind_parse(const char *name); /* -1: unknown */
+/* "4" or, for a band, "4:8": the radius as --radius spells it and JSON's "radius" */
+void hfc_mask_label(const hfc_mask *m, char *buf, size_t cap);
+/* "dist < 4", "4 <= dist < 8", ...: for pictures */
+void hfc_mask_describe(const hfc_mask *m, char *buf, size_t cap);
+/* Where the mask sits on a radius axis: r, or the middle of a band. */
+double hfc_mask_position(const hfc_mask *m);
+int hfc_mask_equal(const hfc_mask *a, const hfc_mask *b);
+
+/* ----------------------------------------------------------------- split */
+
+/* The paper's frequency split, per channel of a 32x32 image:
+ *   F = fftshift(fft2(x)); M = the mask's weights (disc: [dist < r])
+ *   low = Re(ifft2(ifftshift(F*M))), high = x - low
+ * computed as the same projection by small matrix products (see split.c),
+ * or by FFTW for a mask that is not sign-symmetric.
+ * A splitter serves the masks it was made with (and any symmetric mask
+ * within their largest frequency) for up to `capacity` images:
+ * hfc_split_forward transforms a batch once, hfc_split_apply then makes
+ * low and high for any number of masks from the stored coefficients. */
+typedef struct hfc_splitter hfc_splitter;
+
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask *masks,
+                            int n_masks, hfc_error *err);
+void hfc_splitter_free(hfc_splitter *s);
+/* Split every later mask by FFTW (tests compare the two ways). */
+hfc_status hfc_splitter_use_fft(hfc_splitter *s, hfc_error *err);
+/* x: (n, 3, 32, 32) raw pixel values; n <= capacity. x is read again by
+ * hfc_split_apply (high = x - low): keep it unchanged until the last one. */
+void hfc_split_forward(hfc_splitter *s, const float *x, size_t n);
+/* Make the low and high images of the last forward's n images under mask;
+ * HFC_ERR_USAGE when the splitter was not made for it. */
+hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err);
+/* (n, 3, 32, 32) results of the last hfc_split_apply; owned by s. */
+const float *hfc_split_low(const hfc_splitter *s);
+const float *hfc_split_high(const hfc_splitter *s);
+/* |fftshift(fft2(x))| of one (3, 32, 32) image by FFTW, channels averaged:
+ * out is (32, 32) in the shifted layout of hfc_split_mask. */
+hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err);
+
+#endif

@@ -1,0 +1,194 @@
+/* hfc/experiments.h - what hfc-eval measures: evaluate, attack, heatmap, intrinsic dimension, margins (src/experiments). */
+#ifndef HFC_EXPERIMENTS_H
+#define HFC_EXPERIMENTS_H
+
+#include "hfc/data.h"
+#include "hfc/engine.h"
+
+/* The limits of one run: radii (masks), models, images drawn in grids. */
+#define HFC_MAX_RADII 64
+#define HFC_MAX_MODELS 32
+#define HFC_MAX_PNG_IMAGES 32
+
+/* -------------------------------------------------------------- evaluate */
+
+enum { HFC_ORIGINAL, HFC_LOW, HFC_HIGH, HFC_VERSIONS };
+
+/* How an evaluation treats images and BatchNorm beyond the split: the
+ * default is plain inference; the paper's own code (HaohanWang/HFC,
+ * scripts/resnet.py) rescaled low and high images by their maximum, used
+ * batch statistics in BatchNorm and, for Figure 7's experiment, smoothed
+ * the first conv's kernels. Recorded in every report. */
+typedef struct {
+    int bn_batch;      /* 0: running statistics; N: each run of N images' own (the
+                          engines must be made with the same bn_batch) */
+    int rescale_max;   /* each low and high image x becomes x / max(x) * 255
+                          (max over all its values; left as it is when max <= 0) */
+    double smooth;     /* rho of hfc_model_smooth_first_conv; 0: not smoothed */
+} hfc_protocol;
+
+typedef struct {
+    hfc_mask mask;
+    size_t images;
+    size_t correct[HFC_VERSIONS];
+    size_t class_images[HFC_MAX_CLASSES];
+    size_t class_correct[HFC_MAX_CLASSES][HFC_VERSIONS];
+    size_t rescale_skipped[HFC_VERSIONS]; /* images whose max <= 0 (rescale_max) */
+} hfc_tally;
+
+/* The experiment: stream the dataset in batches; per batch, transform each
+ * image once, run every model on the originals once and, per radius, on the
+ * low and high reconstructions. tallies: (n_models, n_masks), filled here.
+ * Every model must take 3x32x32 input and have the data's class count. */
+hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                        const hfc_mask *masks, int n_masks, const hfc_dataset *ds,
+                        size_t batch, const hfc_protocol *protocol,
+                        const hfc_progress *progress, hfc_tally *tallies, hfc_error *err);
+
+/* ---------------------------------------------------------------- attack */
+
+#define HFC_MAX_EPS 16
+
+/* FGSM and PGD (L-infinity) in [0, 1] pixel space (src/attack.c): x = pixel
+ * / 255, the model's preprocessing after; cross-entropy with the file's
+ * label. From x0 (plus, with random_start, eps * (2u - 1) per value, u from
+ * hfc_uniform(seed, image, value), then clipped to [0, 1]), `steps` times:
+ * x += step_size * sign(d loss / d x), then x is projected onto
+ * [x0 - eps, x0 + eps] and clipped to [0, 1]. FGSM is 1 step of size eps. */
+typedef struct {
+    int pgd;              /* 0: FGSM */
+    int steps;
+    double step_size;     /* 0: eps / 4 (PGD), eps (FGSM) */
+    int random_start;
+    uint64_t seed;
+} hfc_attack_spec;
+
+/* Per model, eps and radius: correct counts of the clean and attacked
+ * images, by version (original, and with a radius low and high). */
+typedef struct {
+    double eps;
+    int has_mask;         /* 0: the original images only */
+    hfc_mask mask;
+    size_t images;
+    size_t correct[HFC_VERSIONS][2]; /* [version][0 clean, 1 adversarial] */
+} hfc_attack_tally;
+
+/* The documented generator of the random start: splitmix64 (Steele et al.),
+ * h = splitmix64(seed), h = splitmix64(h ^ image), h = splitmix64(h ^ value);
+ * u = (h >> 40) / 2^24 in [0, 1). image counts from the set's first image. */
+double hfc_uniform(uint64_t seed, uint64_t image, uint64_t value);
+uint64_t hfc_splitmix64(uint64_t z);
+
+/* Attack every model (engines made with gradients) at each eps on ds (and,
+ * with n_masks > 0, the low and high images under each mask as well).
+ * tallies: (n_models, n_eps, max(n_masks, 1)). */
+hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                      const hfc_attack_spec *spec, const double *eps, int n_eps,
+                      const hfc_mask *masks, int n_masks, const hfc_dataset *ds, size_t batch,
+                      const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err);
+
+/* --------------------------------------------------------------- heatmap */
+
+/* The Fourier heat map (src/heatmap.c; Yin et al., NeurIPS 2019): per
+ * frequency cell (i, j) of the 32 x 32 grid in fftshift order, the fraction
+ * of images misclassified after clip(x/255 + eps * s * U_ij, 0, 1) per
+ * channel. U_ij: unit-norm Re(ifft2(ifftshift(Z))), Z = 0.5+0.5i at the
+ * cell and 0.5-0.5i at its mirror ((32-i)%32, (32-j)%32), 1 at a cell that
+ * is its own mirror; a cell and its mirror share one U, made from the
+ * lexicographically smaller of the two, and one error. */
+typedef struct {
+    double eps;       /* L2 norm of each channel's perturbation, in [0, 1] pixels */
+    uint64_t seed;
+} hfc_heatmap_spec;
+
+typedef struct {
+    double eps;
+    uint64_t seed;
+    size_t images;
+    size_t clean_wrong;
+    size_t wrong[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE]; /* [i * 32 + j], fftshift order */
+} hfc_heatmap_tally;
+
+/* U of cell (i, j)'s pair, 1024 floats. */
+void hfc_fourier_basis(int i, int j, float *u);
+/* The sign of (pair of (i, j), image, channel): with (i', j') the
+ * lexicographically smaller of (i, j) and its mirror, h = splitmix64(seed),
+ * then h = splitmix64(h ^ v) for v = i', j', image, channel in turn; -1 if h
+ * is odd, else +1. image counts from the set's first image. */
+int hfc_heatmap_sign(uint64_t seed, int i, int j, uint64_t image, int channel);
+/* tallies: one per model. */
+hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
+                       const hfc_heatmap_spec *spec, const hfc_dataset *ds, size_t batch,
+                       const hfc_progress *progress, hfc_heatmap_tally *tallies, hfc_error *err);
+
+/* ------------------------------------------------------------- intrinsic */
+
+/* Intrinsic dimension by TwoNN (src/intrinsic.c; Facco et al. 2017): id of
+ * the N points, and sd over random 90% subsets (definitions there and in
+ * README). points: N' after dropping r1 = 0 and r1 = r2. */
+typedef struct {
+    double id, sd;
+    size_t points;
+} hfc_id_result;
+
+hfc_status hfc_twonn(const float *x, size_t n, size_t dim, int resamples, uint64_t seed,
+                     hfc_id_result *out, hfc_error *err);
+
+#define HFC_MAX_ID_LAYERS 512
+
+/* The nodes whose outputs `hfc-eval id` measures, in run order: the input
+ * (node 0, after preprocessing), every node that is all that is live at its
+ * point of the graph (nothing computed before it is read after it) and
+ * either ends a block (add, concat), is read twice (a residual block's
+ * input) or feeds a conv, linear or pooling layer (a stage's output), and
+ * the logits. Returns how many (at most cap). */
+int hfc_block_outputs(const hfc_model *m, int *nodes, int cap);
+
+typedef struct {
+    int versions[HFC_VERSIONS]; /* HFC_ORIGINAL, HFC_LOW, HFC_HIGH */
+    int n_versions;
+    hfc_mask mask;              /* for low and high */
+    int resamples;              /* subsets for sd; 0: none */
+    uint64_t seed;
+} hfc_id_spec;
+
+typedef struct {
+    int node, depth;   /* depth: position in hfc_block_outputs (0: input) */
+    size_t dim;
+    int version;
+    hfc_id_result result;
+} hfc_id_layer;
+
+/* Every version x block output of one model (e made with gradients, which
+ * keeps every value): out gets n_versions * layers entries. */
+hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds,
+                                   const hfc_id_spec *spec, const hfc_progress *progress,
+                                   hfc_id_layer *out, int cap, int *n_out, hfc_error *err);
+
+/* ---------------------------------------------------------------- margin */
+
+/* "Hold me tight!" margins (src/margin.c): for each subspace of K x K DCT
+ * atoms on the diagonal at offsets 0, stride, ... (each atom on all three
+ * channels), DeepFool constrained to it, in [0, 1] pixels, no clipping,
+ * from the model's own prediction: at x_i, for every class k != pred,
+ * w_k = grad f_k - grad f_pred, pert_k = |f_k - f_pred| / ||S'w_k||; with
+ * the smallest, r += max(pert, 1e-4) * SS'w / ||S'w||, x_i += the same; stop
+ * when the prediction at x0 + (1 + overshoot) r changes (at most max_iter
+ * steps). The margin is ||(1 + overshoot) r||_2. */
+typedef struct {
+    int block;         /* K: 8 on CIFAR (divides 32) */
+    int stride;        /* between offsets: 2 */
+    int max_iter;      /* 100 */
+    double overshoot;  /* 0.02 */
+} hfc_margin_spec;
+
+/* Subspaces of a spec: (32 - K) / stride + 1 (13 for 8 and 2); 0 if invalid. */
+int hfc_margin_subspaces(const hfc_margin_spec *spec);
+/* margins: (subspaces, ds->n), filled here; NaN for an image not fooled
+ * within max_iter. The engine must be made with gradients (and running
+ * BatchNorm statistics: images are independent). */
+hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_dataset *ds,
+                      const hfc_margin_spec *spec, size_t batch, const hfc_progress *progress,
+                      float *margins, hfc_error *err);
+
+#endif

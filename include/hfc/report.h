@@ -1,0 +1,70 @@
+/* hfc/report.h - results as JSON and pictures, and merge (src/report). */
+#ifndef HFC_REPORT_H
+#define HFC_REPORT_H
+
+#include "hfc/experiments.h"
+
+/* ---------------------------------------------------------------- report */
+
+/* One JSON object (no newline) for a model at one radius of a run over ds
+ * (its path, dataset, set, class names and, when ds is a shard of shard_count,
+ * the shard); caller frees. Schema: README, "Output: JSON Lines". */
+char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset *ds,
+                      const hfc_protocol *protocol, int shard_index, int shard_count,
+                      double seconds, int pretty);
+
+/* One JSON object for an attack tally (schema: README, "Attacks"); caller frees. */
+char *hfc_report_attack_json(const hfc_attack_tally *t, const hfc_attack_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, int shard_index, int shard_count,
+                             double seconds, int pretty);
+
+/* One JSON object for a model's margins (schema: README, "Margins"). */
+/* {"experiment":"heatmap","eps":..,"seed":..,"images":N,"clean_error":..,
+ * "error":[32 rows of 32],...the run's fields}. */
+char *hfc_report_heatmap_json(const hfc_heatmap_tally *t, const hfc_model *m,
+                              const hfc_dataset *ds, double seconds, int pretty);
+char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
+                             const hfc_model *m, const hfc_dataset *ds,
+                             const hfc_protocol *protocol, double seconds, int pretty);
+
+/* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
+ * order), check that the shards of each model, radius and settings tile the
+ * set exactly, and return in *text (caller frees) what one run over the
+ * whole set prints, `seconds` being the shards' sum. HFC_ERR_DATA names the
+ * file for overlaps, gaps, different settings or a malformed report. */
+hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **text,
+                     hfc_error *err);
+
+/* Draw the paper's pictures into dir (made if it does not exist; files
+ * named in src/report_png.c and README): for each model and radius a
+ * Figure-1 grid of `images` (test-set indices; n_images 0: the first image
+ * of each class) with the model's predictions, per radius the spectrum of
+ * the first of those images with the mask, per model its first conv's
+ * kernels, and, with two or more radii, accuracy against radius from tallies
+ * (as hfc_evaluate filled them). */
+hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
+                        const hfc_model *const *models, int n_models, const hfc_mask *masks,
+                        int n_masks, const hfc_dataset *ds, const size_t *images, int n_images,
+                        const hfc_tally *tallies, hfc_error *err);
+
+/* dir/margin.png: every model's median margin per subspace (discs on a
+ * line, one colour each) over every image's margin (dots), low to high
+ * frequency. margins: (n_models, subspaces, n) as hfc_margin fills them. */
+hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, int n_models,
+                              const hfc_margin_spec *spec, const float *margins, size_t n,
+                              hfc_error *err);
+/* DIR/MODEL-heatmap.png per model: the error per frequency cell on a fixed
+ * 0..1 colour scale with its legend. */
+hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, int n_models,
+                               const hfc_heatmap_tally *tallies, hfc_error *err);
+
+/* intrinsic dimension: the JSON lines and DIR/id.png */
+char *hfc_report_id_json(const hfc_id_layer *L, const hfc_id_spec *spec, const hfc_model *m,
+                         const hfc_dataset *ds, double seconds, int pretty);
+/* DIR/id.png: id against depth, one line per model and version. layers:
+ * n_models runs of counts[j] entries. */
+hfc_status hfc_id_picture(const char *dir, const hfc_model *const *models, int n_models,
+                          const hfc_id_layer *layers, const int *counts, hfc_error *err);
+
+#endif

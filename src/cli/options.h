@@ -1,0 +1,66 @@
+/* cli/options.h - what the command line asks for (src/cli/args.c), private
+ * to the command line: src/cli/main.c reads it, nothing below the CLI does. */
+#ifndef HFC_CLI_OPTIONS_H
+#define HFC_CLI_OPTIONS_H
+
+#include "hfc.h"
+
+/* ------------------------------------------------------------------- cli */
+
+
+typedef enum {
+    HFC_CMD_EVALUATE, /* hfc-eval [options] MODEL... */
+    HFC_CMD_COMPARE,  /* hfc-eval compare: the same, a table by default */
+    HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
+    HFC_CMD_ATTACK,   /* hfc-eval attack: FGSM / PGD accuracy */
+    HFC_CMD_MARGIN,   /* hfc-eval margin: DeepFool margins along DCT subspaces */
+    HFC_CMD_HEATMAP,  /* hfc-eval heatmap: Fourier heat map (Yin et al.) */
+    HFC_CMD_ID,       /* hfc-eval id: TwoNN intrinsic dimension per layer */
+} hfc_command;
+
+/* What the command line asks for (src/cli_args.c). Strings point into argv. */
+typedef struct {
+    hfc_command command;
+    hfc_mask masks[HFC_MAX_RADII]; /* one per --radius entry, all of --mask's kind */
+    int n_masks;
+    hfc_mask_kind mask_kind; /* --mask (default disc) */
+    const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
+    size_t limit;          /* 0: every image */
+    size_t batch;
+    int threads;
+    hfc_conv_choice conv;  /* from $HFC_CONV: auto (default), direct or gemm */
+    const char *output;    /* NULL: stdout */
+    int pretty;
+    int table;
+    const char *png_dir;   /* NULL: no pictures */
+    size_t png_images[HFC_MAX_PNG_IMAGES]; /* test-set indices for the grids */
+    int n_png_images;      /* 0: the first image of each class */
+    int progress;          /* -1: when stderr is a terminal; 0 never; 1 always */
+    int shard_index, shard_count; /* --shard K/N; shard_count 0: the whole set */
+    hfc_protocol protocol; /* --bn-stats/--bn-batch, --rescale, --smooth */
+    int bn_batch_size;     /* --bn-batch (default 100); used with --bn-stats batch */
+    int radius_given;      /* --radius was on the command line */
+    hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
+    double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
+    hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0), --seed */
+    hfc_id_spec id;        /* id: --version, --radius/--mask, --resamples, --seed */
+    hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
+    int n_eps;
+    hfc_set set;           /* --set */
+    hfc_dataset_kind dataset; /* --dataset */
+    const char *models[HFC_MAX_MODELS]; /* merge: the report files */
+    int n_models;
+} hfc_options;
+
+typedef enum { HFC_CLI_RUN, HFC_CLI_HELP, HFC_CLI_VERSION } hfc_cli_action;
+
+extern const char *const hfc_usage[]; /* --help's text, in parts; NULL ends it */
+
+/* Defaults: radii 4,8,12,16, batch 256, one thread per online CPU. */
+void hfc_options_default(hfc_options *o);
+/* Parse argv[1..argc-1] into o (start from hfc_options_default). Prints
+ * nothing: *action says whether to run or to show help or the version. */
+hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_action *action,
+                          hfc_error *err);
+
+#endif
