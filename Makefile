@@ -26,10 +26,10 @@ all: build/hfc-eval
 # The split's v8 arithmetic (src/data/split.c) is written as a += b * c: let the
 # compiler make those fused multiply-adds (ISO C mode would not).
 build/data/split.o build/asan/data/split.o: CFLAGS += -ffp-contract=fast
-# The activations' loops (src/kernels/ops.c hfc_unary, src/engine/grad.c
+# The activations' loops (src/layers/activation.c unary_loop and
 # dact_loop) clamp with comparisons; without traps to keep, the compiler may
 # turn those into vector selects. Values are unchanged.
-build/kernels/ops.o build/asan/kernels/ops.o build/engine/grad.o build/asan/engine/grad.o: \
+build/kernels/ops.o build/asan/kernels/ops.o build/layers/activation.o build/asan/layers/activation.o: \
     CFLAGS += -fno-trapping-math
 
 build/%.o: src/%.c

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hfc.h"
+#include "layers/layer.h" /* the tests look inside nodes */
 
 static int test_failures;
 

@@ -136,13 +136,6 @@ hfc_status hfc_twonn(const float *x, size_t n, size_t dim, int resamples, uint64
 
 #define HFC_MAX_ID_LAYERS 512
 
-/* The nodes whose outputs `hfc-eval id` measures, in run order: the input
- * (node 0, after preprocessing), every node that is all that is live at its
- * point of the graph (nothing computed before it is read after it) and
- * either ends a block (add, concat), is read twice (a residual block's
- * input) or feeds a conv, linear or pooling layer (a stage's output), and
- * the logits. Returns how many (at most cap). */
-int hfc_block_outputs(const hfc_model *m, int *nodes, int cap);
 
 typedef struct {
     int versions[HFC_VERSIONS]; /* HFC_ORIGINAL, HFC_LOW, HFC_HIGH */

@@ -6,48 +6,14 @@
 
 /* ----------------------------------------------------------------- model */
 
-/* Every layer kind, from include/hfc_layers.def (one row per kind: its name
- * in model files, inputs, parser, forward function and cost). */
-typedef enum {
-#define HFC_LAYER(E, name, inputs, cost, since) HFC_OP_##E,
-#define HFC_UNARY(E, name, since) HFC_OP_##E,
-#include "hfc_layers.def"
-#undef HFC_LAYER
-#undef HFC_UNARY
-    HFC_OP_COUNT
-} hfc_op;
-
-#define HFC_MAX_INPUTS 8  /* of one node (concat) */
-
-/* The name of an op in model files ("conv2d"), NULL past the table. */
-const char *hfc_op_name(hfc_op op);
-
 typedef struct {
     int c, h, w;  /* one image's shape; the batch is outside */
 } hfc_shape;
 
-typedef struct {
-    hfc_op op;
-    char name[64];
-    int n_in;
-    int in[HFC_MAX_INPUTS]; /* indices of earlier nodes */
-    hfc_shape out;        /* worked out when the model loads */
-    int kh, kw;           /* conv, pools */
-    int sh, sw;           /* stride: conv, pools, subsample */
-    int ph, pw;           /* padding: conv, pools */
-    int dh, dw;           /* dilation: conv */
-    int groups;           /* conv (cin and cout divisible by it), channel_shuffle */
-    int count_include_pad;/* avgpool2d */
-    int before, after;    /* pad_channels */
-    int start, stop;      /* slice_channels: [start, stop) */
-    float eps;            /* batchnorm */
-    float scale, shift;   /* affine */
-    /* weights point into hfc_model.arena (never free them) */
-    const float *weight;  /* conv (cout, cin/groups, kh, kw); linear (out, in); bn gamma (c) */
-    const float *bias;    /* conv/linear (cout) or NULL; bn beta (c) or NULL */
-    const float *mean;    /* bn (c) */
-    const float *var;     /* bn (c) */
-} hfc_node;
+/* A node of the layer graph: its layer and attributes are the layers'
+ * business (src/layers/node.h); outside them, a model's nodes are seen
+ * through the functions below. */
+typedef struct hfc_node hfc_node;
 
 typedef struct {
     int channels, height, width;  /* the input the model expects */
@@ -56,7 +22,7 @@ typedef struct {
     int n_classes;
     char **classes;               /* (n_classes) names */
     int n_nodes;
-    hfc_node *nodes;              /* nodes[0] is the input, in run order */
+    hfc_node *nodes;              /* nodes[0] is the input, in run order (opaque) */
     int output;                   /* index of the logits node */
     float *arena;                 /* every weight, one allocation */
     size_t arena_floats;
@@ -80,6 +46,26 @@ hfc_status hfc_model_parse(hfc_model *m, const uint8_t *raw, size_t len, const c
  * hold its 94 MB of conv weights twice. */
 void hfc_model_release_conv_weights(hfc_model *m);
 void hfc_model_free(hfc_model *m);
+/* A model's graph, for those outside the layers (src/model/graph.c): node
+ * i's name and output shape (0 <= i < n_nodes; node 0 is the input). */
+const char *hfc_model_node_name(const hfc_model *m, int i);
+hfc_shape hfc_model_node_shape(const hfc_model *m, int i);
+/* The first conv's kernels, (cout, cin, kh, kw) as in the file (cin: per
+ * group), and its node's name: NULL weights when the model has no conv. */
+typedef struct {
+    const char *name;
+    const float *weights;
+    int cout, cin, kh, kw;
+} hfc_kernels;
+hfc_kernels hfc_model_first_conv(const hfc_model *m);
+/* The nodes whose outputs `hfc-eval id` measures, in run order: the input
+ * (node 0, after preprocessing), every node that is all that is live at its
+ * point of the graph (nothing computed before it is read after it) and
+ * either ends a block (add, concat), is read twice (a residual block's
+ * input) or feeds a conv, linear or pooling layer (a stage's output), and
+ * the logits. Returns how many (at most cap). */
+int hfc_block_outputs(const hfc_model *m, int *nodes, int cap);
+
 /* The paper's kernel smoothing (Eq. 3, generateSmoothKernel): every kh x kw
  * kernel of the first conv layer, per (output, input) channel pair, becomes
  * its 2-D convolution with [[rho, rho, rho], [rho, 1, rho], [rho, rho, rho]],

@@ -82,180 +82,11 @@ typedef struct {
     conv_path path;     /* conv: the algorithm */
 } node_plan;
 
-/* ------------------------------------------------------ the layer table */
-
-typedef void (*forward_fn)(const step_run *r);
-enum { COST_NONE, COST_CONV, COST_LINEAR };
-
-static void forward_input(const step_run *r)  /* (n, c, h, w) pixels -> normalised NHWC */
-{
-    const hfc_model *m = r->e->model;
-    const hfc_node *nd = r->s->node;
-    const int c = nd->out.c;
-    const size_t plane = (size_t)nd->out.h * nd->out.w;
-    for (int b = 0; b < r->n; b++)
-        for (int ch = 0; ch < c; ch++) {
-            const float *src = r->pixels + ((size_t)b * c + ch) * plane;
-            float *dst = r->y.data + (size_t)b * plane * c + ch;
-            for (size_t k = 0; k < plane; k++)
-                dst[k * c] = (src[k] * m->scale - m->mean[ch]) / m->std[ch];
-        }
-}
-
-
-static void forward_conv2d(const step_run *r)
-{
-    const step *s = r->s;
-    const hfc_node *nd = s->node;
-    hfc_tensor y = r->y;
-    hfc_conv_extras ex = {s->b, s->in_scale, s->in_shift, s->in_relu, NULL, s->relu};
-    if (s->residual >= 0)
-        ex.residual = slot_tensor(r->e, r->ws->slots, s->residual, nd->out, r->n).data;
-    switch (s->path) {
-    case CONV_WINOGRAD:
-        hfc_conv2d_winograd(&r->x[0], s->wt, s->chunk, &ex, r->ws->col, &y);
-        break;
-    case CONV_DIRECT:
-        hfc_conv2d_direct(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &ex,
-                          r->ws->col, &y);
-        break;
-    case CONV_GEMM:
-        hfc_conv2d(&r->x[0], s->w, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, s->relu,
-                   r->ws->col, &y);
-        break;
-    case CONV_GROUPED:
-        hfc_conv2d_grouped(&r->x[0], s->w, s->wt, s->b, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph,
-                           nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
-        break;
-    case CONV_IM2COL:
-        hfc_conv2d_im2col_avx512(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
-                                 &ex, r->ws->col, &y);
-        break;
-    case CONV_SMALL_GROUPS:
-        hfc_conv2d_grouped_avx512(&r->x[0], s->wt, r->x[0].c / nd->groups, nd->kh, nd->kw, nd->sh,
-                                  nd->sw, nd->ph, nd->pw, nd->dh, nd->dw, s->b, s->relu, &y);
-        break;
-    }
-}
-
-static void forward_batchnorm(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    const hfc_node *nd = r->s->node;
-    if (r->e->bn_batch)  /* the group is one batch of the statistics */
-        hfc_batchnorm_batch(&r->x[0], nd->weight, nd->bias, nd->eps, r->s->relu, &y);
-    else
-        hfc_scale_shift(&r->x[0], r->s->w, r->s->b, r->s->relu, &y);
-}
-
-static void forward_unary(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_unary(&r->x[0], r->s->op, &y);
-}
-
-static void forward_affine(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_affine(&r->x[0], r->s->node->scale, r->s->node->shift, &y);
-}
-
-static void forward_pool(const step_run *r, int is_max)
-{
-    const hfc_node *nd = r->s->node;
-    hfc_tensor y = r->y;
-    hfc_pool2d(&r->x[0], is_max, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
-               nd->count_include_pad, &y);
-}
-
-static void forward_maxpool2d(const step_run *r) { forward_pool(r, 1); }
-static void forward_avgpool2d(const step_run *r) { forward_pool(r, 0); }
-
-static void forward_global_avgpool(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_global_avgpool(&r->x[0], &y);
-}
-
-static void forward_flatten(const step_run *r)  /* a step only when its input is not 1x1 */
-{
-    hfc_tensor y = r->y;
-    hfc_flatten(&r->x[0], &y);
-}
-
-static void forward_linear(const step_run *r)
-{
-    const hfc_tensor *x = &r->x[0];
-    hfc_tensor flat = {r->n, x->c * x->h * x->w, 1, 1, x->data}, y = r->y;
-    hfc_linear(&flat, r->s->w, r->s->b, r->s->relu, &y);
-}
-
-static void forward_add(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    if (r->x[0].h == r->x[1].h && r->x[0].w == r->x[1].w)
-        hfc_add(&r->x[0], &r->x[1], r->s->relu, &y);
-    else
-        hfc_binary(&r->x[0], &r->x[1], 0, r->s->relu, &y);
-}
-
-static void forward_mul(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_binary(&r->x[0], &r->x[1], 1, r->s->relu, &y);
-}
-
-static void forward_concat(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_concat(r->x, r->s->n_in, &y);
-}
-
-static void forward_slice_channels(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_slice_channels(&r->x[0], r->s->node->start, &y);
-}
-
-static void forward_channel_shuffle(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_channel_shuffle(&r->x[0], r->s->node->groups, &y);
-}
-
-static void forward_subsample(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_subsample(&r->x[0], r->s->node->sh, r->s->node->sw, &y);
-}
-
-static void forward_pad_channels(const step_run *r)
-{
-    hfc_tensor y = r->y;
-    hfc_pad_channels(&r->x[0], r->s->node->before, r->s->node->after, &y);
-}
-
-typedef void (*backward_fn)(const step_back *r);
-
-static const struct {
-    forward_fn forward;
-    backward_fn backward;
-    int cost;
-} LAYERS[] = {
-#define HFC_LAYER(E, name, inputs, cost, since) [HFC_OP_##E] = {forward_##name, backward_##name, cost},
-#define HFC_UNARY(E, name, since) [HFC_OP_##E] = {forward_unary, backward_unary, COST_NONE},
-#include "hfc_layers.def"
-#undef HFC_LAYER
-#undef HFC_UNARY
-};
-static_assert(sizeof LAYERS / sizeof LAYERS[0] == HFC_OP_COUNT,
-              "every hfc_op has its row in include/hfc_layers.def");
-
 /* Multiply-adds of one image through node nd. */
 static double layer_macs(const hfc_model *m, const hfc_node *nd)
 {
     const hfc_shape in = m->nodes[nd->in[0]].out;
-    switch (LAYERS[nd->op].cost) {
+    switch (hfc_layers[nd->op].cost) {
     case COST_CONV:
         return (double)nd->out.c * (in.c / nd->groups) * nd->kh * nd->kw * nd->out.h * nd->out.w;
     case COST_LINEAR:
@@ -1076,14 +907,17 @@ size_t hfc_engines_batch(hfc_engine *const *engines, int n_engines, size_t batch
 static void forward_group(const hfc_engine *e, const workspace *ws, const float *pixels, int n)
 {
     const hfc_model *m = e->model;
-    step_run r = {e, ws, NULL, pixels, n, {{0}}, {0}};
+    step_run r = {.model = m, .bn_batch = e->bn_batch, .n = n, .pixels = pixels,
+                  .scratch = ws->col};
     for (int i = 0; i < e->n_steps; i++) {
         const step *s = &e->steps[i];
         r.s = s;
         r.y = slot_tensor(e, ws->slots, s->out, s->node->out, n);
+        r.residual = s->residual >= 0 ? slot_tensor(e, ws->slots, s->residual, s->node->out, n).data
+                                      : NULL;
         for (int k = 0; k < s->n_in; k++)
             r.x[k] = slot_tensor(e, ws->slots, s->in[k], m->nodes[s->node->in[k]].out, n);
-        LAYERS[s->op].forward(&r);
+        hfc_layers[s->op].forward(&r);
     }
 }
 
@@ -1103,7 +937,8 @@ static void backward_group(const hfc_engine *e, const workspace *ws, int n, floa
      * first to write its input's gradient writes it without zeroing. */
     memset(ws->written, 0, (size_t)e->n_slots);
     ws->written[e->output_slot] = 1; /* the loss's */
-    step_back r = {e, ws, NULL, n, {{0}}, {0}, {{0}}, {0}, dpixels, 0};
+    step_back r = {.model = m, .bn_batch = e->bn_batch, .n = n, .scratch = ws->col,
+                   .dpixels = dpixels};
     for (int i = e->n_steps - 1; i >= 0; i--) {
         const step *s = &e->steps[i];
         r.s = s;
@@ -1131,7 +966,7 @@ static void backward_group(const hfc_engine *e, const workspace *ws, int n, floa
         }
         if (s->relu || s->residual >= 0)
             backward_fused(&r, s->residual >= 0 ? &dres : NULL);
-        LAYERS[s->op].backward(&r);
+        hfc_layers[s->op].backward(&r);
     }
 }
 

@@ -172,40 +172,6 @@ hfc_status hfc_twonn(const float *x, size_t n, size_t dim, int resamples, uint64
     return st;
 }
 
-int hfc_block_outputs(const hfc_model *m, int *nodes, int cap)
-{
-    const int N = m->n_nodes;
-    int *last = calloc((size_t)N, sizeof *last), *readers = calloc((size_t)N, sizeof *readers);
-    int *feeds_layer = calloc((size_t)N, sizeof *feeds_layer);
-    int count = 0;
-    if (!last || !readers || !feeds_layer)
-        goto done;
-    for (int v = 0; v < N; v++)
-        for (int k = 0; k < m->nodes[v].n_in; k++) {
-            int a = m->nodes[v].in[k];
-            last[a] = v > last[a] ? v : last[a];
-            readers[a]++;
-            hfc_op op = m->nodes[v].op;
-            feeds_layer[a] |= op == HFC_OP_CONV2D || op == HFC_OP_LINEAR ||
-                              op == HFC_OP_MAXPOOL2D || op == HFC_OP_AVGPOOL2D ||
-                              op == HFC_OP_GLOBAL_AVGPOOL;
-        }
-    int reach = 0; /* the last reader of anything before v */
-    for (int v = 0; v < N && count < cap; v++) {
-        hfc_op op = m->nodes[v].op;
-        int cut = reach <= v; /* nothing made before v is read after it: v is all that is live */
-        int block_end = op == HFC_OP_ADD || op == HFC_OP_CONCAT;
-        if (v == 0 || v == m->output ||
-            (cut && (readers[v] >= 2 || block_end || feeds_layer[v])))
-            nodes[count++] = v;
-        reach = last[v] > reach ? last[v] : reach;
-    }
-done:
-    free(last);
-    free(readers);
-    free(feeds_layer);
-    return count;
-}
 
 hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds,
                                    const hfc_id_spec *spec, const hfc_progress *progress,
@@ -221,7 +187,7 @@ hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_
     const size_t P = HFC_CIFAR_PIXELS, n = ds->n;
     size_t widest = 0;
     for (int t = 0; t < n_taps; t++) {
-        hfc_shape s = m->nodes[taps[t]].out;
+        hfc_shape s = hfc_model_node_shape(m, taps[t]);
         widest = (size_t)s.c * s.h * s.w > widest ? (size_t)s.c * s.h * s.w : widest;
     }
     float *x = malloc(n * P * sizeof *x), *act = malloc(n * widest * sizeof *act);
@@ -248,7 +214,7 @@ hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_
                 st = hfc_fail(err, HFC_ERR_USAGE, "", "more than %d layers", cap);
                 break;
             }
-            hfc_shape s = m->nodes[taps[t]].out;
+            hfc_shape s = hfc_model_node_shape(m, taps[t]);
             size_t dim = (size_t)s.c * s.h * s.w;
             hfc_id_layer *L = &out[(*n_out)++];
             *L = (hfc_id_layer){.node = taps[t], .depth = t, .dim = dim, .version = version};

@@ -1,11 +1,11 @@
-/* engine_ops.h - the engine's operations over a group of images (internal).
+/* kernels/ops.h - the operations over a group of images that layers call (internal).
  * Shapes were checked when the model loaded; these functions trust them. */
 #ifndef HFC_ENGINE_OPS_H
 #define HFC_ENGINE_OPS_H
 
 #include <stddef.h>
 
-#include "hfc/model.h" /* hfc_op */
+#include "hfc/core.h"
 
 /* A conv's `relu` argument (ex->relu): 0, or the activation it applies as it
  * writes: HFC_FUSED_RELU max(y, 0), HFC_FUSED_RELU6 min(max(y, 0), 6). The
@@ -78,21 +78,11 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,
                      hfc_tensor *y);
-/* The activations of include/hfc_layers.def's HFC_UNARY rows, one float each:
- * float hfc_act_relu(float x), hfc_act_sigmoid, ... */
-#define HFC_LAYER(E, name, inputs, cost, since)
-#define HFC_UNARY(E, name, since) float hfc_act_##name(float x);
-#include "hfc_layers.def"
-#undef HFC_LAYER
-#undef HFC_UNARY
 /* BatchNorm by the statistics of x itself: per channel, mean and biased
  * variance over all of x's n*h*w values (sums in double), then
  * y = (x - mean) / sqrt(var + eps) * gamma + beta (gamma, beta may be NULL). */
 void hfc_batchnorm_batch(const hfc_tensor *x, const float *gamma, const float *beta, float eps,
                          int relu, hfc_tensor *y);
-/* y = f(x) elementwise, f the HFC_UNARY row's function of op; x and y
- * are distinct buffers */
-void hfc_unary(const hfc_tensor *x, hfc_op op, hfc_tensor *y);
 /* y = x * scale + shift, scalars */
 void hfc_affine(const hfc_tensor *x, float scale, float shift, hfc_tensor *y);
 /* y = a + b (is_mul 0) or a * b (1), then max(., 0) if relu; a or b may be

@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "hfc/model.h"
+#include "layers/layer.h"
 
 #define MAGIC "HFCMODEL"
 #define FORMAT_VERSION 3 /* versions 1 and 2 (no checksum) still load */
@@ -39,33 +39,6 @@
 #define MAX_NODES 4096
 #define MAX_TENSORS 4096
 #define MAX_CLASSES 1000
-#define MAX_CHANNELS 65536
-#define MAX_SIDE 4096
-#define MAX_IMAGE_ELEMS ((size_t)1 << 24) /* floats of one activation */
-
-typedef struct {
-    const char *name;
-    int ndim;
-    size_t dims[4];
-    size_t count;
-    size_t arena_offset;  /* floats into hfc_model.arena */
-    size_t offset, nbytes; /* bytes in the data section */
-} tensor_info;
-
-/* The parse state: one struct so that helpers can report with the path. */
-typedef struct {
-    const char *path;
-    hfc_error *err;
-    unsigned version;     /* the file's format version */
-    const uint8_t *data;  /* the data section */
-    size_t data_len;
-    tensor_info *tensors;
-    int n_tensors;
-} loader;
-
-
-
-#define FAIL(L, ...) hfc_fail((L)->err, HFC_ERR_MODEL, (L)->path, __VA_ARGS__)
 
 static uint64_t read_le(const uint8_t *p, int bytes)
 {
@@ -88,43 +61,7 @@ static float half_to_float(uint16_t h)
     return sign ? -v : v;
 }
 
-/* A JSON number that must be an integer in [lo, hi]. */
-static hfc_status get_int(loader *L, const cJSON *obj, const char *key, const char *where,
-                          long long lo, long long hi, long long *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v))
-        return FAIL(L, "%s: \"%s\" is missing or not a number", where, key);
-    double d = v->valuedouble;
-    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
-        return FAIL(L, "%s: \"%s\" = %g is not an integer in %lld..%lld", where, key, d, lo, hi);
-    *out = (long long)d;
-    return HFC_OK;
-}
 
-/* [a, b] of integers in [lo, hi]; absent gives `dflt` for both. */
-static hfc_status get_pair(loader *L, const cJSON *obj, const char *key, const char *where,
-                           int lo, int hi, int dflt, int *a, int *b)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) {
-        *a = *b = dflt;
-        return HFC_OK;
-    }
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-        return FAIL(L, "%s: \"%s\" must be an array of two integers", where, key);
-    int out[2];
-    for (int i = 0; i < 2; i++) {
-        const cJSON *e = cJSON_GetArrayItem(v, i);
-        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) ||
-            e->valuedouble < lo || e->valuedouble > hi)
-            return FAIL(L, "%s: \"%s\" values must be integers in %d..%d", where, key, lo, hi);
-        out[i] = (int)e->valuedouble;
-    }
-    *a = out[0];
-    *b = out[1];
-    return HFC_OK;
-}
 
 static int by_offset(const void *a, const void *b)
 {
@@ -253,44 +190,6 @@ static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
     return HFC_OK;
 }
 
-/* The tensor named by node[key]: must exist with exactly the given dims
- * (a dim of 0 means any). Absent and optional gives NULL. */
-static hfc_status get_tensor(loader *L, const hfc_model *m, const cJSON *node, const char *key,
-                             const char *where, int optional, int ndim, const size_t *dims,
-                             const float **out, const tensor_info **info)
-{
-    *out = NULL;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, key);
-    if (!v || cJSON_IsNull(v)) {
-        if (optional)
-            return HFC_OK;
-        return FAIL(L, "%s: \"%s\" tensor is missing", where, key);
-    }
-    if (!cJSON_IsString(v))
-        return FAIL(L, "%s: \"%s\" must name a tensor", where, key);
-    for (int i = 0; i < L->n_tensors; i++) {
-        const tensor_info *ti = &L->tensors[i];
-        if (strcmp(ti->name, v->valuestring))
-            continue;
-        int ok = ti->ndim == ndim;
-        for (int d = 0; ok && d < ndim; d++)
-            ok = dims[d] == 0 || dims[d] == ti->dims[d];
-        if (!ok) {
-            char want[96] = "", got[96] = "";
-            for (int d = 0; d < ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", d ? "x" : "", dims[d]);
-            for (int d = 0; d < ti->ndim; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", d ? "x" : "", ti->dims[d]);
-            return FAIL(L, "%s: tensor %.100s has shape %s, the layer needs %s (0 = any)",
-                        where, ti->name, got, want);
-        }
-        *out = m->arena + ti->arena_offset;
-        if (info)
-            *info = ti;
-        return HFC_OK;
-    }
-    return FAIL(L, "%s: tensor \"%.100s\" is not in the file", where, v->valuestring);
-}
 
 static int find_node(const hfc_model *m, int before, const char *name)
 {
@@ -300,286 +199,25 @@ static int find_node(const hfc_model *m, int before, const char *name)
     return -1;
 }
 
-/* ------------------------------------------------------------ the layers
- * One parser per row of include/hfc_layers.def: it reads the node's
- * attributes and tensors and sets nd->out from its inputs' shapes (in[k],
- * already checked to exist). The table below is expanded from the same rows. */
 
-typedef struct {
-    loader *L;
-    hfc_model *m;
-    hfc_node *nd;
-    const cJSON *j;     /* the node's JSON object */
-    const char *where;  /* "node NAME", for messages */
-    hfc_shape in[HFC_MAX_INPUTS];
-} layer_parse;
 
-typedef hfc_status (*parse_fn)(layer_parse *p);
 
-static hfc_status parse_input(layer_parse *p)
-{
-    return FAIL(p->L, "%s: \"input\" is the model's input, not a layer", p->where);
-}
 
-static hfc_status parse_conv2d(layer_parse *p)
-{
-    loader *L = p->L;
-    hfc_node *nd = p->nd;
-    const char *where = p->where;
-    hfc_shape in = p->in[0];
-    hfc_status st;
-    long long groups = 1;
-    if (cJSON_GetObjectItemCaseSensitive(p->j, "groups") &&
-        (st = get_int(L, p->j, "groups", where, 1, MAX_CHANNELS, &groups)))
-        return st;
-    if ((st = get_pair(L, p->j, "stride", where, 1, MAX_SIDE, 1, &nd->sh, &nd->sw)) ||
-        (st = get_pair(L, p->j, "padding", where, 0, MAX_SIDE, 0, &nd->ph, &nd->pw)) ||
-        (st = get_pair(L, p->j, "dilation", where, 1, MAX_SIDE, 1, &nd->dh, &nd->dw)))
-        return st;
-    if (L->version < 2 && (groups != 1 || nd->dh != 1 || nd->dw != 1))
-        return FAIL(L, "%s: groups and dilation need format version 2", where);
-    if (in.c % groups)
-        return FAIL(L, "%s: %d input channels are not divisible by groups = %lld", where, in.c,
-                    groups);
-    nd->groups = (int)groups;
-    size_t wdims[4] = {0, (size_t)(in.c / groups), 0, 0};
-    const tensor_info *wt = NULL;
-    if ((st = get_tensor(L, p->m, p->j, "weight", where, 0, 4, wdims, &nd->weight, &wt)))
-        return st;
-    if (wt->dims[0] > MAX_CHANNELS || wt->dims[0] % (size_t)groups)
-        return FAIL(L, "%s: %zu output channels (at most %d, divisible by groups = %lld)", where,
-                    wt->dims[0], MAX_CHANNELS, groups);
-    nd->kh = (int)wt->dims[2];
-    nd->kw = (int)wt->dims[3];
-    long long eh = (long long)nd->dh * (nd->kh - 1) + 1, ew = (long long)nd->dw * (nd->kw - 1) + 1;
-    if (in.h + 2 * nd->ph < eh || in.w + 2 * nd->pw < ew)
-        return FAIL(L, "%s: kernel %dx%d (dilated %lldx%lld) is larger than the padded input",
-                    where, nd->kh, nd->kw, eh, ew);
-    size_t bdims[1] = {wt->dims[0]};
-    if ((st = get_tensor(L, p->m, p->j, "bias", where, 1, 1, bdims, &nd->bias, NULL)))
-        return st;
-    nd->out = (hfc_shape){(int)wt->dims[0], (int)((in.h + 2 * nd->ph - eh) / nd->sh + 1),
-                          (int)((in.w + 2 * nd->pw - ew) / nd->sw + 1)};
-    return HFC_OK;
-}
 
-static hfc_status parse_batchnorm(layer_parse *p)
-{
-    loader *L = p->L;
-    hfc_node *nd = p->nd;
-    size_t c = (size_t)p->in[0].c, dims[1] = {c};
-    hfc_status st;
-    if ((st = get_tensor(L, p->m, p->j, "mean", p->where, 0, 1, dims, &nd->mean, NULL)) ||
-        (st = get_tensor(L, p->m, p->j, "var", p->where, 0, 1, dims, &nd->var, NULL)) ||
-        (st = get_tensor(L, p->m, p->j, "weight", p->where, 1, 1, dims, &nd->weight, NULL)) ||
-        (st = get_tensor(L, p->m, p->j, "bias", p->where, 1, 1, dims, &nd->bias, NULL)))
-        return st;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(p->j, "eps");
-    if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !isfinite(eps->valuedouble))
-        return FAIL(L, "%s: \"eps\" must be a positive number", p->where);
-    nd->eps = (float)eps->valuedouble;
-    for (size_t k = 0; k < c; k++)
-        if (nd->var[k] < 0)
-            return FAIL(L, "%s: running variance %zu is negative", p->where, k);
-    nd->out = p->in[0];
-    return HFC_OK;
-}
 
-/* Every HFC_UNARY row: one input, the same shape out. */
-static hfc_status parse_unary(layer_parse *p)
-{
-    p->nd->out = p->in[0];
-    return HFC_OK;
-}
 
-static hfc_status parse_affine(layer_parse *p)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(p->j, "scale");
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(p->j, "shift");
-    if ((a && !cJSON_IsNumber(a)) || (b && !cJSON_IsNumber(b)) ||
-        !isfinite(a ? a->valuedouble : 1) || !isfinite(b ? b->valuedouble : 0) ||
-        fabs(a ? a->valuedouble : 1) > 3e38 || fabs(b ? b->valuedouble : 0) > 3e38)
-        return FAIL(p->L, "%s: \"scale\" and \"shift\" must be finite numbers", p->where);
-    p->nd->scale = a ? (float)a->valuedouble : 1.0f;
-    p->nd->shift = b ? (float)b->valuedouble : 0.0f;
-    p->nd->out = p->in[0];
-    return HFC_OK;
-}
 
-static hfc_status pool_shape(layer_parse *p)
-{
-    loader *L = p->L;
-    hfc_node *nd = p->nd;
-    hfc_shape in = p->in[0];
-    hfc_status st;
-    if ((st = get_pair(L, p->j, "kernel", p->where, 1, MAX_SIDE, 0, &nd->kh, &nd->kw)) ||
-        (st = get_pair(L, p->j, "stride", p->where, 1, MAX_SIDE, 0, &nd->sh, &nd->sw)) ||
-        (st = get_pair(L, p->j, "padding", p->where, 0, MAX_SIDE, 0, &nd->ph, &nd->pw)))
-        return st;
-    if (nd->kh == 0)
-        return FAIL(L, "%s: \"kernel\" is missing", p->where);
-    if (nd->sh == 0)
-        nd->sh = nd->kh, nd->sw = nd->kw;
-    if (2 * nd->ph > nd->kh || 2 * nd->pw > nd->kw)
-        return FAIL(L, "%s: padding must be at most half the kernel", p->where);
-    if (in.h + 2 * nd->ph < nd->kh || in.w + 2 * nd->pw < nd->kw)
-        return FAIL(L, "%s: kernel %dx%d is larger than the padded %dx%d input",
-                    p->where, nd->kh, nd->kw, in.h + 2 * nd->ph, in.w + 2 * nd->pw);
-    nd->out = (hfc_shape){in.c, (in.h + 2 * nd->ph - nd->kh) / nd->sh + 1,
-                          (in.w + 2 * nd->pw - nd->kw) / nd->sw + 1};
-    return HFC_OK;
-}
 
-static hfc_status parse_maxpool2d(layer_parse *p) { return pool_shape(p); }
 
-static hfc_status parse_avgpool2d(layer_parse *p)
-{
-    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(p->j, "count_include_pad");
-    p->nd->count_include_pad = inc ? cJSON_IsTrue(inc) : 1;
-    return pool_shape(p);
-}
 
-static hfc_status parse_global_avgpool(layer_parse *p)
-{
-    p->nd->out = (hfc_shape){p->in[0].c, 1, 1};
-    return HFC_OK;
-}
 
-static hfc_status parse_flatten(layer_parse *p)
-{
-    hfc_shape in = p->in[0];
-    if ((size_t)in.c * in.h * in.w > MAX_IMAGE_ELEMS)
-        return FAIL(p->L, "%s: flattened size is too large", p->where);
-    p->nd->out = (hfc_shape){in.c * in.h * in.w, 1, 1};
-    return HFC_OK;
-}
 
-static hfc_status parse_linear(layer_parse *p)
-{
-    loader *L = p->L;
-    hfc_shape in = p->in[0];
-    if (in.h != 1 || in.w != 1)
-        return FAIL(L, "%s: linear needs a flat input, got %dx%dx%d (add a flatten)", p->where,
-                    in.c, in.h, in.w);
-    size_t wdims[2] = {0, (size_t)in.c};
-    const tensor_info *wt = NULL;
-    hfc_status st;
-    if ((st = get_tensor(L, p->m, p->j, "weight", p->where, 0, 2, wdims, &p->nd->weight, &wt)))
-        return st;
-    size_t out = wt->dims[0];
-    if (out > MAX_CHANNELS)
-        return FAIL(L, "%s: %zu outputs (at most %d)", p->where, out, MAX_CHANNELS);
-    size_t bdims[1] = {out};
-    if ((st = get_tensor(L, p->m, p->j, "bias", p->where, 1, 1, bdims, &p->nd->bias, NULL)))
-        return st;
-    p->nd->out = (hfc_shape){(int)out, 1, 1};
-    return HFC_OK;
-}
 
-/* add, mul: the same shape, or one of them (c, 1, 1) broadcast over the other. */
-static hfc_status binary_shape(layer_parse *p)
-{
-    hfc_shape a = p->in[0], b = p->in[1];
-    int same = a.c == b.c && a.h == b.h && a.w == b.w;
-    int bcast = a.c == b.c && ((b.h == 1 && b.w == 1) || (a.h == 1 && a.w == 1));
-    if (!same && !bcast)
-        return FAIL(p->L, "%s: %s of %dx%dx%d and %dx%dx%d (shapes must match, or one be %dx1x1)",
-                    p->where, hfc_op_name(p->nd->op), a.c, a.h, a.w, b.c, b.h, b.w, a.c);
-    p->nd->out = a.h * a.w >= b.h * b.w ? a : b;
-    return HFC_OK;
-}
 
-static hfc_status parse_add(layer_parse *p) { return binary_shape(p); }
-static hfc_status parse_mul(layer_parse *p) { return binary_shape(p); }
 
-static hfc_status parse_concat(layer_parse *p)
-{
-    long long c = 0;
-    for (int k = 0; k < p->nd->n_in; k++) {
-        hfc_shape s = p->in[k];
-        if (s.h != p->in[0].h || s.w != p->in[0].w)
-            return FAIL(p->L, "%s: concat of %dx%d and %dx%d maps (input %d): sizes must match",
-                        p->where, p->in[0].h, p->in[0].w, s.h, s.w, k);
-        c += s.c;
-    }
-    if (c > MAX_CHANNELS)
-        return FAIL(p->L, "%s: %lld channels after concat (at most %d)", p->where, c, MAX_CHANNELS);
-    p->nd->out = (hfc_shape){(int)c, p->in[0].h, p->in[0].w};
-    return HFC_OK;
-}
 
-static hfc_status parse_slice_channels(layer_parse *p)
-{
-    long long start = 0, stop = 0;
-    hfc_status st;
-    if ((st = get_int(p->L, p->j, "start", p->where, 0, MAX_CHANNELS, &start)) ||
-        (st = get_int(p->L, p->j, "stop", p->where, 0, MAX_CHANNELS, &stop)))
-        return st;
-    if (start >= stop || stop > p->in[0].c)
-        return FAIL(p->L, "%s: channels [%lld, %lld) of %d: need start < stop <= channels",
-                    p->where, start, stop, p->in[0].c);
-    p->nd->start = (int)start;
-    p->nd->stop = (int)stop;
-    p->nd->out = (hfc_shape){(int)(stop - start), p->in[0].h, p->in[0].w};
-    return HFC_OK;
-}
 
-static hfc_status parse_channel_shuffle(layer_parse *p)
-{
-    long long g = 1;
-    hfc_status st = get_int(p->L, p->j, "groups", p->where, 1, MAX_CHANNELS, &g);
-    if (st)
-        return st;
-    if (p->in[0].c % g)
-        return FAIL(p->L, "%s: %d channels are not divisible by groups = %lld", p->where,
-                    p->in[0].c, g);
-    p->nd->groups = (int)g;
-    p->nd->out = p->in[0];
-    return HFC_OK;
-}
 
-static hfc_status parse_subsample(layer_parse *p)
-{
-    hfc_node *nd = p->nd;
-    hfc_status st = get_pair(p->L, p->j, "stride", p->where, 1, MAX_SIDE, 1, &nd->sh, &nd->sw);
-    if (st)
-        return st;
-    hfc_shape in = p->in[0];
-    nd->out = (hfc_shape){in.c, (in.h + nd->sh - 1) / nd->sh, (in.w + nd->sw - 1) / nd->sw};
-    return HFC_OK;
-}
-
-static hfc_status parse_pad_channels(layer_parse *p)
-{
-    long long before = 0, after = 0;
-    hfc_status st;
-    if ((st = get_int(p->L, p->j, "before", p->where, 0, MAX_CHANNELS, &before)) ||
-        (st = get_int(p->L, p->j, "after", p->where, 0, MAX_CHANNELS, &after)))
-        return st;
-    if (p->in[0].c + before + after > MAX_CHANNELS)
-        return FAIL(p->L, "%s: too many channels after padding", p->where);
-    p->nd->before = (int)before;
-    p->nd->after = (int)after;
-    p->nd->out = (hfc_shape){p->in[0].c + (int)(before + after), p->in[0].h, p->in[0].w};
-    return HFC_OK;
-}
-
-static const struct {
-    const char *name;
-    int inputs;  /* -1: 1 to HFC_MAX_INPUTS */
-    int since;   /* format version */
-    parse_fn parse;
-} LAYERS[] = {
-#define HFC_LAYER(E, name, inputs, cost, since) [HFC_OP_##E] = {#name, inputs, since, parse_##name},
-#define HFC_UNARY(E, name, since) [HFC_OP_##E] = {#name, 1, since, parse_unary},
-#include "hfc_layers.def"
-#undef HFC_LAYER
-#undef HFC_UNARY
-};
-static_assert(sizeof LAYERS / sizeof LAYERS[0] == HFC_OP_COUNT,
-              "every hfc_op has its row in include/hfc_layers.def");
-
-const char *hfc_op_name(hfc_op op) { return (unsigned)op < HFC_OP_COUNT ? LAYERS[op].name : NULL; }
 
 /* Fill node i from its JSON: op, inputs, then the op's own parser. */
 static hfc_status parse_node(loader *L, hfc_model *m, int i, const cJSON *j)
@@ -600,21 +238,21 @@ static hfc_status parse_node(loader *L, hfc_model *m, int i, const cJSON *j)
         return FAIL(L, "%s: \"op\" is missing", where);
     nd->op = HFC_OP_COUNT;
     for (int k = HFC_OP_INPUT + 1; k < HFC_OP_COUNT; k++)
-        if (!strcmp(op->valuestring, LAYERS[k].name))
+        if (!strcmp(op->valuestring, hfc_layers[k].name))
             nd->op = (hfc_op)k;
     if (nd->op == HFC_OP_COUNT)
         return FAIL(L, "%s: unknown layer type \"%.60s\"", where, op->valuestring);
-    if ((unsigned)LAYERS[nd->op].since > L->version)
+    if ((unsigned)hfc_layers[nd->op].since > L->version)
         return FAIL(L, "%s: layer type \"%s\" needs format version %d; the file says %u", where,
-                    LAYERS[nd->op].name, LAYERS[nd->op].since, L->version);
+                    hfc_layers[nd->op].name, hfc_layers[nd->op].since, L->version);
 
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
-    int want = LAYERS[nd->op].inputs, got = cJSON_IsArray(inputs) ? cJSON_GetArraySize(inputs) : -1;
+    int want = hfc_layers[nd->op].inputs, got = cJSON_IsArray(inputs) ? cJSON_GetArraySize(inputs) : -1;
     if (want < 0 ? got < 1 || got > HFC_MAX_INPUTS : got != want) {
         if (want < 0)
-            return FAIL(L, "%s: %s takes 1 to %d inputs", where, LAYERS[nd->op].name,
+            return FAIL(L, "%s: %s takes 1 to %d inputs", where, hfc_layers[nd->op].name,
                         HFC_MAX_INPUTS);
-        return FAIL(L, "%s: %s takes %d input%s", where, LAYERS[nd->op].name, want,
+        return FAIL(L, "%s: %s takes %d input%s", where, hfc_layers[nd->op].name, want,
                     want > 1 ? "s" : "");
     }
     nd->n_in = got;
@@ -629,7 +267,7 @@ static hfc_status parse_node(loader *L, hfc_model *m, int i, const cJSON *j)
                         "(dangling name or a cycle)", where, in->valuestring);
         p.in[k] = m->nodes[nd->in[k]].out;
     }
-    hfc_status st = LAYERS[nd->op].parse(&p);
+    hfc_status st = hfc_layers[nd->op].parse(&p);
     if (st)
         return st;
     if (nd->out.c < 1 || nd->out.h < 1 || nd->out.w < 1 ||

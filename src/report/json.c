@@ -240,7 +240,7 @@ char *hfc_report_id_json(const hfc_id_layer *L, const hfc_id_spec *spec, const h
     if (!o)
         return NULL;
     cJSON_AddStringToObject(o, "experiment", "id");
-    cJSON_AddStringToObject(o, "layer", m->nodes[L->node].name);
+    cJSON_AddStringToObject(o, "layer", hfc_model_node_name(m, L->node));
     cJSON_AddNumberToObject(o, "depth", L->depth);
     cJSON_AddNumberToObject(o, "dim", (double)L->dim);
     cJSON_AddNumberToObject(o, "id", L->result.id);   /* NaN prints as null */

@@ -260,20 +260,12 @@ void kernel_origin(int k, int kh, int kw, int *x, int *y, int *zoom)
     *y = MARGIN + 40 + (k / KERNELS_PER_ROW) * (kh * *zoom + KERNEL_GAP);
 }
 
-static const hfc_node *first_conv(const hfc_model *m)
-{
-    for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].op == HFC_OP_CONV2D)
-            return &m->nodes[i];
-    return NULL;
-}
-
 static hfc_status draw_kernels(const char *path, const hfc_model *m, hfc_error *err)
 {
-    const hfc_node *conv = first_conv(m);
-    if (!conv)
+    const hfc_kernels conv = hfc_model_first_conv(m);
+    if (!conv.weights)
         return HFC_OK; /* nothing to draw */
-    int cout = conv->out.c, cin = m->nodes[conv->in[0]].out.c, kh = conv->kh, kw = conv->kw;
+    int cout = conv.cout, cin = conv.cin, kh = conv.kh, kw = conv.kw;
     int x, y, zoom;
     kernel_origin(cout - 1, kh, kw, &x, &y, &zoom);
     int w = MARGIN + KERNELS_PER_ROW * (kw * zoom + KERNEL_GAP) + MARGIN;
@@ -284,7 +276,7 @@ static hfc_status draw_kernels(const char *path, const hfc_model *m, hfc_error *
     const char *base = strrchr(m->path, '/');
     char line[256];
     snprintf(line, sizeof line, "%.120s: %.60s, %d kernels %dx%dx%d", base ? base + 1 : m->path,
-             conv->name, cout, cin, kh, kw);
+             conv.name, cout, cin, kh, kw);
     canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
     canvas_text(&c, MARGIN, MARGIN + 12, 1, INK,
                 cin == 3 ? "input channels as R,G,B; each kernel: 128 + 127*w/max|w|"
@@ -292,7 +284,7 @@ static hfc_status draw_kernels(const char *path, const hfc_model *m, hfc_error *
     canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, "(weights as stored, before BatchNorm)");
     size_t per_kernel = (size_t)cin * kh * kw;
     for (int k = 0; k < cout; k++) {
-        const float *wk = conv->weight + k * per_kernel;
+        const float *wk = conv.weights + k * per_kernel;
         float s = 0;
         for (size_t t = 0; t < per_kernel; t++)
             s = fabsf(wk[t]) > s ? fabsf(wk[t]) : s;

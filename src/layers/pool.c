@@ -1,0 +1,121 @@
+/* pool.c - maxpool2d, avgpool2d (PyTorch's floor mode; max routes its
+ * gradient to the first maximum in scan order) and global_avgpool. */
+#include <float.h>
+#include <string.h>
+
+#include "layers/layer.h"
+
+static hfc_status pool_shape(layer_parse *p)
+{
+    loader *L = p->L;
+    hfc_node *nd = p->nd;
+    hfc_shape in = p->in[0];
+    hfc_status st;
+    if ((st = get_pair(L, p->j, "kernel", p->where, 1, MAX_SIDE, 0, &nd->kh, &nd->kw)) ||
+        (st = get_pair(L, p->j, "stride", p->where, 1, MAX_SIDE, 0, &nd->sh, &nd->sw)) ||
+        (st = get_pair(L, p->j, "padding", p->where, 0, MAX_SIDE, 0, &nd->ph, &nd->pw)))
+        return st;
+    if (nd->kh == 0)
+        return FAIL(L, "%s: \"kernel\" is missing", p->where);
+    if (nd->sh == 0)
+        nd->sh = nd->kh, nd->sw = nd->kw;
+    if (2 * nd->ph > nd->kh || 2 * nd->pw > nd->kw)
+        return FAIL(L, "%s: padding must be at most half the kernel", p->where);
+    if (in.h + 2 * nd->ph < nd->kh || in.w + 2 * nd->pw < nd->kw)
+        return FAIL(L, "%s: kernel %dx%d is larger than the padded %dx%d input",
+                    p->where, nd->kh, nd->kw, in.h + 2 * nd->ph, in.w + 2 * nd->pw);
+    nd->out = (hfc_shape){in.c, (in.h + 2 * nd->ph - nd->kh) / nd->sh + 1,
+                          (in.w + 2 * nd->pw - nd->kw) / nd->sw + 1};
+    return HFC_OK;
+}
+
+hfc_status parse_maxpool2d(layer_parse *p) { return pool_shape(p); }
+
+hfc_status parse_avgpool2d(layer_parse *p)
+{
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(p->j, "count_include_pad");
+    p->nd->count_include_pad = inc ? cJSON_IsTrue(inc) : 1;
+    return pool_shape(p);
+}
+
+hfc_status parse_global_avgpool(layer_parse *p)
+{
+    p->nd->out = (hfc_shape){p->in[0].c, 1, 1};
+    return HFC_OK;
+}
+
+static void forward_pool(const step_run *r, int is_max)
+{
+    const hfc_node *nd = r->s->node;
+    hfc_tensor y = r->y;
+    hfc_pool2d(&r->x[0], is_max, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+               nd->count_include_pad, &y);
+}
+
+void forward_maxpool2d(const step_run *r) { forward_pool(r, 1); }
+
+void forward_avgpool2d(const step_run *r) { forward_pool(r, 0); }
+
+void forward_global_avgpool(const step_run *r)
+{
+    hfc_tensor y = r->y;
+    hfc_global_avgpool(&r->x[0], &y);
+}
+
+static void backward_pool(const step_back *r, int is_max)
+{
+    const hfc_node *nd = r->s->node;
+    const hfc_tensor *x = &r->x[0], *dy = &r->dy;
+    const int c = x->c;
+    for (int b = 0; b < dy->n; b++)
+        for (int oy = 0; oy < dy->h; oy++)
+            for (int ox = 0; ox < dy->w; ox++) {
+                const float *g = dy->data + (((size_t)b * dy->h + oy) * dy->w + ox) * c;
+                int y0 = oy * nd->sh - nd->ph, x0 = ox * nd->sw - nd->pw;
+                int inside = 0;
+                for (int ky = 0; ky < nd->kh; ky++)
+                    for (int kx = 0; kx < nd->kw; kx++)
+                        inside += y0 + ky >= 0 && y0 + ky < x->h && x0 + kx >= 0 && x0 + kx < x->w;
+                int hend = y0 + nd->kh < x->h + nd->ph ? y0 + nd->kh : x->h + nd->ph;
+                int wend = x0 + nd->kw < x->w + nd->pw ? x0 + nd->kw : x->w + nd->pw;
+                float div = (float)(nd->count_include_pad ? (hend - y0) * (wend - x0) : inside);
+                for (int ch = 0; ch < c; ch++) {
+                    float best = -FLT_MAX;
+                    float *target = NULL;
+                    for (int ky = 0; ky < nd->kh; ky++) {
+                        int iy = y0 + ky;
+                        if (iy < 0 || iy >= x->h)
+                            continue;
+                        for (int kx = 0; kx < nd->kw; kx++) {
+                            int ix = x0 + kx;
+                            if (ix < 0 || ix >= x->w)
+                                continue;
+                            size_t at = (((size_t)b * x->h + iy) * x->w + ix) * c + ch;
+                            if (!is_max)
+                                r->dx[0].data[at] += g[ch] / div;
+                            else if (!target || x->data[at] > best) { /* the first maximum */
+                                best = x->data[at];
+                                target = r->dx[0].data + at;
+                            }
+                        }
+                    }
+                    if (is_max && target)
+                        *target += g[ch];
+                }
+            }
+}
+
+void backward_maxpool2d(const step_back *r) { backward_pool(r, 1); }
+
+void backward_avgpool2d(const step_back *r) { backward_pool(r, 0); }
+
+void backward_global_avgpool(const step_back *r)
+{
+    const hfc_tensor *dx = &r->dx[0];
+    const size_t plane = (size_t)dx->h * dx->w;
+    for (int b = 0; b < dx->n; b++)
+        for (size_t p = 0; p < plane; p++)
+            for (int k = 0; k < dx->c; k++)
+                dx->data[((size_t)b * plane + p) * dx->c + k] +=
+                    r->dy.data[(size_t)b * dx->c + k] / (float)plane;
+}
