@@ -1,4 +1,4 @@
-/* test_png.c - hfc_pictures end to end: draw every picture for a model and
+/* test_png.c - hfc_grid_predict + hfc_pictures end to end: draw every picture for a model and
  * a CIFAR file, read each PNG back with libpng and check its size and known
  * pixels (image tiles, correct/wrong borders, the spectrum's DC cell and
  * mask edge, kernel colours, plot points), using report_png.h's layout.
@@ -75,9 +75,12 @@ int main(int argc, char **argv)
     const double radius_values[2] = {4, 30};
     hfc_tally tallies[2];
     const hfc_model *models[1] = {&m};
+    hfc_grid_data grid;
     hfc_status st = hfc_evaluate(&e, models, 1, radii, 2, &ds, 64, NULL, NULL, tallies, &err);
     if (!st)
-        st = hfc_pictures(dir, &e, models, 1, radii, 2, &ds, NULL, 0, tallies, &err);
+        st = hfc_grid_predict(&e, models, 1, radii, 2, &ds, NULL, 0, &grid, &err);
+    if (!st)
+        st = hfc_pictures(dir, models, 1, radii, 2, &grid, tallies, &err);
     check(st == HFC_OK, "hfc_pictures wrote %s (%s)", dir, st ? err.reason : "ok");
     if (st)
         return 1;
@@ -211,12 +214,14 @@ int main(int argc, char **argv)
 
     /* a path that is a file, not a directory */
     snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
-    st = hfc_pictures(path, &e, models, 1, radii, 2, &ds, NULL, 0, tallies, &err);
+    st = hfc_pictures(path, models, 1, radii, 2, &grid, tallies, &err);
     check(st == HFC_ERR_IO && strstr(err.reason, "not a directory"),
           "an output path that is a file: %s", err.reason);
     size_t past = ds.n;
-    st = hfc_pictures(dir, &e, models, 1, radii, 2, &ds, &past, 1, tallies, &err);
+    hfc_grid_data none;
+    st = hfc_grid_predict(&e, models, 1, radii, 2, &ds, &past, 1, &none, &err);
     check(st == HFC_ERR_USAGE, "an image index past the end: %s", err.reason);
+    hfc_grid_free(&grid);
 
     hfc_splitter_free(s);
     free(x);

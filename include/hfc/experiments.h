@@ -45,6 +45,31 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
                         size_t batch, const hfc_protocol *protocol,
                         const hfc_progress *progress, hfc_tally *tallies, hfc_error *err);
 
+/* -------------------------------------------------------------- pictures */
+
+/* What the pictures of a run show (src/experiments/pictures.c): the images
+ * of the grids (--png-images, else the first image of each class), their
+ * low and high versions under each mask, and every model's prediction and
+ * confidence (largest softmax probability) on each version. */
+typedef struct {
+    int n_images, n_models, n_masks;
+    size_t index[HFC_MAX_PNG_IMAGES]; /* in the images used */
+    int label[HFC_MAX_PNG_IMAGES];
+    uint8_t *pixels;                  /* (n_images, 3, 32, 32) as in the data */
+    float *original;                  /* the same as floats */
+    float *low, *high;                /* (n_masks, n_images, 3, 32, 32) */
+    int *pred;                        /* [((model * n_masks + mask) * n_images + image)
+                                          * HFC_VERSIONS + version] */
+    float *confidence;                /* the same layout */
+} hfc_grid_data;
+
+/* HFC_ERR_USAGE for an index past the images used. Free with hfc_grid_free. */
+hfc_status hfc_grid_predict(hfc_engine *const *engines, const hfc_model *const *models,
+                            int n_models, const hfc_mask *masks, int n_masks,
+                            const hfc_dataset *ds, const size_t *images, int n_images,
+                            hfc_grid_data *g, hfc_error *err);
+void hfc_grid_free(hfc_grid_data *g);
+
 /* ---------------------------------------------------------------- attack */
 
 #define HFC_MAX_EPS 16

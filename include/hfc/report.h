@@ -36,16 +36,18 @@ char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
 hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **text,
                      hfc_error *err);
 
-/* Draw the paper's pictures into dir (made if it does not exist; files
- * named in src/report_png.c and README): for each model and radius a
- * Figure-1 grid of `images` (test-set indices; n_images 0: the first image
- * of each class) with the model's predictions, per radius the spectrum of
- * the first of those images with the mask, per model its first conv's
- * kernels, and, with two or more radii, accuracy against radius from tallies
- * (as hfc_evaluate filled them). */
-hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
-                        const hfc_model *const *models, int n_models, const hfc_mask *masks,
-                        int n_masks, const hfc_dataset *ds, const size_t *images, int n_images,
+/* The directory pictures go to, made if missing (HFC_ERR_IO: a file there,
+ * or it cannot be made). Every picture function below calls it. */
+hfc_status hfc_png_dir(const char *dir, hfc_error *err);
+/* Draw the paper's pictures into dir (files named in src/report/png.c and
+ * README): for each model and radius a Figure-1 grid of g's images with
+ * the model's predictions, per radius the spectrum of the first of them with
+ * the mask, per model its first conv's kernels, and, with two or more
+ * radii, accuracy against radius from tallies (as hfc_evaluate filled them;
+ * against epoch too for checkpoints of a series). Draws data only: g comes
+ * from hfc_grid_predict. */
+hfc_status hfc_pictures(const char *dir, const hfc_model *const *models, int n_models,
+                        const hfc_mask *masks, int n_radii, const hfc_grid_data *g,
                         const hfc_tally *tallies, hfc_error *err);
 
 /* dir/margin.png: every model's median margin per subspace (discs on a

@@ -188,9 +188,17 @@ static hfc_status run_evaluate(hfc_options *o, run_inputs *in, const hfc_progres
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->masks, o->n_masks,
                                  &in->ds, o->batch, &o->protocol, progress, tallies, err);
-    if (!st && o->png_dir)
-        st = hfc_pictures(o->png_dir, in->engines, in->model_ptrs, o->n_models, o->masks,
-                          o->n_masks, &in->ds, o->png_images, o->n_png_images, tallies, err);
+    if (!st && o->png_dir) {
+        hfc_grid_data g;
+        if (!(st = hfc_png_dir(o->png_dir, err)) &&
+            !(st = hfc_grid_predict(in->engines, in->model_ptrs, o->n_models, o->masks,
+                                    o->n_masks, &in->ds, o->png_images, o->n_png_images, &g,
+                                    err))) {
+            st = hfc_pictures(o->png_dir, in->model_ptrs, o->n_models, o->masks, o->n_masks, &g,
+                              tallies, err);
+            hfc_grid_free(&g);
+        }
+    }
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
     if (!st && !(*text = render(o, in->models, tallies, &in->ds, seconds)))
         st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");

@@ -530,7 +530,7 @@ static hfc_status draw_epoch_plot(const char *path, const hfc_model *const *mode
 
 /* ---------------------------------------------------------------- driver */
 
-static hfc_status ensure_dir(const char *dir, hfc_error *err)
+hfc_status hfc_png_dir(const char *dir, hfc_error *err)
 {
     struct stat sb;
     if (stat(dir, &sb) == 0)
@@ -568,100 +568,47 @@ static hfc_status model_file(char *out, size_t cap, const char *dir, const hfc_m
     return n < (int)cap ? HFC_OK : hfc_fail(err, HFC_ERR_IO, dir, "path too long");
 }
 
-static float softmax_max(const float *logits, int k, int *best)
+/* The grid rows of model j under mask r. */
+static void grid_rows(const hfc_grid_data *g, int j, int r, grid_row *rows)
 {
-    *best = 0;
-    for (int i = 1; i < k; i++)
-        if (logits[i] > logits[*best])
-            *best = i;
-    double sum = 0;
-    for (int i = 0; i < k; i++)
-        sum += exp((double)logits[i] - logits[*best]);
-    return (float)(1.0 / sum);
+    for (int i = 0; i < g->n_images; i++) {
+        size_t at = (((size_t)j * g->n_masks + r) * g->n_images + i) * HFC_VERSIONS;
+        rows[i].index = g->index[i];
+        rows[i].label = g->label[i];
+        for (int v = 0; v < HFC_VERSIONS; v++) {
+            rows[i].pred[v] = g->pred[at + v];
+            rows[i].confidence[v] = g->confidence[at + v];
+        }
+    }
 }
 
-hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
-                        const hfc_model *const *models, int n_models, const hfc_mask *masks,
-                        int n_radii, const hfc_dataset *ds, const size_t *images, int n_images,
+hfc_status hfc_pictures(const char *dir, const hfc_model *const *models, int n_models,
+                        const hfc_mask *masks, int n_radii, const hfc_grid_data *g,
                         const hfc_tally *tallies, hfc_error *err)
 {
-    hfc_status st = ensure_dir(dir, err);
-    if (st)
-        return st;
-    size_t pick[HFC_MAX_PNG_IMAGES];
-    int k = 0;
-    if (n_images > 0) {
-        for (; k < n_images && k < HFC_MAX_PNG_IMAGES; k++) {
-            if (images[k] >= ds->n)
-                return hfc_fail(err, HFC_ERR_USAGE, "",
-                                "--png-images: image %zu is past the end of the %zu images used",
-                                images[k], ds->n);
-            pick[k] = images[k];
-        }
-    } else { /* the first image of each class, in class order */
-        for (int cls = 0; cls < ds->n_classes && k < HFC_MAX_PNG_IMAGES; cls++)
-            for (size_t i = 0; i < ds->n; i++)
-                if (ds->labels[i] == cls) {
-                    pick[k++] = i;
-                    break;
-                }
-    }
-    if (k == 0)
-        return hfc_fail(err, HFC_ERR_DATA, ds->path, "no images to draw");
-
-    const size_t P = HFC_CIFAR_PIXELS;
-    hfc_splitter *split = NULL;
-    uint8_t *orig = malloc((size_t)k * P);
-    float *x = malloc((size_t)k * P * sizeof *x);
-    float *logits = malloc((size_t)k * HFC_VERSIONS * HFC_MAX_CLASSES * sizeof *logits);
-    grid_row *rows = calloc((size_t)k, sizeof *rows);
+    hfc_status st = hfc_png_dir(dir, err);
     char path[1400];
-    if (!orig || !x || !logits || !rows) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for the pictures");
-        goto done;
-    }
-    for (int i = 0; i < k; i++) {
-        memcpy(orig + i * P, ds->pixels + pick[i] * P, P);
-        for (size_t t = 0; t < P; t++)
-            x[i * P + t] = orig[i * P + t];
-        rows[i].index = pick[i];
-        rows[i].label = ds->labels[pick[i]];
-    }
-    if ((st = hfc_splitter_new(&split, (size_t)k, masks, n_radii, err)))
-        goto done;
-    hfc_split_forward(split, x, (size_t)k);
-
-    for (int j = 0; j < n_models; j++) {
-        if ((st = model_file(path, sizeof path, dir, models, j, "kernels.png", err)) ||
-            (st = draw_kernels(path, models[j], err)))
-            goto done;
-    }
-    for (int r = 0; r < n_radii; r++) {
+    for (int j = 0; !st && j < n_models; j++)
+        if (!(st = model_file(path, sizeof path, dir, models, j, "kernels.png", err)))
+            st = draw_kernels(path, models[j], err);
+    const size_t per_mask = (size_t)g->n_images * HFC_CIFAR_PIXELS;
+    grid_row rows[HFC_MAX_PNG_IMAGES];
+    for (int r = 0; !st && r < n_radii; r++) {
         char suffix[96], tag[64];
-        if ((st = hfc_split_apply(split, &masks[r], err)))
-            goto done;
         mask_tag(&masks[r], tag, sizeof tag);
         snprintf(path, sizeof path, "%s/spectrum-%s.png", dir, tag);
-        if ((st = draw_spectrum(path, x, pick[0], class_name(models[0], rows[0].label),
+        if ((st = draw_spectrum(path, g->original, g->index[0], class_name(models[0], g->label[0]),
                                 &masks[r], err)))
-            goto done;
-        for (int j = 0; j < n_models; j++) {
-            const float *in[HFC_VERSIONS] = {x, hfc_split_low(split), hfc_split_high(split)};
-            const int nc = models[j]->n_classes;
-            for (int v = 0; v < HFC_VERSIONS; v++) {
-                float *out = logits + (size_t)v * k * nc;
-                hfc_engine_forward(engines[j], in[v], (size_t)k, out);
-                for (int i = 0; i < k; i++)
-                    rows[i].confidence[v] = softmax_max(out + i * nc, nc, &rows[i].pred[v]);
-            }
+            break;
+        for (int j = 0; !st && j < n_models; j++) {
+            grid_rows(g, j, r, rows);
             snprintf(suffix, sizeof suffix, "%s-grid.png", tag);
-            if ((st = model_file(path, sizeof path, dir, models, j, suffix, err)) ||
-                (st = draw_grid(path, models[j], &masks[r], rows, k, orig, hfc_split_low(split),
-                                hfc_split_high(split), err)))
-                goto done;
+            if (!(st = model_file(path, sizeof path, dir, models, j, suffix, err)))
+                st = draw_grid(path, models[j], &masks[r], rows, g->n_images, g->pixels,
+                               g->low + r * per_mask, g->high + r * per_mask, err);
         }
     }
-    if (n_radii >= 2) {
+    if (!st && n_radii >= 2) {
         snprintf(path, sizeof path, "%s/accuracy-vs-radius.png", dir);
         st = draw_plot(path, models, n_models, masks, n_radii, tallies, err);
     }
@@ -672,12 +619,6 @@ hfc_status hfc_pictures(const char *dir, hfc_engine *const *engines,
         snprintf(path, sizeof path, "%s/accuracy-vs-epoch.png", dir);
         st = draw_epoch_plot(path, models, n_models, masks, n_radii, tallies, err);
     }
-done:
-    hfc_splitter_free(split);
-    free(orig);
-    free(x);
-    free(logits);
-    free(rows);
     return st;
 }
 
@@ -687,7 +628,7 @@ hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, i
                               const hfc_margin_spec *spec, const float *margins, size_t n,
                               hfc_error *err)
 {
-    hfc_status st = ensure_dir(dir, err);
+    hfc_status st = hfc_png_dir(dir, err);
     if (st)
         return st;
     const int S = hfc_margin_subspaces(spec);
@@ -761,7 +702,7 @@ hfc_status hfc_margin_picture(const char *dir, const hfc_model *const *models, i
 hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, int n_models,
                                const hfc_heatmap_tally *tallies, hfc_error *err)
 {
-    hfc_status st = ensure_dir(dir, err);
+    hfc_status st = hfc_png_dir(dir, err);
     const int N = HFC_CIFAR_SIDE, Z = 8, x0 = MARGIN, y0 = MARGIN + 52;
     const int bar_x = x0 + N * Z + 24, bar_h = N * Z;
     for (int j = 0; !st && j < n_models; j++) {
@@ -803,7 +744,7 @@ hfc_status hfc_id_picture(const char *dir, const hfc_model *const *models, int n
                           const hfc_id_layer *layers, const int *counts, hfc_error *err)
 {
     static const char *VERSION[HFC_VERSIONS] = {"original", "low", "high"};
-    hfc_status st = ensure_dir(dir, err);
+    hfc_status st = hfc_png_dir(dir, err);
     if (st)
         return st;
     double top = 0, deepest = 0;
