@@ -10,6 +10,40 @@
 #define HFC_MAX_MODELS 32
 #define HFC_MAX_PNG_IMAGES 32
 
+/* ---------------------------------------------------------------- stream */
+
+/* The skeleton every experiment shares (src/experiments/stream.c). */
+
+/* Models that take 3x32x32 images and (with `classes`) have the data's
+ * class count, else HFC_ERR_MODEL naming the model. */
+hfc_status hfc_check_models(const hfc_model *const *models, int n_models, const hfc_dataset *ds,
+                            int classes, hfc_error *err);
+
+/* One batch of a stream, as the experiment's step gets it. */
+typedef struct {
+    const hfc_dataset *ds;
+    size_t batch;             /* images per batch */
+    size_t first, n;          /* this batch: images [first, first + n) of ds */
+    const uint8_t *labels;    /* theirs */
+    float *x;                 /* their raw pixels as floats, (n, 3, 32, 32) */
+    hfc_splitter *split;      /* with masks: hfc_split_forward already done on x */
+    const hfc_progress *progress;
+    size_t units;             /* progress units an image counts for */
+    size_t total;             /* progress units in all: images x units */
+} hfc_batch;
+
+typedef hfc_status (*hfc_batch_fn)(hfc_batch *b, void *ctx, hfc_error *err);
+
+/* Stream ds in batches of `batch` images (from hfc_engines_batch, so that
+ * results depend on neither the batch nor the threads): for each, x and,
+ * with n_masks > 0, a splitter made for the masks with x transformed; then
+ * step(b, ctx); then progress at (first + n) * units of ds->n * units. A
+ * step that reports finer calls hfc_batch_progress itself. */
+hfc_status hfc_stream(const hfc_dataset *ds, size_t batch, const hfc_mask *masks, int n_masks,
+                      size_t units, const hfc_progress *progress, hfc_batch_fn step, void *ctx,
+                      hfc_error *err);
+void hfc_batch_progress(const hfc_batch *b, size_t done);
+
 /* -------------------------------------------------------------- evaluate */
 
 enum { HFC_ORIGINAL, HFC_LOW, HFC_HIGH, HFC_VERSIONS };

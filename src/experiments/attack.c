@@ -102,37 +102,76 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
     return HFC_OK;
 }
 
+/* What the attack's step needs besides the batch. */
+typedef struct {
+    hfc_engine *const *engines;
+    int n_models, n_eps, n_masks, K;
+    const hfc_attack_spec *spec;
+    const double *eps;
+    const hfc_mask *masks;
+    attack_buffers b;
+    hfc_attack_tally *tallies;
+} attack_run;
+
+/* Every model at every eps on the images `in` (version v, mask r's tallies,
+ * or for the originals every mask's). */
+static hfc_status attack_version(attack_run *c, const hfc_batch *b, const float *in, int v,
+                                 int r, hfc_error *err)
+{
+    const int R = c->n_masks > 0 ? c->n_masks : 1;
+    for (int j = 0; j < c->n_models; j++)
+        for (int q = 0; q < c->n_eps; q++) {
+            size_t ok[2];
+            hfc_status st = attack_batch(c->engines[j], c->spec, c->eps[q], in, b->labels, b->n,
+                                         b->ds->first + b->first, c->K, &c->b, ok, err);
+            if (st)
+                return st;
+            for (int k = v == HFC_ORIGINAL ? 0 : r; k < (v == HFC_ORIGINAL ? R : r + 1); k++) {
+                hfc_attack_tally *t = &c->tallies[((size_t)j * c->n_eps + q) * R + k];
+                t->correct[v][0] += ok[0];
+                t->correct[v][1] += ok[1];
+            }
+        }
+    return HFC_OK;
+}
+
+/* One batch: the original images once for every mask's report, then the
+ * low and high images of each mask. */
+static hfc_status attack_step(hfc_batch *b, void *arg, hfc_error *err)
+{
+    attack_run *c = arg;
+    hfc_status st = attack_version(c, b, b->x, HFC_ORIGINAL, 0, err);
+    for (int r = 0; !st && r < c->n_masks; r++) {
+        if ((st = hfc_split_apply(b->split, &c->masks[r], err)))
+            break;
+        for (int v = HFC_LOW; !st && v <= HFC_HIGH; v++)
+            st = attack_version(c, b,
+                                v == HFC_LOW ? hfc_split_low(b->split) : hfc_split_high(b->split),
+                                v, r, err);
+    }
+    return st;
+}
+
 hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                       const hfc_attack_spec *spec, const double *eps, int n_eps,
                       const hfc_mask *masks, int n_masks, const hfc_dataset *ds, size_t batch,
                       const hfc_progress *progress, hfc_attack_tally *tallies, hfc_error *err)
 {
-    const int K = ds->n_classes, R = n_masks > 0 ? n_masks : 1;
-    for (int j = 0; j < n_models; j++)
-        if (models[j]->n_classes != K || models[j]->channels != 3 || models[j]->height != 32 ||
-            models[j]->width != 32)
-            return hfc_fail(err, HFC_ERR_MODEL, models[j]->path,
-                            "model takes %dx%dx%d input with %d classes; the data is 3x32x32 with %d",
-                            models[j]->channels, models[j]->height, models[j]->width,
-                            models[j]->n_classes, K);
+    hfc_status st = hfc_check_models(models, n_models, ds, 1, err);
+    if (st)
+        return st;
+    const int R = n_masks > 0 ? n_masks : 1;
     batch = hfc_engines_batch(engines, n_models, batch, ds->n);
-
     const size_t P = HFC_CIFAR_PIXELS;
-    hfc_splitter *split = NULL;
-    attack_buffers b = {0};
-    float *raw = malloc(batch * P * sizeof *raw);
-    b.x0 = malloc(batch * P * sizeof *b.x0);
-    b.x = malloc(batch * P * sizeof *b.x);
-    b.pix = malloc(batch * P * sizeof *b.pix);
-    b.grad = malloc(batch * P * sizeof *b.grad);
-    b.logits = malloc(batch * (size_t)K * sizeof *b.logits);
-    hfc_status st = HFC_OK;
-    if (!raw || !b.x0 || !b.x || !b.pix || !b.grad || !b.logits) {
+    attack_run c = {engines, n_models, n_eps, n_masks, ds->n_classes, spec, eps, masks, {0},
+                    tallies};
+    c.b.x0 = malloc(batch * P * sizeof *c.b.x0);
+    c.b.x = malloc(batch * P * sizeof *c.b.x);
+    c.b.pix = malloc(batch * P * sizeof *c.b.pix);
+    c.b.grad = malloc(batch * P * sizeof *c.b.grad);
+    c.b.logits = malloc(batch * (size_t)c.K * sizeof *c.b.logits);
+    if (!c.b.x0 || !c.b.x || !c.b.pix || !c.b.grad || !c.b.logits)
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
-        goto done;
-    }
-    if (n_masks > 0 && (st = hfc_splitter_new(&split, batch, masks, n_masks, err)))
-        goto done;
     for (int j = 0; j < n_models; j++)
         for (int q = 0; q < n_eps; q++)
             for (int r = 0; r < R; r++) {
@@ -144,53 +183,12 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
                     t->mask = masks[r];
                 t->images = ds->n;
             }
-    for (size_t first = 0; first < ds->n; first += batch) {
-        size_t n = ds->n - first < batch ? ds->n - first : batch;
-        const uint8_t *labels = ds->labels + first;
-        for (size_t i = 0; i < n * P; i++)
-            raw[i] = ds->pixels[first * P + i];
-        if (split)
-            hfc_split_forward(split, raw, n);
-        for (int j = 0; j < n_models; j++)
-            for (int q = 0; q < n_eps; q++) {
-                size_t ok[2];
-                /* The original images, once for every mask's report. */
-                if ((st = attack_batch(engines[j], spec, eps[q], raw, labels, n, ds->first + first,
-                                       K, &b, ok, err)))
-                    goto done;
-                for (int r = 0; r < R; r++) {
-                    hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
-                    t->correct[HFC_ORIGINAL][0] += ok[0];
-                    t->correct[HFC_ORIGINAL][1] += ok[1];
-                }
-            }
-        for (int r = 0; r < n_masks; r++) {
-            if ((st = hfc_split_apply(split, &masks[r], err)))
-                goto done;
-            for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
-                const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);
-                for (int j = 0; j < n_models; j++)
-                    for (int q = 0; q < n_eps; q++) {
-                        size_t ok[2];
-                        if ((st = attack_batch(engines[j], spec, eps[q], in, labels, n,
-                                               ds->first + first, K, &b, ok, err)))
-                            goto done;
-                        hfc_attack_tally *t = &tallies[((size_t)j * n_eps + q) * R + r];
-                        t->correct[v][0] += ok[0];
-                        t->correct[v][1] += ok[1];
-                    }
-            }
-        }
-        if (progress && progress->update)
-            progress->update(progress->ctx, first + n, ds->n);
-    }
-done:
-    hfc_splitter_free(split);
-    free(raw);
-    free(b.x0);
-    free(b.x);
-    free(b.pix);
-    free(b.grad);
-    free(b.logits);
+    if (!st)
+        st = hfc_stream(ds, batch, masks, n_masks, 1, progress, attack_step, &c, err);
+    free(c.b.x0);
+    free(c.b.x);
+    free(c.b.pix);
+    free(c.b.grad);
+    free(c.b.logits);
     return st;
 }

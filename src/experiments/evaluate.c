@@ -31,37 +31,67 @@ static void count(hfc_tally *t, int version, const float *logits, int k, const u
     }
 }
 
+/* What evaluate's step needs besides the batch. */
+typedef struct {
+    hfc_engine *const *engines;
+    int n_models, n_masks, K, rescale;
+    const hfc_mask *masks;
+    float *logits, *scaled;
+    hfc_tally *tallies;
+} evaluate_run;
+
+/* One batch: every model on the originals once, then per mask on the low
+ * and high images (rescaled by their max under --rescale max). */
+static hfc_status evaluate_batch(hfc_batch *b, void *arg, hfc_error *err)
+{
+    evaluate_run *c = arg;
+    const size_t n = b->n;
+    for (int j = 0; j < c->n_models; j++) {
+        hfc_engine_forward(c->engines[j], b->x, n, c->logits);
+        for (int r = 0; r < c->n_masks; r++)
+            count(&c->tallies[j * c->n_masks + r], HFC_ORIGINAL, c->logits, c->K, b->labels, n);
+    }
+    for (int r = 0; r < c->n_masks; r++) {
+        hfc_status st = hfc_split_apply(b->split, &c->masks[r], err);
+        if (st)
+            return st;
+        for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
+            const float *in = v == HFC_LOW ? hfc_split_low(b->split) : hfc_split_high(b->split);
+            size_t skipped = 0;
+            if (c->rescale) {
+                for (size_t i = 0; i < n; i++)
+                    skipped += rescale_by_max(in + i * HFC_CIFAR_PIXELS,
+                                              c->scaled + i * HFC_CIFAR_PIXELS);
+                in = c->scaled;
+            }
+            for (int j = 0; j < c->n_models; j++) {
+                hfc_tally *t = &c->tallies[j * c->n_masks + r];
+                t->rescale_skipped[v] += skipped;
+                hfc_engine_forward(c->engines[j], in, n, c->logits);
+                count(t, v, c->logits, c->K, b->labels, n);
+            }
+        }
+    }
+    return HFC_OK;
+}
+
 hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                         const hfc_mask *masks, int n_masks, const hfc_dataset *ds,
                         size_t batch, const hfc_protocol *protocol,
                         const hfc_progress *progress, hfc_tally *tallies, hfc_error *err)
 {
-    const int K = ds->n_classes;
-    for (int j = 0; j < n_models; j++) {
-        const hfc_model *m = models[j];
-        if (m->channels != HFC_CIFAR_CHANNELS || m->height != HFC_CIFAR_SIDE ||
-            m->width != HFC_CIFAR_SIDE)
-            return hfc_fail(err, HFC_ERR_MODEL, m->path,
-                            "model takes %dx%dx%d input; CIFAR images are 3x32x32",
-                            m->channels, m->height, m->width);
-        if (m->n_classes != K)
-            return hfc_fail(err, HFC_ERR_MODEL, m->path, "model has %d classes; %s has %d%s",
-                            m->n_classes, hfc_dataset_name(ds->kind), K,
-                            m->n_classes == 100 ? " (use --dataset cifar100)" : "");
-    }
-    batch = hfc_engines_batch(engines, n_models, batch, ds->n);
-    const int rescale = protocol && protocol->rescale_max;
-
-    hfc_splitter *split = NULL;
-    hfc_status st = hfc_splitter_new(&split, batch, masks, n_masks, err);
+    hfc_status st = hfc_check_models(models, n_models, ds, 1, err);
     if (st)
         return st;
-    float *x = malloc(batch * HFC_CIFAR_PIXELS * sizeof *x);
-    float *logits = malloc(batch * (size_t)K * sizeof *logits);
-    float *scaled = rescale ? malloc(batch * HFC_CIFAR_PIXELS * sizeof *scaled) : NULL;
-    if (!x || !logits || (rescale && !scaled)) {
-        st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
-        goto done;
+    batch = hfc_engines_batch(engines, n_models, batch, ds->n);
+    evaluate_run c = {engines, n_models, n_masks, ds->n_classes,
+                      protocol && protocol->rescale_max, masks, NULL, NULL, tallies};
+    c.logits = malloc(batch * (size_t)c.K * sizeof *c.logits);
+    c.scaled = c.rescale ? malloc(batch * HFC_CIFAR_PIXELS * sizeof *c.scaled) : NULL;
+    if (!c.logits || (c.rescale && !c.scaled)) {
+        free(c.logits);
+        free(c.scaled);
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
     }
     for (int k = 0; k < n_models * n_masks; k++) {
         memset(&tallies[k], 0, sizeof tallies[k]);
@@ -71,46 +101,8 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     for (size_t i = 0; i < ds->n; i++)
         for (int k = 0; k < n_models * n_masks; k++)
             tallies[k].class_images[ds->labels[i]]++;
-
-    for (size_t first = 0; first < ds->n; first += batch) {
-        size_t n = ds->n - first < batch ? ds->n - first : batch;
-        const uint8_t *labels = ds->labels + first;
-        const uint8_t *pixels = ds->pixels + first * HFC_CIFAR_PIXELS;
-        for (size_t k = 0; k < n * HFC_CIFAR_PIXELS; k++)
-            x[k] = pixels[k];
-        hfc_split_forward(split, x, n);
-        for (int j = 0; j < n_models; j++) {
-            hfc_engine_forward(engines[j], x, n, logits);
-            for (int r = 0; r < n_masks; r++)
-                count(&tallies[j * n_masks + r], HFC_ORIGINAL, logits, K, labels, n);
-        }
-        for (int r = 0; r < n_masks; r++) {
-            if ((st = hfc_split_apply(split, &masks[r], err)))
-                goto done;
-            for (int v = HFC_LOW; v <= HFC_HIGH; v++) {
-                const float *in = v == HFC_LOW ? hfc_split_low(split) : hfc_split_high(split);
-                size_t skipped = 0;
-                if (rescale) {
-                    for (size_t i = 0; i < n; i++)
-                        skipped += rescale_by_max(in + i * HFC_CIFAR_PIXELS,
-                                                  scaled + i * HFC_CIFAR_PIXELS);
-                    in = scaled;
-                }
-                for (int j = 0; j < n_models; j++) {
-                    hfc_tally *t = &tallies[j * n_masks + r];
-                    t->rescale_skipped[v] += skipped;
-                    hfc_engine_forward(engines[j], in, n, logits);
-                    count(t, v, logits, K, labels, n);
-                }
-            }
-        }
-        if (progress && progress->update)
-            progress->update(progress->ctx, first + n, ds->n);
-    }
-done:
-    free(x);
-    free(logits);
-    free(scaled);
-    hfc_splitter_free(split);
+    st = hfc_stream(ds, batch, masks, n_masks, 1, progress, evaluate_batch, &c, err);
+    free(c.logits);
+    free(c.scaled);
     return st;
 }

@@ -77,94 +77,105 @@ static size_t count_wrong(const float *logits, int k, const uint8_t *labels, siz
     return wrong;
 }
 
+/* What the heat map's step needs besides the batch. */
+typedef struct {
+    hfc_engine *const *engines;
+    int n_models, K;
+    const hfc_heatmap_spec *spec;
+    const float *basis;       /* U of every pair's representative cell */
+    float *pert, *logits;
+    hfc_heatmap_tally *tallies;
+} heatmap_run;
+
+/* The batch's images perturbed along cell c = (ri, rj)'s basis image, each
+ * channel with its own sign, clipped to [0, 1], as raw pixels. */
+static void perturb(const heatmap_run *c, const hfc_batch *b, int ri, int rj, const float *u)
+{
+    const size_t P = HFC_CIFAR_PIXELS;
+    for (size_t i = 0; i < b->n; i++)
+        for (int ch = 0; ch < HFC_CIFAR_CHANNELS; ch++) {
+            float e = (float)(c->spec->eps * hfc_heatmap_sign(c->spec->seed, ri, rj,
+                                                              b->ds->first + b->first + i, ch));
+            const float *xi = b->x + i * P + (size_t)ch * PLANE;
+            float *pi = c->pert + i * P + (size_t)ch * PLANE;
+            for (int q = 0; q < PLANE; q++) {
+                float v = xi[q] / 255.0f + e * u[q];
+                pi[q] = (v < 0 ? 0 : v > 1 ? 1 : v) * 255.0f;
+            }
+        }
+}
+
+/* One batch: the clean images, then every pair of cells once. */
+static hfc_status heatmap_step(hfc_batch *b, void *arg, hfc_error *err)
+{
+    (void)err;
+    heatmap_run *c = arg;
+    const size_t n = b->n;
+    for (int j = 0; j < c->n_models; j++) {
+        hfc_engine_forward(c->engines[j], b->x, n, c->logits);
+        c->tallies[j].clean_wrong += count_wrong(c->logits, c->K, b->labels, n);
+    }
+    size_t done = b->first * b->units + n;
+    for (int cell = 0; cell < PLANE; cell++) {
+        int ri, rj;
+        representative(cell / SIDE, cell % SIDE, &ri, &rj);
+        if (ri * SIDE + rj != cell)
+            continue;
+        perturb(c, b, ri, rj, c->basis + (size_t)cell * PLANE);
+        for (int j = 0; j < c->n_models; j++) {
+            hfc_engine_forward(c->engines[j], c->pert, n, c->logits);
+            size_t wrong = count_wrong(c->logits, c->K, b->labels, n);
+            c->tallies[j].wrong[cell] += wrong;
+            int m = mirror(ri) * SIDE + mirror(rj);
+            if (m != cell)
+                c->tallies[j].wrong[m] += wrong;
+        }
+        hfc_batch_progress(b, done += n);
+    }
+    return HFC_OK;
+}
+
 hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                        const hfc_heatmap_spec *spec, const hfc_dataset *ds, size_t batch,
                        const hfc_progress *progress, hfc_heatmap_tally *tallies, hfc_error *err)
 {
-    const int K = ds->n_classes;
-    for (int j = 0; j < n_models; j++)
-        if (models[j]->n_classes != K || models[j]->channels != 3 ||
-            models[j]->height != SIDE || models[j]->width != SIDE)
-            return hfc_fail(err, HFC_ERR_MODEL, models[j]->path,
-                            "model takes %dx%dx%d input with %d classes; the data is 3x32x32 "
-                            "with %d",
-                            models[j]->channels, models[j]->height, models[j]->width,
-                            models[j]->n_classes, K);
+    hfc_status st = hfc_check_models(models, n_models, ds, 1, err);
+    if (st)
+        return st;
     if (!(spec->eps >= 0) || !isfinite(spec->eps))
         return hfc_fail(err, HFC_ERR_USAGE, "", "--eps %g: the heat map's eps must be >= 0",
                         spec->eps);
     batch = hfc_engines_batch(engines, n_models, batch, ds->n);
     const size_t P = HFC_CIFAR_PIXELS;
-    float *x = malloc(batch * P * sizeof *x);
-    float *pert = malloc(batch * P * sizeof *pert);
-    float *logits = malloc(batch * (size_t)K * sizeof *logits);
-    float *basis = malloc((size_t)PLANE * PLANE * sizeof *basis); /* U of every representative */
-    if (!x || !pert || !logits || !basis) {
-        free(x);
-        free(pert);
-        free(logits);
+    heatmap_run c = {engines, n_models, ds->n_classes, spec, NULL, NULL, NULL, tallies};
+    float *basis = malloc((size_t)PLANE * PLANE * sizeof *basis);
+    c.pert = malloc(batch * P * sizeof *c.pert);
+    c.logits = malloc(batch * (size_t)c.K * sizeof *c.logits);
+    if (!basis || !c.pert || !c.logits) {
         free(basis);
+        free(c.pert);
+        free(c.logits);
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
     }
     int pairs = 0;
-    for (int c = 0; c < PLANE; c++) {
+    for (int cell = 0; cell < PLANE; cell++) {
         int ri, rj;
-        representative(c / SIDE, c % SIDE, &ri, &rj);
-        if (ri * SIDE + rj == c) {
-            hfc_fourier_basis(ri, rj, basis + (size_t)c * PLANE);
+        representative(cell / SIDE, cell % SIDE, &ri, &rj);
+        if (ri * SIDE + rj == cell) {
+            hfc_fourier_basis(ri, rj, basis + (size_t)cell * PLANE);
             pairs++;
         }
     }
+    c.basis = basis;
     for (int j = 0; j < n_models; j++) {
         memset(&tallies[j], 0, sizeof tallies[j]);
         tallies[j].images = ds->n;
         tallies[j].eps = spec->eps;
         tallies[j].seed = spec->seed;
     }
-    size_t done = 0, total = ds->n * (size_t)(pairs + 1);
-    for (size_t first = 0; first < ds->n; first += batch) {
-        size_t n = ds->n - first < batch ? ds->n - first : batch;
-        const uint8_t *labels = ds->labels + first;
-        for (size_t k = 0; k < n * P; k++)
-            x[k] = ds->pixels[first * P + k];
-        for (int j = 0; j < n_models; j++) {
-            hfc_engine_forward(engines[j], x, n, logits);
-            tallies[j].clean_wrong += count_wrong(logits, K, labels, n);
-        }
-        done += n;
-        for (int c = 0; c < PLANE; c++) {
-            int ri, rj;
-            representative(c / SIDE, c % SIDE, &ri, &rj);
-            if (ri * SIDE + rj != c)
-                continue;
-            const float *u = basis + (size_t)c * PLANE;
-            for (size_t i = 0; i < n; i++)
-                for (int ch = 0; ch < HFC_CIFAR_CHANNELS; ch++) {
-                    float e = (float)(spec->eps *
-                                      hfc_heatmap_sign(spec->seed, ri, rj, ds->first + first + i, ch));
-                    const float *xi = x + i * P + (size_t)ch * PLANE;
-                    float *pi = pert + i * P + (size_t)ch * PLANE;
-                    for (int q = 0; q < PLANE; q++) {
-                        float v = xi[q] / 255.0f + e * u[q];
-                        pi[q] = (v < 0 ? 0 : v > 1 ? 1 : v) * 255.0f;
-                    }
-                }
-            for (int j = 0; j < n_models; j++) {
-                hfc_engine_forward(engines[j], pert, n, logits);
-                size_t wrong = count_wrong(logits, K, labels, n);
-                tallies[j].wrong[c] += wrong;
-                int m = mirror(ri) * SIDE + mirror(rj);
-                if (m != c)
-                    tallies[j].wrong[m] += wrong;
-            }
-            done += n;
-            if (progress && progress->update)
-                progress->update(progress->ctx, done, total);
-        }
-    }
-    free(x);
-    free(pert);
-    free(logits);
+    st = hfc_stream(ds, batch, NULL, 0, (size_t)pairs + 1, progress, heatmap_step, &c, err);
     free(basis);
-    return HFC_OK;
+    free(c.pert);
+    free(c.logits);
+    return st;
 }

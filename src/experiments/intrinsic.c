@@ -173,6 +173,49 @@ hfc_status hfc_twonn(const float *x, size_t n, size_t dim, int resamples, uint64
 }
 
 
+/* What id's step needs: the model, its block outputs, where results go. */
+typedef struct {
+    hfc_engine *e;
+    const hfc_model *m;
+    const hfc_id_spec *spec;
+    const int *taps;
+    int n_taps;
+    float *act;               /* (n, widest block output) */
+    hfc_id_layer *out;
+    int cap, *n_out;
+} id_run;
+
+/* The one batch of every image: per version and block output, capture the
+ * values and estimate their dimension. */
+static hfc_status id_step(hfc_batch *b, void *arg, hfc_error *err)
+{
+    id_run *c = arg;
+    const size_t n = b->n;
+    hfc_status st = HFC_OK;
+    if (b->split)
+        st = hfc_split_apply(b->split, &c->spec->mask, err);
+    size_t done = 0;
+    for (int v = 0; !st && v < c->spec->n_versions; v++) {
+        int version = c->spec->versions[v];
+        const float *in = version == HFC_LOW ? hfc_split_low(b->split)
+                          : version == HFC_HIGH ? hfc_split_high(b->split) : b->x;
+        for (int t = 0; !st && t < c->n_taps; t++) {
+            if (*c->n_out == c->cap)
+                return hfc_fail(err, HFC_ERR_USAGE, "", "more than %d layers", c->cap);
+            hfc_shape s = hfc_model_node_shape(c->m, c->taps[t]);
+            size_t dim = (size_t)s.c * s.h * s.w;
+            hfc_id_layer *L = &c->out[(*c->n_out)++];
+            *L = (hfc_id_layer){.node = c->taps[t], .depth = t, .dim = dim, .version = version};
+            if ((st = hfc_engine_capture(c->e, in, n, c->taps[t], c->act, err)) ||
+                (st = hfc_twonn(c->act, n, dim, c->spec->resamples, c->spec->seed, &L->result,
+                                err)))
+                break;
+            hfc_batch_progress(b, ++done * n);
+        }
+    }
+    return st;
+}
+
 hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds,
                                    const hfc_id_spec *spec, const hfc_progress *progress,
                                    hfc_id_layer *out, int cap, int *n_out, hfc_error *err)
@@ -180,53 +223,28 @@ hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_
     *n_out = 0;
     if (ds->n < 3)
         return hfc_fail(err, HFC_ERR_USAGE, "", "id needs at least 3 images, not %zu", ds->n);
+    hfc_status st = hfc_check_models(&m, 1, ds, 0, err);
+    if (st)
+        return st;
     int taps[HFC_MAX_ID_LAYERS];
     int n_taps = hfc_block_outputs(m, taps, HFC_MAX_ID_LAYERS);
     if (n_taps == 0)
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory");
-    const size_t P = HFC_CIFAR_PIXELS, n = ds->n;
     size_t widest = 0;
     for (int t = 0; t < n_taps; t++) {
         hfc_shape s = hfc_model_node_shape(m, taps[t]);
         widest = (size_t)s.c * s.h * s.w > widest ? (size_t)s.c * s.h * s.w : widest;
     }
-    float *x = malloc(n * P * sizeof *x), *act = malloc(n * widest * sizeof *act);
-    hfc_splitter *split = NULL;
-    hfc_status st = x && act ? HFC_OK
-                             : hfc_fail(err, HFC_ERR_NOMEM, NULL,
-                                        "out of memory for %zu images' activations", n);
-    for (size_t k = 0; !st && k < n * P; k++)
-        x[k] = ds->pixels[k];
+    id_run c = {e, m, spec, taps, n_taps, malloc(ds->n * widest * sizeof(float)), out, cap, n_out};
+    if (!c.act)
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for %zu images' activations",
+                        ds->n);
     int need_split = 0;
     for (int v = 0; v < spec->n_versions; v++)
         need_split |= spec->versions[v] != HFC_ORIGINAL;
-    if (!st && need_split && !(st = hfc_splitter_new(&split, n, &spec->mask, 1, err))) {
-        hfc_split_forward(split, x, n);
-        st = hfc_split_apply(split, &spec->mask, err);
-    }
-    size_t done = 0, total = (size_t)spec->n_versions * n_taps;
-    for (int v = 0; !st && v < spec->n_versions; v++) {
-        int version = spec->versions[v];
-        const float *in = version == HFC_LOW ? hfc_split_low(split)
-                          : version == HFC_HIGH ? hfc_split_high(split) : x;
-        for (int t = 0; !st && t < n_taps; t++) {
-            if (*n_out == cap) {
-                st = hfc_fail(err, HFC_ERR_USAGE, "", "more than %d layers", cap);
-                break;
-            }
-            hfc_shape s = hfc_model_node_shape(m, taps[t]);
-            size_t dim = (size_t)s.c * s.h * s.w;
-            hfc_id_layer *L = &out[(*n_out)++];
-            *L = (hfc_id_layer){.node = taps[t], .depth = t, .dim = dim, .version = version};
-            if ((st = hfc_engine_capture(e, in, n, taps[t], act, err)) ||
-                (st = hfc_twonn(act, n, dim, spec->resamples, spec->seed, &L->result, err)))
-                break;
-            if (progress && progress->update)
-                progress->update(progress->ctx, ++done, total);
-        }
-    }
-    free(x);
-    free(act);
-    hfc_splitter_free(split);
+    /* TwoNN needs every point at once: one batch of all images */
+    st = hfc_stream(ds, ds->n, &spec->mask, need_split, (size_t)spec->n_versions * n_taps,
+                    progress, id_step, &c, err);
+    free(c.act);
     return st;
 }

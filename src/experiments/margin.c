@@ -79,116 +79,161 @@ static void class_seed(void *ctx, size_t first, size_t count, const float *logit
         d[i * c->n_classes + c->k] = 1.0f;
 }
 
+/* Buffers of a batch and what every step needs (allocated once). */
+typedef struct {
+    hfc_engine *engine;
+    const hfc_margin_spec *spec;
+    int C;                       /* classes */
+    double (*D)[SIDE];           /* the DCT matrix */
+    float *x0, *xi, *r, *pix;    /* (batch, 3, 32, 32): start, current, perturbation, pixels */
+    float *grads, *logits, *f;   /* every class's gradient (C, batch, P); logits; f */
+    float *w, *proj, *best;      /* one image's (P) */
+    int *label, *done;           /* per image: the reference label; 1 fooled, 2 stuck */
+    float *margins;              /* (subspaces, ds->n) */
+} margin_run;
+
+/* d f_k / d x for every class k, x in [0, 1]: grads[k] (n, P). */
+static hfc_status class_gradients(margin_run *c, size_t n, hfc_error *err)
+{
+    const size_t P = HFC_CIFAR_PIXELS;
+    for (size_t i = 0; i < n * P; i++)
+        c->pix[i] = c->xi[i] * 255.0f;
+    for (int k = 0; k < c->C; k++) {
+        one_class oc = {k, c->C};
+        float *gk = c->grads + (size_t)k * n * P;
+        hfc_status st = hfc_engine_input_grad(c->engine, c->pix, n, class_seed, &oc, c->f, gk, err);
+        if (st)
+            return st;
+        for (size_t i = 0; i < n * P; i++)
+            gk[i] *= 255.0f;
+    }
+    return HFC_OK;
+}
+
+/* One DeepFool step of image b inside the subspace at offset o: the
+ * nearest other class's linearised boundary, projected; 0 when no
+ * direction of the subspace moves it (done[b] = 2). */
+static int deepfool_step(margin_run *c, size_t n, size_t b, int o)
+{
+    const size_t P = HFC_CIFAR_PIXELS;
+    const int k0 = c->label[b];
+    const float *g0 = c->grads + (size_t)k0 * n * P + b * P;
+    double pert = INFINITY, pnorm = 0;
+    for (int k = 0; k < c->C; k++) {
+        if (k == k0)
+            continue;
+        const float *gk = c->grads + (size_t)k * n * P + b * P;
+        for (size_t i = 0; i < P; i++)
+            c->w[i] = gk[i] - g0[i];
+        double norm = project(c->D, o, c->spec->block, c->w, c->proj);
+        double pk = fabs((double)c->f[b * c->C + k] - c->f[b * c->C + k0]) / norm;
+        if (norm > 0 && pk < pert) {
+            pert = pk;
+            pnorm = norm;
+            memcpy(c->best, c->proj, P * sizeof *c->best);
+        }
+    }
+    if (!isfinite(pert)) /* no direction in the subspace moves it */
+        return 0;
+    const double scale = (pert > 1e-4 ? pert : 1e-4) / pnorm;
+    for (size_t i = 0; i < P; i++) {
+        float ri = (float)(scale * c->best[i]);
+        c->r[b * P + i] += ri;
+        c->xi[b * P + i] += ri;
+    }
+    return 1;
+}
+
+/* Every image of the batch along subspace s: DeepFool until fooled at
+ * x0 + (1 + overshoot) r, at most max_iter steps; its margin, or NaN. */
+static hfc_status subspace_margins(margin_run *c, const hfc_batch *bt, int s, hfc_error *err)
+{
+    const size_t P = HFC_CIFAR_PIXELS, n = bt->n;
+    const int o = s * c->spec->stride;
+    memcpy(c->xi, c->x0, n * P * sizeof *c->xi);
+    memset(c->r, 0, n * P * sizeof *c->r);
+    memset(c->done, 0, n * sizeof *c->done);
+    size_t left = n;
+    const float over = (float)(1.0 + c->spec->overshoot);
+    for (int it = 0; it < c->spec->max_iter && left; it++) {
+        hfc_status st = class_gradients(c, n, err);
+        if (st)
+            return st;
+        for (size_t b = 0; b < n; b++)
+            if (!c->done[b] && !deepfool_step(c, n, b, o)) {
+                c->done[b] = 2;
+                left--;
+            }
+        /* Fooled yet? The prediction at x0 + (1 + overshoot) r. */
+        for (size_t i = 0; i < n * P; i++)
+            c->pix[i] = (c->x0[i] + over * c->r[i]) * 255.0f;
+        hfc_engine_forward(c->engine, c->pix, n, c->logits);
+        for (size_t b = 0; b < n; b++)
+            if (!c->done[b] && hfc_argmax(c->logits + b * c->C, c->C) != c->label[b]) {
+                c->done[b] = 1;
+                left--;
+            }
+    }
+    for (size_t b = 0; b < n; b++) {
+        double norm2 = 0;
+        for (size_t i = 0; i < P; i++) {
+            double v = (1.0 + c->spec->overshoot) * c->r[b * P + i];
+            norm2 += v * v;
+        }
+        /* not fooled within max_iter, or no direction: NaN (JSON null) */
+        c->margins[(size_t)s * bt->ds->n + bt->first + b] =
+            c->done[b] == 1 ? (float)sqrt(norm2) : NAN;
+    }
+    return HFC_OK;
+}
+
+/* One batch: the model's own predictions are the reference labels, then
+ * every subspace. */
+static hfc_status margin_step(hfc_batch *b, void *arg, hfc_error *err)
+{
+    margin_run *c = arg;
+    for (size_t i = 0; i < b->n * HFC_CIFAR_PIXELS; i++)
+        c->x0[i] = b->x[i] / 255.0f;
+    hfc_engine_forward(c->engine, b->x, b->n, c->logits);
+    for (size_t i = 0; i < b->n; i++)
+        c->label[i] = hfc_argmax(c->logits + i * c->C, c->C);
+    hfc_status st = HFC_OK;
+    for (int s = 0; !st && s < hfc_margin_subspaces(c->spec); s++)
+        st = subspace_margins(c, b, s, err);
+    return st;
+}
+
 hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_dataset *ds,
                       const hfc_margin_spec *spec, size_t batch, const hfc_progress *progress,
                       float *margins, hfc_error *err)
 {
-    const int K = spec->block, S = hfc_margin_subspaces(spec), C = model->n_classes;
+    const int K = spec->block, C = model->n_classes;
     const size_t P = HFC_CIFAR_PIXELS;
     if (K < 1 || SIDE % K || spec->stride < 1)
         return hfc_fail(err, HFC_ERR_USAGE, "", "--block must divide 32 and --stride be positive");
+    hfc_status st = hfc_check_models(&model, 1, ds, 1, err);
+    if (st)
+        return st;
     hfc_engine *const engines[1] = {engine};
     batch = hfc_engines_batch(engines, 1, batch, ds->n);
     static double D[SIDE][SIDE];
     dct_matrix(D);
-    float *x0 = malloc(batch * P * sizeof *x0), *xi = malloc(batch * P * sizeof *xi);
-    float *r = malloc(batch * P * sizeof *r), *pix = malloc(batch * P * sizeof *pix);
-    float *grads = malloc((size_t)C * batch * P * sizeof *grads);
-    float *logits = malloc((size_t)C * batch * sizeof *logits);
-    float *f = malloc((size_t)C * batch * sizeof *f), *w = malloc(P * sizeof *w);
-    float *proj = malloc(P * sizeof *proj), *best = malloc(P * sizeof *best);
-    int *label = malloc(batch * sizeof *label), *done = malloc(batch * sizeof *done);
-    hfc_status st = HFC_OK;
-    if (!x0 || !xi || !r || !pix || !grads || !logits || !f || !w || !proj || !best || !label ||
-        !done) {
+    margin_run c = {.engine = engine, .spec = spec, .C = C, .D = D};
+    c.x0 = malloc(batch * P * sizeof *c.x0), c.xi = malloc(batch * P * sizeof *c.xi);
+    c.r = malloc(batch * P * sizeof *c.r), c.pix = malloc(batch * P * sizeof *c.pix);
+    c.grads = malloc((size_t)C * batch * P * sizeof *c.grads);
+    c.logits = malloc((size_t)C * batch * sizeof *c.logits);
+    c.f = malloc((size_t)C * batch * sizeof *c.f), c.w = malloc(P * sizeof *c.w);
+    c.proj = malloc(P * sizeof *c.proj), c.best = malloc(P * sizeof *c.best);
+    c.label = malloc(batch * sizeof *c.label), c.done = malloc(batch * sizeof *c.done);
+    c.margins = margins;
+    if (!c.x0 || !c.xi || !c.r || !c.pix || !c.grads || !c.logits || !c.f || !c.w || !c.proj ||
+        !c.best || !c.label || !c.done)
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
-        goto out;
-    }
-    for (size_t first = 0; first < ds->n; first += batch) {
-        size_t n = ds->n - first < batch ? ds->n - first : batch;
-        for (size_t i = 0; i < n * P; i++) {
-            pix[i] = ds->pixels[first * P + i];
-            x0[i] = pix[i] / 255.0f;
-        }
-        hfc_engine_forward(engine, pix, n, logits);
-        for (size_t b = 0; b < n; b++)
-            label[b] = hfc_argmax(logits + b * C, C); /* the reference label: the prediction */
-        for (int s = 0; s < S; s++) {
-            const int o = s * spec->stride;
-            memcpy(xi, x0, n * P * sizeof *xi);
-            memset(r, 0, n * P * sizeof *r);
-            memset(done, 0, n * sizeof *done);
-            size_t left = n;
-            for (int it = 0; it < spec->max_iter && left; it++) {
-                for (size_t i = 0; i < n * P; i++)
-                    pix[i] = xi[i] * 255.0f;
-                for (int k = 0; k < C; k++) { /* grads[k] = d f_k / d x, x in [0, 1] */
-                    one_class oc = {k, C};
-                    float *gk = grads + (size_t)k * n * P;
-                    if ((st = hfc_engine_input_grad(engine, pix, n, class_seed, &oc, f, gk, err)))
-                        goto out;
-                    for (size_t i = 0; i < n * P; i++)
-                        gk[i] *= 255.0f;
-                }
-                for (size_t b = 0; b < n; b++) {
-                    if (done[b])
-                        continue;
-                    const int k0 = label[b];
-                    const float *g0 = grads + (size_t)k0 * n * P + b * P;
-                    double pert = INFINITY, pnorm = 0;
-                    for (int k = 0; k < C; k++) {
-                        if (k == k0)
-                            continue;
-                        const float *gk = grads + (size_t)k * n * P + b * P;
-                        for (size_t i = 0; i < P; i++)
-                            w[i] = gk[i] - g0[i];
-                        double norm = project(D, o, K, w, proj);
-                        double pk = fabs((double)f[b * C + k] - f[b * C + k0]) / norm;
-                        if (norm > 0 && pk < pert) {
-                            pert = pk;
-                            pnorm = norm;
-                            memcpy(best, proj, P * sizeof *best);
-                        }
-                    }
-                    if (!isfinite(pert)) { /* no direction in the subspace moves it */
-                        done[b] = 2;
-                        left--;
-                        continue;
-                    }
-                    const double scale = (pert > 1e-4 ? pert : 1e-4) / pnorm;
-                    for (size_t i = 0; i < P; i++) {
-                        float ri = (float)(scale * best[i]);
-                        r[b * P + i] += ri;
-                        xi[b * P + i] += ri;
-                    }
-                }
-                /* Fooled yet? The prediction at x0 + (1 + overshoot) r. */
-                const float over = (float)(1.0 + spec->overshoot);
-                for (size_t i = 0; i < n * P; i++)
-                    pix[i] = (x0[i] + over * r[i]) * 255.0f;
-                hfc_engine_forward(engine, pix, n, logits);
-                for (size_t b = 0; b < n; b++)
-                    if (!done[b] && hfc_argmax(logits + b * C, C) != label[b]) {
-                        done[b] = 1;
-                        left--;
-                    }
-            }
-            for (size_t b = 0; b < n; b++) {
-                double norm2 = 0;
-                for (size_t i = 0; i < P; i++) {
-                    double v = (1.0 + spec->overshoot) * r[b * P + i];
-                    norm2 += v * v;
-                }
-                /* not fooled within max_iter, or no direction: NaN (JSON null) */
-                margins[(size_t)s * ds->n + first + b] = done[b] == 1 ? (float)sqrt(norm2) : NAN;
-            }
-        }
-        if (progress && progress->update)
-            progress->update(progress->ctx, first + n, ds->n);
-    }
-out:
-    free(x0), free(xi), free(r), free(pix), free(grads), free(logits), free(f), free(w);
-    free(proj), free(best), free(label), free(done);
+    else
+        st = hfc_stream(ds, batch, NULL, 0, 1, progress, margin_step, &c, err);
+    free(c.x0), free(c.xi), free(c.r), free(c.pix), free(c.grads), free(c.logits), free(c.f);
+    free(c.w), free(c.proj), free(c.best), free(c.label), free(c.done);
     return st;
 }
 
