@@ -1,4 +1,4 @@
-/* cli_args.c - the command line's grammar: argv -> hfc_options. Kept out of
+/* args.c - the command line's grammar: argv -> hfc_options. Kept out of
  * main.c so that a fuzzer can drive it (tests/fuzz/fuzz_args.c); it prints
  * nothing and never exits. */
 #include <errno.h>
@@ -8,16 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/options.h"
+#include "cli/commands.h"
 
 static const char usage_common[] =
-    "usage: hfc-eval [options] MODEL...\n"
-    "       hfc-eval compare [options] MODEL...   (same, with a table by default)\n"
-    "       hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)\n"
-    "       hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...\n"
-    "       hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...\n"
-    "       hfc-eval heatmap [--eps 4] [--seed 0] [--limit 1000] [--png DIR] MODEL...\n"
-    "       hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...\n"
     "\n"
     "Split every CIFAR-10 test image into its low- and high-frequency\n"
     "reconstructions at radius R (Wang et al., CVPR 2020), run each model on\n"
@@ -105,6 +98,7 @@ const char *const hfc_usage[] = {usage_common, usage_experiments, NULL};
 void hfc_options_default(hfc_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->cmd = &hfc_commands[0];
     for (int k = 0; k < 4; k++)
         o->masks[k] = (hfc_mask){HFC_MASK_DISC, 4.0 * (k + 1), 0};
     o->n_masks = 4;
@@ -300,6 +294,20 @@ static int is(const char *a, const char *short_name, const char *long_name)
     return (short_name && !strcmp(a, short_name)) || !strcmp(a, long_name);
 }
 
+/* The OPT_* group of an option that takes a value (0: a common one). */
+static unsigned option_group(const hfc_options *o, const char *a)
+{
+    if (is(a, NULL, "--method") || is(a, NULL, "--steps") || is(a, NULL, "--step-size") ||
+        (is(a, NULL, "--eps") && !(o->cmd->accepts & OPT_HEATMAP)))
+        return OPT_ATTACK;
+    if (is(a, NULL, "--seed"))
+        return OPT_SEED;
+    if (is(a, NULL, "--subspace") || is(a, NULL, "--block") || is(a, NULL, "--stride") ||
+        is(a, NULL, "--max-iter") || is(a, NULL, "--overshoot"))
+        return OPT_MARGIN;
+    return 0;
+}
+
 /* Options that take a value. Returns -1 for an option it does not know. */
 static int set_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
                      hfc_error *err)
@@ -308,9 +316,9 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
     if (is(a, "-r", "--radius")) {
         *st = parse_radii(val, o, err);
         o->radius_given = 1;
-    } else if (!strcmp(a, "--version") && o->command == HFC_CMD_ID) {
+    } else if (!strcmp(a, "--version") && (o->cmd->accepts & OPT_ID)) {
         *st = parse_versions(val, o, err);
-    } else if (!strcmp(a, "--resamples") && o->command == HFC_CMD_ID) {
+    } else if (!strcmp(a, "--resamples") && (o->cmd->accepts & OPT_ID)) {
         if (!(*st = parse_count(val, a, 0, 1000, &v, err)))
             o->id.resamples = (int)v;
     } else if (!strcmp(a, "--mask")) {
@@ -344,7 +352,7 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
             o->attack.pgd = !strcmp(val, "pgd");
         else
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--method: '%s' is not fgsm or pgd", val);
-    } else if (is(a, NULL, "--eps") && o->command == HFC_CMD_HEATMAP) {
+    } else if (is(a, NULL, "--eps") && (o->cmd->accepts & OPT_HEATMAP)) {
         char *end;
         errno = 0;
         double eps = strtod(val, &end);
@@ -441,27 +449,17 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                           hfc_error *err)
 {
     *action = HFC_CLI_RUN;
-    /* The subcommand, if the first argument names one. */
-    static const struct {
-        const char *name;
-        hfc_command command;
-    } SUBCOMMANDS[] = {{"compare", HFC_CMD_COMPARE}, {"merge", HFC_CMD_MERGE},
-                       {"attack", HFC_CMD_ATTACK},   {"margin", HFC_CMD_MARGIN},
-                       {"heatmap", HFC_CMD_HEATMAP}, {"id", HFC_CMD_ID}};
-    int i = 1;
-    for (size_t k = 0; argc > 1 && k < sizeof SUBCOMMANDS / sizeof *SUBCOMMANDS; k++)
-        if (!strcmp(argv[1], SUBCOMMANDS[k].name)) {
-            o->command = SUBCOMMANDS[k].command;
-            o->table = o->command == HFC_CMD_COMPARE;
-            i = 2;
-        }
-    int steps_given = 0, attack_option = 0, margin_option = 0;
+    int named; /* the subcommand, if the first argument names one */
+    o->cmd = hfc_command_for(argc > 1 ? argv[1] : NULL, &named);
+    o->table = o->cmd->table;
+    int i = 1 + named;
+    unsigned groups = 0; /* the OPT_* groups given */
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (is(a, "-h", "--help")) {
             *action = HFC_CLI_HELP;
             return HFC_OK;
-        } else if (is(a, "-V", "--version") && !(o->command == HFC_CMD_ID && a[1] == '-')) {
+        } else if (is(a, "-V", "--version") && !((o->cmd->accepts & OPT_ID) && a[1] == '-')) {
             *action = HFC_CLI_VERSION;
             return HFC_OK;
         } else if (is(a, NULL, "--pretty")) {
@@ -474,7 +472,7 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             o->progress = !strcmp(a, "--progress");
         } else if (is(a, NULL, "--random-start")) {
             o->attack.random_start = 1;
-            attack_option = 1;
+            groups |= OPT_ATTACK;
         } else if (a[0] != '-' || !a[1]) {
             if (o->n_models == HFC_MAX_MODELS)
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
@@ -505,16 +503,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                 return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
             if (st)
                 return st;
-            steps_given |= is(a, NULL, "--steps");
-            margin_option |= is(a, NULL, "--subspace") || is(a, NULL, "--block") ||
-                             is(a, NULL, "--stride") || is(a, NULL, "--max-iter") ||
-                             is(a, NULL, "--overshoot");
-            attack_option |= is(a, NULL, "--method") || is(a, NULL, "--steps") ||
-                             is(a, NULL, "--step-size") ||
-                             (o->command != HFC_CMD_HEATMAP && is(a, NULL, "--eps")) ||
-                             (o->command != HFC_CMD_HEATMAP && o->command != HFC_CMD_ID &&
-                              is(a, NULL, "--seed"));
-            if (o->command == HFC_CMD_MERGE && !is(a, "-o", "--output"))
+            o->steps_given |= is(a, NULL, "--steps");
+            groups |= option_group(o, a);
+            if (o->cmd->inputs == INPUTS_NONE && !is(a, "-o", "--output"))
                 return hfc_fail(err, HFC_ERR_USAGE, "",
                                 "merge takes only -o and --pretty: '%s' belongs to the runs "
                                 "it merges",
@@ -524,72 +515,23 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     }
     if (o->n_models == 0)
         return hfc_fail(err, HFC_ERR_USAGE, "",
-                        o->command == HFC_CMD_MERGE ? "merge: no REPORT file given (see --help)"
-                                                    : "no MODEL given (see --help)");
+                        o->cmd->inputs == INPUTS_NONE ? "merge: no REPORT file given (see --help)"
+                                                      : "no MODEL given (see --help)");
     if (o->protocol.bn_batch)
         o->protocol.bn_batch = o->bn_batch_size;
-    if (o->command == HFC_CMD_HEATMAP) {
-        o->heatmap.seed = o->attack.seed;
-        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
-            o->radius_given || attack_option)
-            return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "heatmap takes --eps, --seed, --limit, --png and the common options: "
-                            "not --radius, --bn-stats batch, --rescale, --table, --shard or "
-                            "attack options");
-        if (!o->limit)
-            o->limit = 1000;
-    }
-    if (o->command == HFC_CMD_ID) {
-        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
-            attack_option)
-            return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "id takes --version, --radius, --mask, --resamples, --seed, --limit, "
-                            "--png: not --bn-stats batch, --rescale, --table, --shard or attack "
-                            "options");
-        if (!o->limit)
-            o->limit = 2000;
-        if (o->limit < 3)
-            return hfc_fail(err, HFC_ERR_USAGE, "", "--limit %zu: id needs at least 3 images",
-                            o->limit);
-        if (o->radius_given && o->n_masks != 1)
-            return hfc_fail(err, HFC_ERR_USAGE, "", "id takes one --radius (for low and high)");
-        o->id.seed = o->attack.seed;
-    }
-    if (attack_option && o->command != HFC_CMD_ATTACK)
-        return hfc_fail(err, HFC_ERR_USAGE, "",
-                        "--method, --eps, --steps, --step-size, --random-start and --seed are "
-                        "for 'hfc-eval attack'");
-    if (margin_option && o->command != HFC_CMD_MARGIN)
+    unsigned refused = groups & ~o->cmd->accepts;
+    if (refused & (OPT_ATTACK | OPT_SEED))
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s",
+                        o->cmd->refusal ? o->cmd->refusal
+                                        : "--method, --eps, --steps, --step-size, --random-start "
+                                          "and --seed are for 'hfc-eval attack'");
+    if (refused & OPT_MARGIN)
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--subspace, --block, --stride, --max-iter and --overshoot are for "
                         "'hfc-eval margin'");
-    if (o->command == HFC_CMD_MARGIN) {
-        if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
-            return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "margin runs on running BatchNorm statistics and prints JSON: not with "
-                            "--bn-stats batch, --rescale, --table or --shard");
-        if (!o->limit)
-            o->limit = 100;
-    }
-    if (o->command == HFC_CMD_ATTACK) {
-        if (!o->attack.pgd && steps_given && o->attack.steps != 1)
-            return hfc_fail(err, HFC_ERR_USAGE, "", "--steps: FGSM is one step (use --method pgd)");
-        if (!o->attack.pgd)
-            o->attack.steps = 1;
-        if (o->protocol.rescale_max || o->png_dir || o->table)
-            return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "attack prints JSON and starts from the images as they are: not with "
-                            "--rescale, --png or --table");
-        if (!o->radius_given)
-            o->n_masks = 0;
-    }
-    hfc_status st = resolve_masks(o, err);
-    if (st)
+    hfc_status st = o->cmd->validate(o, err);
+    if (st || (st = resolve_masks(o, err)))
         return st;
-    if (o->command == HFC_CMD_ID)
-        o->id.mask = o->masks[0]; /* --radius R, or the default's first: the disc of 4 */
-    if (o->table && o->command == HFC_CMD_MERGE)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
     if (o->shard_count && o->png_dir)
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--png draws a whole run: not with --shard (merge the shards' reports)");

@@ -9,56 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/options.h"
-
-/* Append the text of every model x radius to `out` (JSON Lines or a table). */
-static char *render(const hfc_options *o, hfc_model *models, const hfc_tally *tallies,
-                    const hfc_dataset *ds, double seconds)
-{
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    out[0] = 0;
-    if (o->table)
-        len += (size_t)snprintf(out, cap, "%-28s %7s %9s %9s %9s\n", "model", "radius",
-                                "original", "low", "high");
-    for (int j = 0; j < o->n_models; j++)
-        for (int r = 0; r < o->n_masks; r++) {
-            const hfc_tally *t = &tallies[j * o->n_masks + r];
-            char *line = NULL, row[1200];
-            if (o->table) {
-                const char *base = strrchr(models[j].path, '/');
-                double n = t->images ? (double)t->images : 1.0;
-                char label[64];
-                hfc_mask_label(&t->mask, label, sizeof label);
-                snprintf(row, sizeof row, "%-28s %7s %9.4f %9.4f %9.4f\n",
-                         base ? base + 1 : models[j].path, label, t->correct[0] / n,
-                         t->correct[1] / n, t->correct[2] / n);
-            } else {
-                line = hfc_report_json(t, &models[j], ds, &o->protocol, o->shard_index,
-                                       o->shard_count, seconds, o->pretty);
-                if (!line) {
-                    free(out);
-                    return NULL;
-                }
-            }
-            const char *text = line ? line : row;
-            size_t need = len + strlen(text) + 2;
-            if (need > cap) {
-                char *grown = realloc(out, cap = need * 2);
-                if (!grown) {
-                    free(line);
-                    free(out);
-                    return NULL;
-                }
-                out = grown;
-            }
-            len += (size_t)sprintf(out + len, line ? "%s\n" : "%s", text);
-            free(line);
-        }
-    return out;
-}
+#include "cli/commands.h"
 
 static double now(void)
 {
@@ -102,30 +53,6 @@ static void progress_end(progress_line *p)
         fflush(stderr);
     }
 }
-
-/* Append a report's line (and a newline) to *out, taking the line (freed
- * here); NULL line: out of memory. */
-static hfc_status append_line(char **out, size_t *len, char *line, hfc_error *err)
-{
-    char *grown = line && *out ? realloc(*out, *len + strlen(line) + 2) : NULL;
-    if (!grown) {
-        free(line);
-        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-    }
-    *out = grown;
-    *len += (size_t)sprintf(*out + *len, "%s\n", line);
-    free(line);
-    return HFC_OK;
-}
-
-/* What every experiment works on: the models with their engines, the data. */
-typedef struct {
-    hfc_model models[HFC_MAX_MODELS];
-    const hfc_model *model_ptrs[HFC_MAX_MODELS];
-    hfc_engine *engines[HFC_MAX_MODELS];
-    int n_loaded;
-    hfc_dataset ds;
-} run_inputs;
 
 static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, run_inputs *in,
                               hfc_error *err)
@@ -179,185 +106,34 @@ static void free_inputs(run_inputs *in)
     }
 }
 
-/* Evaluate: the split's three accuracies, pictures, the report. */
-static hfc_status run_evaluate(hfc_options *o, run_inputs *in, const hfc_progress *progress,
-                               double t0, char **text, hfc_error *err)
+/* The command's row: load its inputs, run it with a progress line, render
+ * its report, free. */
+static hfc_status run_command(hfc_options *o, double t0, char **text, hfc_error *err)
 {
-    hfc_tally *tallies = calloc((size_t)o->n_models * o->n_masks, sizeof *tallies);
-    if (!tallies)
-        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->masks, o->n_masks,
-                                 &in->ds, o->batch, &o->protocol, progress, tallies, err);
-    if (!st && o->png_dir) {
-        hfc_grid_data g;
-        if (!(st = hfc_png_dir(o->png_dir, err)) &&
-            !(st = hfc_grid_predict(in->engines, in->model_ptrs, o->n_models, o->masks,
-                                    o->n_masks, &in->ds, o->png_images, o->n_png_images, &g,
-                                    err))) {
-            st = hfc_pictures(o->png_dir, in->model_ptrs, o->n_models, o->masks, o->n_masks, &g,
-                              tallies, err);
-            hfc_grid_free(&g);
+    const hfc_command_row *c = o->cmd;
+    run_results r = {0};
+    run_inputs *in = NULL;
+    hfc_status st = HFC_OK;
+    if (c->inputs != INPUTS_NONE) {
+        if (!(in = malloc(sizeof *in)))
+            return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+        st = load_inputs(o, c->inputs == INPUTS_GRADIENTS, c->inputs == INPUTS_VALUES, in, err);
+        if (!st) {
+            progress_line line = {"images", now(), 0, 0};
+            hfc_progress progress = {progress_draw, &line};
+            int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+            st = c->run(o, in, show ? &progress : NULL, &r, err);
+            progress_end(&line);
         }
     }
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    if (!st && !(*text = render(o, in->models, tallies, &in->ds, seconds)))
-        st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
-    free(tallies);
-    return st;
-}
-
-/* Attack: FGSM/PGD accuracy per model, eps (and radius), as JSON Lines. */
-static hfc_status run_attack(hfc_options *o, run_inputs *in, const hfc_progress *progress,
-                             double t0, char **text, hfc_error *err)
-{
-    const int R = o->n_masks > 0 ? o->n_masks : 1;
-    const size_t n = (size_t)o->n_models * o->n_eps * R;
-    hfc_attack_tally *tallies = calloc(n, sizeof *tallies);
-    if (!tallies)
-        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = hfc_attack(in->engines, in->model_ptrs, o->n_models, &o->attack, o->eps,
-                               o->n_eps, o->masks, o->n_masks, &in->ds, o->batch, progress,
-                               tallies, err);
-    double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    for (size_t i = 0; !st && i < n; i++)
-        st = append_line(&out, &len,
-                         hfc_report_attack_json(&tallies[i], &o->attack,
-                                                &in->models[i / (n / o->n_models)], &in->ds,
-                                                &o->protocol, o->shard_index, o->shard_count,
-                                                seconds, o->pretty),
-                         err);
-    free(tallies);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
-}
-
-/* Margin: per model, every subspace's margins, as JSON Lines. */
-static hfc_status run_margin(hfc_options *o, run_inputs *in, const hfc_progress *progress,
-                             double t0, char **text, hfc_error *err)
-{
-    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
-    float *margins = malloc((per ? per : 1) * o->n_models * sizeof *margins);
-    char *out = calloc(1, 1);
-    size_t len = 0;
-    hfc_status st = margins && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    for (int j = 0; !st && j < o->n_models; j++) {
-        float *mj = margins + (size_t)j * per;
-        if ((st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &o->margin, o->batch,
-                             progress, mj, err)))
-            break;
-        double seconds = round((now() - t0) * 1000.0) / 1000.0;
-        st = append_line(&out, &len,
-                         hfc_report_margin_json(mj, &o->margin, &in->models[j], &in->ds,
-                                                &o->protocol, seconds, o->pretty),
-                         err);
-    }
-    if (!st && o->png_dir)
-        st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &o->margin, margins,
-                                in->ds.n, err);
-    free(margins);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
-}
-
-/* Heatmap: per model, the Fourier heat map, as JSON Lines. */
-static hfc_status run_heatmap(hfc_options *o, run_inputs *in, const hfc_progress *progress,
-                              double t0, char **text, hfc_error *err)
-{
-    hfc_heatmap_tally *tallies = calloc((size_t)o->n_models, sizeof *tallies);
-    char *out = calloc(1, 1);
-    size_t len = 0;
-    hfc_status st = tallies && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     if (!st)
-        st = hfc_heatmap(in->engines, in->model_ptrs, o->n_models, &o->heatmap, &in->ds, o->batch,
-                         progress, tallies, err);
-    double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    for (int j = 0; !st && j < o->n_models; j++)
-        st = append_line(&out, &len,
-                         hfc_report_heatmap_json(&tallies[j], &in->models[j], &in->ds, seconds,
-                                                 o->pretty),
-                         err);
-    if (!st && o->png_dir)
-        st = hfc_heatmap_picture(o->png_dir, in->model_ptrs, o->n_models, tallies, err);
-    free(tallies);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
-}
-
-/* Id: per model, version and block output, the TwoNN estimate, as JSON Lines. */
-static hfc_status run_id(hfc_options *o, run_inputs *in, const hfc_progress *progress, double t0,
-                         char **text, hfc_error *err)
-{
-    const int cap = HFC_MAX_ID_LAYERS * HFC_VERSIONS;
-    hfc_id_layer *layers = calloc((size_t)o->n_models * cap, sizeof *layers);
-    int counts[HFC_MAX_MODELS] = {0};
-    char *out = calloc(1, 1);
-    size_t len = 0;
-    hfc_status st = layers && out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    for (int j = 0; !st && j < o->n_models; j++) {
-        hfc_id_layer *L = layers + (size_t)j * cap;
-        if ((st = hfc_intrinsic_dimension(in->engines[j], in->model_ptrs[j], &in->ds, &o->id,
-                                          progress, L, cap, &counts[j], err)))
-            break;
-        double seconds = round((now() - t0) * 1000.0) / 1000.0;
-        for (int k = 0; !st && k < counts[j]; k++)
-            st = append_line(&out, &len,
-                             hfc_report_id_json(&L[k], &o->id, &in->models[j], &in->ds, seconds,
-                                                o->pretty),
-                             err);
+        st = c->render(o, in, &r, seconds, text, err);
+    free(r.tallies);
+    if (in) {
+        free_inputs(in);
+        free(in);
     }
-    if (!st && o->png_dir) { /* the pictures take the layers packed, model after model */
-        size_t at = 0;
-        for (int j = 0; j < o->n_models; j++) {
-            memmove(layers + at, layers + (size_t)j * cap, (size_t)counts[j] * sizeof *layers);
-            at += (size_t)counts[j];
-        }
-        st = hfc_id_picture(o->png_dir, in->model_ptrs, o->n_models, layers, counts, err);
-    }
-    free(layers);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
-}
-
-/* Load, run the command's experiment with a progress line, free. */
-static hfc_status run_experiment(hfc_options *o, double t0, char **text, hfc_error *err)
-{
-    run_inputs *in = malloc(sizeof *in);
-    if (!in)
-        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-    hfc_status st = load_inputs(o, o->command == HFC_CMD_ATTACK || o->command == HFC_CMD_MARGIN,
-                                o->command == HFC_CMD_ID, in, err);
-    if (!st) {
-        progress_line line = {"images", now(), 0, 0};
-        hfc_progress progress = {progress_draw, &line};
-        int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
-        if (o->command == HFC_CMD_ATTACK)
-            st = run_attack(o, in, show ? &progress : NULL, t0, text, err);
-        else if (o->command == HFC_CMD_MARGIN)
-            st = run_margin(o, in, show ? &progress : NULL, t0, text, err);
-        else if (o->command == HFC_CMD_HEATMAP)
-            st = run_heatmap(o, in, show ? &progress : NULL, t0, text, err);
-        else if (o->command == HFC_CMD_ID)
-            st = run_id(o, in, show ? &progress : NULL, t0, text, err);
-        else
-            st = run_evaluate(o, in, show ? &progress : NULL, t0, text, err);
-        progress_end(&line);
-    }
-    free_inputs(in);
-    free(in);
     return st;
 }
 
@@ -394,9 +170,12 @@ int main(int argc, char **argv)
     if (action != HFC_CLI_RUN) {
         if (stdout_closed)
             st = hfc_fail(&err, HFC_ERR_IO, "stdout", "write failed: %s", strerror(EBADF));
-        else if (action == HFC_CLI_HELP)
+        else if (action == HFC_CLI_HELP) {
+            for (int i = 0; i < hfc_n_commands; i++)
+                printf("%s%s\n", i ? "       " : "usage: ", hfc_commands[i].usage);
             for (int i = 0; hfc_usage[i]; i++)
                 fputs(hfc_usage[i], stdout);
+        }
         else
             fputs("hfc-eval " HFC_VERSION "\n", stdout);
         goto out;
@@ -410,10 +189,7 @@ int main(int argc, char **argv)
         }
         o.conv = !strcmp(conv, "gemm") ? HFC_CONV_GEMM : HFC_CONV_DIRECT;
     }
-    if (o.command == HFC_CMD_MERGE)
-        st = hfc_merge(o.models, o.n_models, o.pretty, &text, &err);
-    else
-        st = run_experiment(&o, t0, &text, &err);
+    st = run_command(&o, t0, &text, &err);
     if (st)
         goto out;
     int to_stdout = !o.output || !strcmp(o.output, "-") || !strcmp(o.output, "/dev/stdout");

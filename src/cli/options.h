@@ -5,22 +5,12 @@
 
 #include "hfc.h"
 
-/* ------------------------------------------------------------------- cli */
+/* A subcommand: one row of src/cli/commands.c (cli/commands.h). */
+typedef struct hfc_command_row hfc_command_row;
 
-
-typedef enum {
-    HFC_CMD_EVALUATE, /* hfc-eval [options] MODEL... */
-    HFC_CMD_COMPARE,  /* hfc-eval compare: the same, a table by default */
-    HFC_CMD_MERGE,    /* hfc-eval merge FILE...: shards back into one report */
-    HFC_CMD_ATTACK,   /* hfc-eval attack: FGSM / PGD accuracy */
-    HFC_CMD_MARGIN,   /* hfc-eval margin: DeepFool margins along DCT subspaces */
-    HFC_CMD_HEATMAP,  /* hfc-eval heatmap: Fourier heat map (Yin et al.) */
-    HFC_CMD_ID,       /* hfc-eval id: TwoNN intrinsic dimension per layer */
-} hfc_command;
-
-/* What the command line asks for (src/cli_args.c). Strings point into argv. */
+/* What the command line asks for (src/cli/args.c). Strings point into argv. */
 typedef struct {
-    hfc_command command;
+    const hfc_command_row *cmd; /* the subcommand (hfc_commands[0]: evaluate) */
     hfc_mask masks[HFC_MAX_RADII]; /* one per --radius entry, all of --mask's kind */
     int n_masks;
     hfc_mask_kind mask_kind; /* --mask (default disc) */
@@ -40,6 +30,7 @@ typedef struct {
     hfc_protocol protocol; /* --bn-stats/--bn-batch, --rescale, --smooth */
     int bn_batch_size;     /* --bn-batch (default 100); used with --bn-stats batch */
     int radius_given;      /* --radius was on the command line */
+    int steps_given;       /* --steps was */
     hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
     double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
     hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0), --seed */
@@ -54,7 +45,9 @@ typedef struct {
 
 typedef enum { HFC_CLI_RUN, HFC_CLI_HELP, HFC_CLI_VERSION } hfc_cli_action;
 
-extern const char *const hfc_usage[]; /* --help's text, in parts; NULL ends it */
+/* --help's text after the commands' usage lines (cli/commands.h), in
+ * parts; NULL ends it. */
+extern const char *const hfc_usage[];
 
 /* Defaults: radii 4,8,12,16, batch 256, one thread per online CPU. */
 void hfc_options_default(hfc_options *o);

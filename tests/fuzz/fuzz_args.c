@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/options.h"
+#include "cli/commands.h"
 
 #define MAX_ARGS 64
 
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (action == HFC_CLI_RUN) {
         check(o.n_models >= 1 && o.n_models <= HFC_MAX_MODELS);
         /* attack without --radius attacks the original images only */
-        check(o.n_masks >= (o.command == HFC_CMD_ATTACK ? 0 : 1) && o.n_masks <= HFC_MAX_RADII);
+        check(o.n_masks >= ((o.cmd->accepts & OPT_ATTACK) ? 0 : 1) && o.n_masks <= HFC_MAX_RADII);
         check(o.n_eps >= 1 && o.n_eps <= HFC_MAX_EPS);
         for (int i = 0; i < o.n_eps; i++)
             check(o.eps[i] >= 0 && o.eps[i] <= 1);
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(o.progress >= -1 && o.progress <= 1);
         check(o.set == HFC_SET_TEST || o.set == HFC_SET_TRAIN);
         check(o.dataset == HFC_CIFAR10 || o.dataset == HFC_CIFAR100);
-        check(o.command != HFC_CMD_MERGE || !o.table);
+        check(o.cmd->inputs != INPUTS_NONE || !o.table);
         for (int i = 0; i < o.n_models; i++)
             check(o.models[i] >= text && o.models[i] <= text + size);
     }

@@ -1,0 +1,381 @@
+/* commands.c - every subcommand as one row: its name, usage line, the
+ * option groups it takes, and its validate, run and render functions.
+ * A new subcommand is a row here, its functions below, and its experiment
+ * in src/experiments/ (with its declarations in include/hfc/experiments.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+/* Append a report's line (and a newline) to *out, taking the line (freed
+ * here); NULL line: out of memory. */
+static hfc_status append_line(char **out, size_t *len, char *line, hfc_error *err)
+{
+    char *grown = line && *out ? realloc(*out, *len + strlen(line) + 2) : NULL;
+    if (!grown) {
+        free(line);
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
+    }
+    *out = grown;
+    *len += (size_t)sprintf(*out + *len, "%s\n", line);
+    free(line);
+    return HFC_OK;
+}
+
+static hfc_status no_memory(hfc_error *err)
+{
+    return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+}
+
+/* ------------------------------------------------------------- evaluate */
+
+static hfc_status validate_evaluate(hfc_options *o, hfc_error *err)
+{
+    (void)o, (void)err;
+    return HFC_OK;
+}
+
+/* The split's three accuracies, then the pictures. */
+static hfc_status run_evaluate(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                               run_results *r, hfc_error *err)
+{
+    hfc_tally *tallies = calloc((size_t)o->n_models * o->n_masks, sizeof *tallies);
+    if (!(r->tallies = tallies))
+        return no_memory(err);
+    hfc_status st = hfc_evaluate(in->engines, in->model_ptrs, o->n_models, o->masks, o->n_masks,
+                                 &in->ds, o->batch, &o->protocol, progress, tallies, err);
+    if (st || !o->png_dir)
+        return st;
+    hfc_grid_data g;
+    if (!(st = hfc_png_dir(o->png_dir, err)) &&
+        !(st = hfc_grid_predict(in->engines, in->model_ptrs, o->n_models, o->masks, o->n_masks,
+                                &in->ds, o->png_images, o->n_png_images, &g, err))) {
+        st = hfc_pictures(o->png_dir, in->model_ptrs, o->n_models, o->masks, o->n_masks, &g,
+                          tallies, err);
+        hfc_grid_free(&g);
+    }
+    return st;
+}
+
+/* One table row of a model at a radius. */
+static void table_row(const hfc_model *m, const hfc_tally *t, char *row, size_t cap)
+{
+    const char *base = strrchr(m->path, '/');
+    double n = t->images ? (double)t->images : 1.0;
+    char label[64];
+    hfc_mask_label(&t->mask, label, sizeof label);
+    snprintf(row, cap, "%-28s %7s %9.4f %9.4f %9.4f", base ? base + 1 : m->path, label,
+             t->correct[0] / n, t->correct[1] / n, t->correct[2] / n);
+}
+
+/* Every model x radius: JSON Lines, or a table. */
+static hfc_status render_evaluate(const hfc_options *o, const run_inputs *in,
+                                  const run_results *r, double seconds, char **text,
+                                  hfc_error *err)
+{
+    const hfc_tally *tallies = r->tallies;
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    hfc_status st = out ? HFC_OK : no_memory(err);
+    char row[1200];
+    if (!st && o->table) {
+        snprintf(row, sizeof row, "%-28s %7s %9s %9s %9s", "model", "radius", "original", "low",
+                 "high");
+        st = append_line(&out, &len, strdup(row), err);
+    }
+    for (int j = 0; !st && j < o->n_models; j++)
+        for (int k = 0; !st && k < o->n_masks; k++) {
+            const hfc_tally *t = &tallies[j * o->n_masks + k];
+            if (o->table)
+                table_row(&in->models[j], t, row, sizeof row);
+            st = append_line(&out, &len,
+                             o->table ? strdup(row)
+                                      : hfc_report_json(t, &in->models[j], &in->ds, &o->protocol,
+                                                        o->shard_index, o->shard_count, seconds,
+                                                        o->pretty),
+                             err);
+        }
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* --------------------------------------------------------------- attack */
+
+static hfc_status validate_attack(hfc_options *o, hfc_error *err)
+{
+    if (!o->attack.pgd && o->steps_given && o->attack.steps != 1)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--steps: FGSM is one step (use --method pgd)");
+    if (!o->attack.pgd)
+        o->attack.steps = 1;
+    if (o->protocol.rescale_max || o->png_dir || o->table)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "attack prints JSON and starts from the images as they are: not with "
+                        "--rescale, --png or --table");
+    if (!o->radius_given)
+        o->n_masks = 0;
+    return HFC_OK;
+}
+
+static size_t attack_tallies(const hfc_options *o)
+{
+    return (size_t)o->n_models * o->n_eps * (o->n_masks > 0 ? o->n_masks : 1);
+}
+
+/* FGSM/PGD accuracy per model, eps (and radius). */
+static hfc_status run_attack(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                             run_results *r, hfc_error *err)
+{
+    if (!(r->tallies = calloc(attack_tallies(o), sizeof(hfc_attack_tally))))
+        return no_memory(err);
+    return hfc_attack(in->engines, in->model_ptrs, o->n_models, &o->attack, o->eps, o->n_eps,
+                      o->masks, o->n_masks, &in->ds, o->batch, progress, r->tallies, err);
+}
+
+static hfc_status render_attack(const hfc_options *o, const run_inputs *in, const run_results *r,
+                                double seconds, char **text, hfc_error *err)
+{
+    const size_t n = attack_tallies(o);
+    const hfc_attack_tally *tallies = r->tallies;
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    hfc_status st = out ? HFC_OK : no_memory(err);
+    for (size_t i = 0; !st && i < n; i++)
+        st = append_line(&out, &len,
+                         hfc_report_attack_json(&tallies[i], &o->attack,
+                                                &in->models[i / (n / o->n_models)], &in->ds,
+                                                &o->protocol, o->shard_index, o->shard_count,
+                                                seconds, o->pretty),
+                         err);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* --------------------------------------------------------------- margin */
+
+static hfc_status validate_margin(hfc_options *o, hfc_error *err)
+{
+    if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "margin runs on running BatchNorm statistics and prints JSON: not with "
+                        "--bn-stats batch, --rescale, --table or --shard");
+    if (!o->limit)
+        o->limit = 100;
+    return HFC_OK;
+}
+
+/* Per model, every subspace's margins; DIR/margin.png. */
+static hfc_status run_margin(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                             run_results *r, hfc_error *err)
+{
+    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
+    float *margins = malloc((per ? per : 1) * o->n_models * sizeof *margins);
+    if (!(r->tallies = margins))
+        return no_memory(err);
+    hfc_status st = HFC_OK;
+    for (int j = 0; !st && j < o->n_models; j++)
+        st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &o->margin, o->batch,
+                        progress, margins + (size_t)j * per, err);
+    if (!st && o->png_dir)
+        st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &o->margin, margins,
+                                in->ds.n, err);
+    return st;
+}
+
+static hfc_status render_margin(const hfc_options *o, const run_inputs *in, const run_results *r,
+                                double seconds, char **text, hfc_error *err)
+{
+    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    hfc_status st = out ? HFC_OK : no_memory(err);
+    for (int j = 0; !st && j < o->n_models; j++)
+        st = append_line(&out, &len,
+                         hfc_report_margin_json((const float *)r->tallies + (size_t)j * per,
+                                                &o->margin, &in->models[j], &in->ds,
+                                                &o->protocol, seconds, o->pretty),
+                         err);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* -------------------------------------------------------------- heatmap */
+
+static const char heatmap_refusal[] =
+    "heatmap takes --eps, --seed, --limit, --png and the common options: not --radius, "
+    "--bn-stats batch, --rescale, --table, --shard or attack options";
+
+static hfc_status validate_heatmap(hfc_options *o, hfc_error *err)
+{
+    o->heatmap.seed = o->attack.seed;
+    if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
+        o->radius_given)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s", heatmap_refusal);
+    if (!o->limit)
+        o->limit = 1000;
+    return HFC_OK;
+}
+
+/* Per model, the Fourier heat map; DIR/MODEL-heatmap.png. */
+static hfc_status run_heatmap(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                              run_results *r, hfc_error *err)
+{
+    if (!(r->tallies = calloc((size_t)o->n_models, sizeof(hfc_heatmap_tally))))
+        return no_memory(err);
+    hfc_status st = hfc_heatmap(in->engines, in->model_ptrs, o->n_models, &o->heatmap, &in->ds,
+                                o->batch, progress, r->tallies, err);
+    if (!st && o->png_dir)
+        st = hfc_heatmap_picture(o->png_dir, in->model_ptrs, o->n_models, r->tallies, err);
+    return st;
+}
+
+static hfc_status render_heatmap(const hfc_options *o, const run_inputs *in,
+                                 const run_results *r, double seconds, char **text,
+                                 hfc_error *err)
+{
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    hfc_status st = out ? HFC_OK : no_memory(err);
+    for (int j = 0; !st && j < o->n_models; j++)
+        st = append_line(&out, &len,
+                         hfc_report_heatmap_json((const hfc_heatmap_tally *)r->tallies + j,
+                                                 &in->models[j], &in->ds, seconds, o->pretty),
+                         err);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* ------------------------------------------------------------------- id */
+
+#define ID_CAP (HFC_MAX_ID_LAYERS * HFC_VERSIONS) /* results per model */
+
+static const char id_refusal[] =
+    "id takes --version, --radius, --mask, --resamples, --seed, --limit, --png: not "
+    "--bn-stats batch, --rescale, --table, --shard or attack options";
+
+static hfc_status validate_id(hfc_options *o, hfc_error *err)
+{
+    if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s", id_refusal);
+    if (!o->limit)
+        o->limit = 2000;
+    if (o->limit < 3)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--limit %zu: id needs at least 3 images",
+                        o->limit);
+    if (o->radius_given && o->n_masks != 1)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "id takes one --radius (for low and high)");
+    o->id.seed = o->attack.seed;
+    return HFC_OK;
+}
+
+/* Per model, version and block output, the TwoNN estimate; DIR/id.png. */
+static hfc_status run_id(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                         run_results *r, hfc_error *err)
+{
+    hfc_id_layer *layers = calloc((size_t)o->n_models * ID_CAP, sizeof *layers);
+    if (!(r->tallies = layers))
+        return no_memory(err);
+    hfc_id_spec spec = o->id;
+    spec.mask = o->masks[0]; /* --radius R, or the default's first: the disc of 4 */
+    hfc_status st = HFC_OK;
+    for (int j = 0; !st && j < o->n_models; j++)
+        st = hfc_intrinsic_dimension(in->engines[j], in->model_ptrs[j], &in->ds, &spec, progress,
+                                     layers + (size_t)j * ID_CAP, ID_CAP, &r->counts[j], err);
+    if (st || !o->png_dir)
+        return st;
+    hfc_id_layer *packed = malloc((size_t)o->n_models * ID_CAP * sizeof *packed);
+    if (!packed) /* the picture takes the layers packed, model after model */
+        return no_memory(err);
+    size_t at = 0;
+    for (int j = 0; j < o->n_models; j++) {
+        memcpy(packed + at, layers + (size_t)j * ID_CAP, (size_t)r->counts[j] * sizeof *packed);
+        at += (size_t)r->counts[j];
+    }
+    st = hfc_id_picture(o->png_dir, in->model_ptrs, o->n_models, packed, r->counts, err);
+    free(packed);
+    return st;
+}
+
+static hfc_status render_id(const hfc_options *o, const run_inputs *in, const run_results *r,
+                            double seconds, char **text, hfc_error *err)
+{
+    hfc_id_spec spec = o->id;
+    spec.mask = o->masks[0];
+    size_t len = 0;
+    char *out = calloc(1, 1);
+    hfc_status st = out ? HFC_OK : no_memory(err);
+    for (int j = 0; !st && j < o->n_models; j++)
+        for (int k = 0; !st && k < r->counts[j]; k++)
+            st = append_line(&out, &len,
+                             hfc_report_id_json((const hfc_id_layer *)r->tallies +
+                                                    (size_t)j * ID_CAP + k,
+                                                &spec, &in->models[j], &in->ds, seconds,
+                                                o->pretty),
+                             err);
+    if (st)
+        free(out);
+    else
+        *text = out;
+    return st;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+static hfc_status validate_merge(hfc_options *o, hfc_error *err)
+{
+    if (o->table)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "merge prints JSON only: --table does not apply");
+    return HFC_OK;
+}
+
+static hfc_status render_merge(const hfc_options *o, const run_inputs *in, const run_results *r,
+                               double seconds, char **text, hfc_error *err)
+{
+    (void)in, (void)r, (void)seconds;
+    return hfc_merge(o->models, o->n_models, o->pretty, text, err);
+}
+
+/* ---------------------------------------------------------------- table */
+
+const hfc_command_row hfc_commands[] = {
+    {NULL, "hfc-eval [options] MODEL...", 0, NULL, 0, INPUTS_PLAIN, validate_evaluate,
+     run_evaluate, render_evaluate},
+    {"compare", "hfc-eval compare [options] MODEL...   (same, with a table by default)", 0, NULL,
+     1, INPUTS_PLAIN, validate_evaluate, run_evaluate, render_evaluate},
+    {"merge", "hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)", 0, NULL,
+     0, INPUTS_NONE, validate_merge, NULL, render_merge},
+    {"attack", "hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...",
+     OPT_ATTACK | OPT_SEED, NULL, 0, INPUTS_GRADIENTS, validate_attack, run_attack,
+     render_attack},
+    {"margin", "hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...",
+     OPT_MARGIN, NULL, 0, INPUTS_GRADIENTS, validate_margin, run_margin, render_margin},
+    {"heatmap", "hfc-eval heatmap [--eps 4] [--seed 0] [--limit 1000] [--png DIR] MODEL...",
+     OPT_HEATMAP | OPT_SEED, heatmap_refusal, 0, INPUTS_PLAIN, validate_heatmap, run_heatmap, render_heatmap},
+    {"id", "hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...",
+     OPT_ID | OPT_SEED, id_refusal, 0, INPUTS_VALUES, validate_id, run_id, render_id},
+};
+const int hfc_n_commands = sizeof hfc_commands / sizeof hfc_commands[0];
+
+const hfc_command_row *hfc_command_for(const char *arg, int *named)
+{
+    *named = 0;
+    for (int k = 1; arg && k < hfc_n_commands; k++)
+        if (!strcmp(arg, hfc_commands[k].name)) {
+            *named = 1;
+            return &hfc_commands[k];
+        }
+    return &hfc_commands[0];
+}
