@@ -50,4 +50,63 @@ static inline hfc_tensor slot_tensor(const hfc_engine *e, float *base, int slot,
     return (hfc_tensor){n, s.c, s.h, s.w, base + (size_t)slot * e->slot_floats};
 }
 
+/* ------------------------------------------------------------ planning */
+
+/* What planning decides about one node. */
+typedef struct {
+    int readers;        /* nodes that read its value (+1 for the logits) */
+    int alias;          /* its value is that node's buffer (no step), or -1 */
+    int fold_into;      /* BatchNorm folded into this conv, or -1 */
+    int fused_relu;     /* a ReLU (HFC_FUSED_RELU) or, after a conv, a ReLU6
+                           (HFC_FUSED_RELU6) after it is done by its step */
+    int residual;       /* conv: the node whose value it adds as it writes, or -1 */
+    int add_into;       /* Add: the conv that does it, or -1 */
+    int merge_1x1;      /* conv 3x3: the BatchNorm of a 1x1 conv branch merged into
+                           it (RepVGG), or -1 */
+    int merge_id;       /* ... and of an identity branch, or -1 */
+    int swish;          /* Mul of x and sigmoid(x), done as one SiLU step of x
+                           (the Sigmoid becomes an alias of x) */
+    int bn_deferred;    /* BatchNorm done by the convs that read it */
+    const float *bn_scale, *bn_shift; /* ... with these */
+    int last_use;       /* the last node reading its buffer */
+    int slot;           /* the activation slot of its buffer */
+    int step;           /* its step, or -1 */
+    conv_path path;     /* conv: the algorithm */
+} node_plan;
+
+/* Convs with at least this many weights run im2col + the blocked AVX-512
+ * product (CONV_IM2COL) where Winograd does not apply (strided convs), and
+ * even where it does when the output has fewer than 16 pixels (VGG's 2x2
+ * and 1x1 maps): the direct kernel streams every weight for every output
+ * row (at 2x2, 4 multiply-adds per weight read), the product keeps a block
+ * of weights in L1 for 256 rows of the group. 1x1 stride-1 convs are that
+ * product already, on the input as it is. Measured, 1,000 images: VGG-11
+ * 4.1 s -> 2.9 s (from im2col + OpenBLAS), ResNet-18 9.6 s -> 8.4 s (from
+ * the direct kernel on its strided convs). */
+#define IM2COL_WEIGHTS 65536.0
+/* plan_group: 16, 32 or 64 images per group for models with such small maps
+ * whose widest value per image is at most this many floats (512 KB). */
+#define SMALL_MAP_GROUP_FLOATS 131072
+#define FEW_TILES_SLOT_FLOATS ((size_t)3 << 20) /* 12 MB: plan_group */
+/* A Winograd conv's 36 products take the tiles of this many images at once
+ * that they have about this many rows (as the group allows): every weight
+ * read then serves that many rows (measured with the weights in panels,
+ * 1,000 images: ResNet-18 7.8 s at 16 rows and 16-image groups, 7.4 s at
+ * 64 rows, 7.0 s at 64 rows and 32-image groups; VGG-16 4.9 -> 4.2 s; at
+ * 128 rows no better). */
+#define WINOGRAD_ROWS 64
+
+/* The planning passes (src/engine/plan.c) and what they share with the
+ * step and weight planning (src/engine/steps.c). */
+int root_of(const node_plan *P, int i);
+hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err);
+hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err);
+hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err);
+
+/* ------------------------------------------------------------- running */
+
+/* After a forward pass on a group (src/engine/run.c): the loss's gradient
+ * at the logits, then every step backwards (src/engine/backward.c). */
+void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpixels);
+
 #endif

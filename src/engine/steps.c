@@ -1,0 +1,480 @@
+/* engine/steps.c - the plan's steps and weights: one step per node that
+ * needs one, with its weights folded (BatchNorm into convs, RepVGG's
+ * branches merged), its output slot, the conv weights in the AVX-512
+ * kernels' layouts, the group size and the backward convs' weights. */
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+/* Multiply-adds of one image through node nd. */
+static double layer_macs(const hfc_model *m, const hfc_node *nd)
+{
+    const hfc_shape in = m->nodes[nd->in[0]].out;
+    switch (hfc_layers[nd->op].cost) {
+    case COST_CONV:
+        return (double)nd->out.c * (in.c / nd->groups) * nd->kh * nd->kw * nd->out.h * nd->out.w;
+    case COST_LINEAR:
+        return (double)nd->out.c * in.c;
+    default:
+        return 0;
+    }
+}
+
+/* A conv whose reordered, folded weights are kept after planning: those
+ * of the gradient engines and of the SGEMM and portable paths. The AVX-512
+ * paths run on their own layout (wt), made from a copy that plan_conv_weights
+ * builds and drops one conv at a time: ResNet-50 would otherwise hold its 94 MB
+ * of weights three times (model, folded, wt). */
+static int keeps_folded(const hfc_engine *e, conv_path path)
+{
+    return e->gradients || !(path == CONV_DIRECT || path == CONV_WINOGRAD ||
+                             path == CONV_SMALL_GROUPS || path == CONV_IM2COL);
+}
+
+static size_t conv_weights(const hfc_model *m, const hfc_node *nd)
+{
+    return (size_t)nd->out.c * (m->nodes[nd->in[0]].out.c / nd->groups) * nd->kh * nd->kw;
+}
+
+/* Floats for the weights made at planning: the kept convs' reordered
+ * weights, a bias per folded BatchNorm, scale and shift per other one. */
+static size_t folded_floats(const hfc_engine *e, const node_plan *P)
+{
+    const hfc_model *m = e->model;
+    size_t n = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (nd->op == HFC_OP_CONV2D)
+            n += keeps_folded(e, P[i].path) ? conv_weights(m, nd) : 0;
+        else if (nd->op == HFC_OP_BATCHNORM)
+            n += (P[i].fold_into >= 0 ? 1 : 2) * (size_t)nd->out.c;
+    }
+    return n;
+}
+
+/* w (cout, cin_g, kh, kw) -> out (cout, kh, kw, cin_g) */
+static void reorder_conv_weights(const hfc_node *cv, int cin_g, float *out)
+{
+    for (int o = 0; o < cv->out.c; o++)
+        for (int c = 0; c < cin_g; c++)
+            for (int ky = 0; ky < cv->kh; ky++)
+                for (int kx = 0; kx < cv->kw; kx++)
+                    out[(((size_t)o * cv->kh + ky) * cv->kw + kx) * cin_g + c] =
+                        cv->weight[(((size_t)o * cin_g + c) * cv->kh + ky) * cv->kw + kx];
+}
+
+static void bn_scale_shift(const hfc_node *bn, int c, float *s, float *t)
+{
+    double scale = (bn->weight ? bn->weight[c] : 1.0) / sqrt((double)bn->var[c] + bn->eps);
+    *s = (float)scale;
+    *t = (float)((bn->bias ? bn->bias[c] : 0.0) - bn->mean[c] * scale);
+}
+
+/* A conv's reordered weights w (n floats, out.c rows) times the scale of
+ * BatchNorm bn, row by row. */
+static void fold_scale(const hfc_node *bn, size_t n, float *w)
+{
+    const size_t per = n / (size_t)bn->out.c;
+    for (int c = 0; c < bn->out.c; c++) {
+        float s, t;
+        bn_scale_shift(bn, c, &s, &t);
+        for (size_t k = 0; k < per; k++)
+            w[c * per + k] *= s;
+    }
+}
+
+/* plan_branch_merge's weights: w, the 3x3 conv's reordered (cout, 3, 3, cin)
+ * weights already scaled by its own BatchNorm, gets the 1x1 conv's weights
+ * times their BatchNorm's scale at the centre tap, and the identity
+ * BatchNorm's scale at the centre of its own channel. */
+static void merge_branches(const hfc_model *m, const step *cs, float *w)
+{
+    const hfc_node *bn1 = cs->merged_1x1_bn, *bnid = cs->merged_id_bn;
+    if (!bn1)
+        return;
+    const hfc_node *one = &m->nodes[bn1->in[0]];
+    const int cin = m->nodes[cs->node->in[0]].out.c;
+    for (int o = 0; o < cs->node->out.c; o++) {
+        float s, t;
+        float *centre = w + ((size_t)o * 9 + 4) * cin;
+        bn_scale_shift(bn1, o, &s, &t);
+        for (int c = 0; c < cin; c++)
+            centre[c] += one->weight[(size_t)o * cin + c] * s;
+        if (bnid) {
+            bn_scale_shift(bnid, o, &s, &t);
+            centre[o] += s;
+        }
+    }
+}
+
+/* The bias plan_branch_merge adds to the 3x3 conv's output channel c. */
+static float merged_shift(const hfc_model *m, const step *cs, int c)
+{
+    float s, t, sum = 0.0f;
+    if (cs->merged_1x1_bn) {
+        const hfc_node *one = &m->nodes[cs->merged_1x1_bn->in[0]];
+        bn_scale_shift(cs->merged_1x1_bn, c, &s, &t);
+        sum += (one->bias ? one->bias[c] : 0.0f) * s + t;
+    }
+    if (cs->merged_id_bn) {
+        bn_scale_shift(cs->merged_id_bn, c, &s, &t);
+        sum += t;
+    }
+    return sum;
+}
+
+/* A step for every node that is not an alias, in node order: its folded
+ * weights and its output slot. */
+hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    const int n = m->n_nodes;
+    e->folded = malloc((folded_floats(e, P) + 1) * sizeof(float));
+    e->steps = calloc((size_t)n, sizeof *e->steps);
+    int *slot_free = calloc((size_t)n, sizeof *slot_free);
+    if (!e->folded || !e->steps || !slot_free) {
+        free(slot_free);
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
+    }
+    float *fw = e->folded;
+    size_t max_floats = 0;
+    for (int i = 0; i < n; i++) {
+        const hfc_node *nd = &m->nodes[i];
+        if (P[i].alias >= 0) {
+            if (P[i].fold_into >= 0) {  /* scale the conv's reordered weights, fold the bias */
+                step *cs = &e->steps[P[P[i].fold_into].step];
+                const hfc_node *cv = cs->node;
+                float *b = fw;
+                if (cs->w) {
+                    fold_scale(nd, conv_weights(m, cv), (float *)cs->w);
+                    merge_branches(m, cs, (float *)cs->w);
+                } else {
+                    cs->fold_bn = nd;  /* plan_conv_weights scales its copy */
+                }
+                for (int c = 0; c < cv->out.c; c++) {
+                    float s, t;
+                    bn_scale_shift(nd, c, &s, &t);
+                    b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t + merged_shift(m, cs, c);
+                }
+                cs->b = b;
+                fw = b + cv->out.c;
+            } else if (P[i].bn_deferred) {
+                P[i].bn_scale = fw;
+                P[i].bn_shift = fw + nd->out.c;
+                for (int c = 0; c < nd->out.c; c++)
+                    bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
+                fw += 2 * nd->out.c;
+            }
+            continue;
+        }
+        step *s = &e->steps[e->n_steps];
+        s->node = nd;
+        s->op = nd->op;
+        s->relu = P[i].fused_relu;
+        s->w = nd->weight;
+        s->b = nd->bias;
+        s->n_in = nd->n_in;
+        s->residual = -1;
+        for (int k = 0; k < nd->n_in; k++)
+            s->in[k] = P[root_of(P, nd->in[k])].slot;
+        if (P[i].swish) { /* both inputs are x's buffer now */
+            s->op = HFC_OP_SILU;
+            s->n_in = 1;
+        }
+        if (nd->op == HFC_OP_CONV2D) {
+            s->path = P[i].path;
+            s->w = NULL;
+            if (keeps_folded(e, s->path)) {
+                reorder_conv_weights(nd, m->nodes[nd->in[0]].out.c / nd->groups, fw);
+                s->w = fw;
+                fw += conv_weights(m, nd);
+            }
+            s->merged_1x1_bn = P[i].merge_1x1 >= 0 ? &m->nodes[P[i].merge_1x1] : NULL;
+            s->merged_id_bn = P[i].merge_id >= 0 ? &m->nodes[P[i].merge_id] : NULL;
+            if (P[i].residual >= 0)
+                s->residual = P[root_of(P, P[i].residual)].slot;
+            for (int p = nd->in[0]; P[p].alias >= 0; p = P[p].alias)
+                if (P[p].bn_deferred) {
+                    s->in_scale = P[p].bn_scale;
+                    s->in_shift = P[p].bn_shift;
+                    s->in_relu = P[p].fused_relu;
+                }
+        } else if (nd->op == HFC_OP_BATCHNORM) {
+            float *sc = fw, *sh = fw + nd->out.c;
+            for (int c = 0; c < nd->out.c; c++)
+                bn_scale_shift(nd, c, &sc[c], &sh[c]);
+            s->w = sc;
+            s->b = sh;
+            fw = sh + nd->out.c;
+        }
+        /* A free slot for the output (never one of the inputs). */
+        int slot = 0;
+        while (slot < e->n_slots && !slot_free[slot])
+            slot++;
+        if (slot == e->n_slots)
+            e->n_slots++;
+        slot_free[slot] = 0;
+        P[i].slot = s->out = slot;
+        P[i].step = e->n_steps++;
+        /* Release the inputs whose last reader this was (kept for gradients). */
+        for (int k = 0; k <= nd->n_in && !e->gradients && !e->keep_values; k++) {
+            int in = k < nd->n_in ? nd->in[k] : P[i].residual;
+            int r = in >= 0 ? root_of(P, in) : -1;
+            if (r >= 0 && P[r].last_use == i)
+                slot_free[P[r].slot] = 1;
+        }
+        size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
+        if (floats > max_floats)
+            max_floats = floats;
+        if (nd->op != HFC_OP_INPUT)
+            e->macs += layer_macs(m, nd);
+    }
+    free(slot_free);
+    e->output_slot = P[root_of(P, m->output)].slot;
+    e->slot_floats = max_floats; /* per image until plan_conv_weights scales it by the group */
+    return HFC_OK;
+}
+
+/* The AVX-512 convs' weights in their own layouts, the group size, and the
+ * scratch (col) the convs need. */
+/* plan_backward_convs (gradient engines): a stride-1 conv with 'same'
+ * padding has dx = conv(dy, W') with W'[ci][ky][kx][co] = W[co][kh-1-ky][kw-1-kx][ci]
+ * and the same padding, so its backward runs on the forward's AVX-512
+ * kernels (Winograd where the forward's conditions hold with the channels
+ * swapped, else direct), adding into dx through the kernels' residual. */
+hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    size_t total = 0;
+    int avx512 = hfc_cpu_avx512f() && choice != HFC_CONV_GEMM;
+    for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
+        float *at = e->back_weights;
+        for (int k = 0; k < e->n_steps; k++) {
+            step *cs = &e->steps[k];
+            const hfc_node *nd = cs->node;
+            if (nd->op != HFC_OP_CONV2D)
+                continue;
+            const int cin = m->nodes[nd->in[0]].out.c, cout = nd->out.c;
+            if (pass == 0) {
+                cs->back = avx512 ? CONV_IM2COL : CONV_GEMM; /* the product + col2im */
+                if (!avx512 || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
+                    nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
+                    nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2)
+                    continue;
+                int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
+                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16 && cin % 16 == 0;
+                cs->back = wino ? CONV_WINOGRAD : CONV_DIRECT;
+                total += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
+                size_t need = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
+                                                                 cs->chunk ? cs->chunk : 1)
+                                   : (size_t)(nd->out.h + 2 * nd->ph) * (nd->out.w + 2 * nd->pw) *
+                                         cout;
+                e->col_floats = need > e->col_floats ? need : e->col_floats;
+                continue;
+            }
+            if (cs->back == CONV_GEMM || cs->back == CONV_IM2COL)
+                continue;
+            const int kh = nd->kh, kw = nd->kw;
+            const float *w = cs->w; /* (cout, kh, kw, cin) */
+            if (cs->back == CONV_WINOGRAD) {
+                float *flipped = malloc((size_t)cin * kh * kw * cout * sizeof *flipped);
+                if (!flipped)
+                    return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+                for (int ci = 0; ci < cin; ci++) /* (cin, kh, kw, cout) */
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++)
+                            for (int co = 0; co < cout; co++)
+                                flipped[((size_t)(ci * kh + ky) * kw + kx) * cout + co] =
+                                    w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
+                hfc_winograd_weights(flipped, cout, cin, at);
+                free(flipped);
+                if (!cs->chunk)
+                    cs->chunk = 1;
+                cs->wt_back = at;
+                at += 36 * (size_t)cin * cout;
+            } else { /* direct: (kh * kw * cout, cin) in panels */
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++)
+                        for (int co = 0; co < cout; co++)
+                            for (int ci = 0; ci < cin; ci++)
+                                at[hfc_panel_offset(kh * kw * cout, cin, (ky * kw + kx) * cout + co,
+                                                    ci)] =
+                                    w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
+                cs->wt_back = at;
+                at += (size_t)kh * kw * cout * cin;
+            }
+        }
+        if (pass == 0 && total && !(e->back_weights = malloc(total * sizeof(float))))
+            return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    }
+    return HFC_OK;
+}
+
+/* Convs whose weights go to (kh, kw, g, c): the small-group kernel's, and
+ * the portable loop's depthwise ones (one input and one output channel per
+ * group). */
+static int groups_layout(const hfc_model *m, const step *cs)
+{
+    const hfc_node *nd = cs->node;
+    return cs->path == CONV_SMALL_GROUPS ||
+           (cs->path == CONV_GROUPED && nd->groups == nd->out.c &&
+            nd->groups == m->nodes[nd->in[0]].out.c);
+}
+
+/* plan_group: images per group. 4, or HFC_ENGINE_GROUP where OpenBLAS runs
+ * a conv (bigger GEMMs), or 2, 4 or 8 times that where small maps meet many
+ * weights (below); a group is one batch of statistics under bn_batch. Then a
+ * Winograd conv whose products would still get fewer than
+ * WINOGRAD_MIN_ROWS rows (a 4x4 map in a model whose widest value keeps
+ * groups at 4) runs im2col + the product instead: its 36 planes of weights
+ * for 4 rows cost more than 9 for all the group's pixels (ResNet-50, 300
+ * images, alternated: 8.8 s -> 8.5 s). A conv that reads a deferred
+ * BatchNorm keeps Winograd, which applies it as it reads. */
+#define WINOGRAD_MIN_ROWS 16
+static void plan_group(hfc_engine *e)
+{
+    const hfc_model *m = e->model;
+    int small_map = 0, few_tiles = 0;
+    e->group = 4;
+    for (int k = 0; k < e->n_steps; k++) {
+        const hfc_node *nd = e->steps[k].node;
+        if (nd->op != HFC_OP_CONV2D)
+            continue;
+        size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+        int big = (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
+        small_map |= nd->out.h * nd->out.w <= 16 && big;
+        few_tiles |= e->steps[k].path == CONV_WINOGRAD && big &&
+                     (nd->out.h / 4) * (nd->out.w / 4) * 2 * HFC_ENGINE_GROUP < WINOGRAD_ROWS;
+        if (e->steps[k].path == CONV_GEMM)
+            e->group = HFC_ENGINE_GROUP;
+    }
+    /* Convs on maps of 16 pixels or fewer (ResNet-18's 4x4, VGG's 2x2) with
+     * many weights read every weight for a few rows per image: 16 images per
+     * group give their products more rows per weight read, where 16 of an
+     * image's widest value stay small (measured, 1,000 images: ResNet-18
+     * 12.2 s -> 9.7 s, VGG-11 4.9 s -> 4.1 s; ResNet-50, whose widest is
+     * 1 MB, keeps 4), and 32 where Winograd convs on 4x4 maps would still
+     * get few rows (with the weights in panels: ResNet-18 7.4 -> 7.0 s, peak
+     * RSS 224 -> 265 MB, 351 MB at 64; RegNetX, no such conv, 2.34 s at 16
+     * and 2.47 s at 32). The mobile nets' small convs at 4x4 gain nothing
+     * and their elementwise steps lose L2 (EfficientNet 0.75 s -> 0.66 s
+     * at 4). */
+    if (small_map && e->slot_floats <= SMALL_MAP_GROUP_FLOATS)
+        e->group = (few_tiles ? 4 : 2) * HFC_ENGINE_GROUP;
+    /* ... and WINOGRAD_ROWS (64), so that those products get all their
+     * rows, where a slot of that many images stays within 12 MB: RepVGG-A0
+     * (192 KB an image) 1.76 -> 1.66 s, RSS 130 -> 151 MB; ResNet-18 (256 KB)
+     * was no faster at 64 and its RSS went 265 -> 351 MB. */
+    if (small_map && few_tiles && (size_t)WINOGRAD_ROWS * e->slot_floats <= FEW_TILES_SLOT_FLOATS)
+        e->group = WINOGRAD_ROWS;
+    if (e->bn_batch)
+        e->group = e->bn_batch;
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        if (cs->path == CONV_WINOGRAD && !cs->in_scale && /* im2col reads x as it is */
+            (nd->out.h / 4) * (nd->out.w / 4) * e->group < WINOGRAD_MIN_ROWS &&
+            (double)m->nodes[nd->in[0]].out.c * 9 * nd->out.c >= IM2COL_WEIGHTS)
+            cs->path = CONV_IM2COL;
+    }
+}
+
+hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
+    plan_group(e);
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        if (nd->op != HFC_OP_CONV2D)
+            continue;
+        size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
+        if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL || groups_layout(m, cs))
+            nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
+        else if (cs->path == CONV_WINOGRAD)
+            nt += 36 * cin * nd->out.c;
+        if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
+            size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
+            im2col = col > im2col ? col : im2col;
+        }
+        if (e->gradients) { /* the backward pass's dcol, as im2col's col */
+            size_t col = cin / nd->groups * nd->kh * nd->kw * nd->out.h * nd->out.w;
+            im2col = col > im2col ? col : im2col;
+        }
+    }
+    if (im2col > ((size_t)1 << 26))
+        return hfc_fail(err, HFC_ERR_MODEL, m->path,
+                        "a convolution needs %zu MB of im2col scratch per image (at most 256)",
+                        im2col * sizeof(float) >> 20);
+    e->col_floats = e->group * im2col;
+    e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
+    if (nt && !e->transposed)
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    size_t largest = 0;  /* a copy for the convs whose folded weights are not kept */
+    for (int k = 0; k < e->n_steps; k++)
+        if (e->steps[k].node->op == HFC_OP_CONV2D && !e->steps[k].w &&
+            conv_weights(m, e->steps[k].node) > largest)
+            largest = conv_weights(m, e->steps[k].node);
+    float *copy = largest ? malloc(largest * sizeof(float)) : NULL;
+    if (largest && !copy)
+        return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+    float *wt = e->transposed;
+    for (int k = 0; k < e->n_steps; k++) {
+        step *cs = &e->steps[k];
+        const hfc_node *nd = cs->node;
+        if (nd->op != HFC_OP_CONV2D ||
+            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && cs->path != CONV_IM2COL &&
+             !groups_layout(m, cs)))
+            continue;
+        const hfc_shape in = m->nodes[nd->in[0]].out;
+        const float *w = cs->w;
+        if (!w) {  /* folded as plan_steps folds the kept ones */
+            reorder_conv_weights(nd, in.c / nd->groups, copy);
+            if (cs->fold_bn)
+                fold_scale(cs->fold_bn, conv_weights(m, nd), copy);
+            merge_branches(m, cs, copy);
+            w = copy;
+        }
+        size_t kk = (size_t)in.c * nd->kh * nd->kw;
+        if (groups_layout(m, cs)) { /* (c, kh, kw, g) -> (kh, kw, g, c) */
+            const size_t taps = (size_t)nd->kh * nd->kw, g = (size_t)in.c / nd->groups;
+            for (int c = 0; c < nd->out.c; c++)
+                for (size_t t = 0; t < taps; t++)
+                    for (size_t j = 0; j < g; j++)
+                        wt[(t * g + j) * nd->out.c + c] = w[(c * taps + t) * g + j];
+            cs->wt = wt;
+            wt += taps * g * nd->out.c;
+            continue;
+        }
+        if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL) {
+            for (int o = 0; o < nd->out.c; o++)
+                for (size_t t = 0; t < kk; t++)
+                    wt[hfc_panel_offset((int)kk, nd->out.c, (int)t, o)] = w[o * kk + t];
+            size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+            if (cs->path == CONV_DIRECT)
+                scratch = padded > scratch ? padded : scratch;
+        } else {
+            hfc_winograd_weights(w, in.c, nd->out.c, wt);
+            kk = 36 * (size_t)in.c;
+            int tiles = (nd->out.h / 4) * (nd->out.w / 4);
+            cs->chunk = tiles >= WINOGRAD_ROWS ? 1
+                        : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
+                                                           : e->group;
+            size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
+            scratch = need > scratch ? need : scratch;
+        }
+        cs->wt = wt;
+        wt += kk * nd->out.c;
+        if (scratch > e->col_floats)
+            e->col_floats = scratch;
+    }
+    free(copy);
+    e->slot_floats *= (size_t)e->group;
+    return HFC_OK;
+}
