@@ -130,6 +130,100 @@ static float merged_shift(const hfc_model *m, const step *cs, int c)
 
 /* A step for every node that is not an alias, in node order: its folded
  * weights and its output slot. */
+/* A node with no step of its own: a BatchNorm folded into the conv before
+ * it (that conv's reordered weights scaled, its bias folded), or one the
+ * convs reading it apply (its scale and shift). fw: the folded floats left. */
+static float *fold_alias(hfc_engine *e, node_plan *P, int i, float *fw)
+{
+    const hfc_model *m = e->model;
+    const hfc_node *nd = &m->nodes[i];
+    if (P[i].fold_into >= 0) {
+        step *cs = &e->steps[P[P[i].fold_into].step];
+        const hfc_node *cv = cs->node;
+        float *b = fw;
+        if (cs->w) {
+            fold_scale(nd, conv_weights(m, cv), (float *)cs->w);
+            merge_branches(m, cs, (float *)cs->w);
+        } else {
+            cs->fold_bn = nd;  /* plan_conv_weights scales its copy */
+        }
+        for (int c = 0; c < cv->out.c; c++) {
+            float sc, t;
+            bn_scale_shift(nd, c, &sc, &t);
+            b[c] = (cv->bias ? cv->bias[c] : 0.0f) * sc + t + merged_shift(m, cs, c);
+        }
+        cs->b = b;
+        return b + cv->out.c;
+    }
+    if (P[i].bn_deferred) {
+        P[i].bn_scale = fw;
+        P[i].bn_shift = fw + nd->out.c;
+        for (int c = 0; c < nd->out.c; c++)
+            bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
+        return fw + 2 * nd->out.c;
+    }
+    return fw;
+}
+
+/* What a conv's or a BatchNorm's step takes beyond the node: its weights
+ * (the conv's reordered, where kept; the BatchNorm's scale and shift), the
+ * branches merged into it, the Add it does, the BatchNorm it applies to its
+ * input. Returns the folded floats left. */
+static float *weighted_step(hfc_engine *e, const node_plan *P, int i, step *s, float *fw)
+{
+    const hfc_model *m = e->model;
+    const hfc_node *nd = &m->nodes[i];
+    if (nd->op == HFC_OP_BATCHNORM) {
+        float *sc = fw, *sh = fw + nd->out.c;
+        for (int c = 0; c < nd->out.c; c++)
+            bn_scale_shift(nd, c, &sc[c], &sh[c]);
+        s->w = sc;
+        s->b = sh;
+        return sh + nd->out.c;
+    }
+    if (nd->op != HFC_OP_CONV2D)
+        return fw;
+    s->path = P[i].path;
+    s->w = NULL;
+    if (keeps_folded(e, s->path)) {
+        reorder_conv_weights(nd, m->nodes[nd->in[0]].out.c / nd->groups, fw);
+        s->w = fw;
+        fw += conv_weights(m, nd);
+    }
+    s->merged_1x1_bn = P[i].merge_1x1 >= 0 ? &m->nodes[P[i].merge_1x1] : NULL;
+    s->merged_id_bn = P[i].merge_id >= 0 ? &m->nodes[P[i].merge_id] : NULL;
+    if (P[i].residual >= 0)
+        s->residual = P[root_of(P, P[i].residual)].slot;
+    for (int p = nd->in[0]; P[p].alias >= 0; p = P[p].alias)
+        if (P[p].bn_deferred) {
+            s->in_scale = P[p].bn_scale;
+            s->in_shift = P[p].bn_shift;
+            s->in_relu = P[p].fused_relu;
+        }
+    return fw;
+}
+
+/* A free slot for node i's output (never one of its inputs); then the
+ * slots of the inputs whose last reader it is are free again (kept for
+ * gradients and captured values). */
+static int take_slot(hfc_engine *e, const node_plan *P, int i, int *slot_free)
+{
+    const hfc_node *nd = &e->model->nodes[i];
+    int slot = 0;
+    while (slot < e->n_slots && !slot_free[slot])
+        slot++;
+    if (slot == e->n_slots)
+        e->n_slots++;
+    slot_free[slot] = 0;
+    for (int k = 0; k <= nd->n_in && !e->gradients && !e->keep_values; k++) {
+        int in = k < nd->n_in ? nd->in[k] : P[i].residual;
+        int r = in >= 0 ? root_of(P, in) : -1;
+        if (r >= 0 && P[r].last_use == i)
+            slot_free[P[r].slot] = 1;
+    }
+    return slot;
+}
+
 hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
 {
     const hfc_model *m = e->model;
@@ -146,88 +240,21 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
     for (int i = 0; i < n; i++) {
         const hfc_node *nd = &m->nodes[i];
         if (P[i].alias >= 0) {
-            if (P[i].fold_into >= 0) {  /* scale the conv's reordered weights, fold the bias */
-                step *cs = &e->steps[P[P[i].fold_into].step];
-                const hfc_node *cv = cs->node;
-                float *b = fw;
-                if (cs->w) {
-                    fold_scale(nd, conv_weights(m, cv), (float *)cs->w);
-                    merge_branches(m, cs, (float *)cs->w);
-                } else {
-                    cs->fold_bn = nd;  /* plan_conv_weights scales its copy */
-                }
-                for (int c = 0; c < cv->out.c; c++) {
-                    float s, t;
-                    bn_scale_shift(nd, c, &s, &t);
-                    b[c] = (cv->bias ? cv->bias[c] : 0.0f) * s + t + merged_shift(m, cs, c);
-                }
-                cs->b = b;
-                fw = b + cv->out.c;
-            } else if (P[i].bn_deferred) {
-                P[i].bn_scale = fw;
-                P[i].bn_shift = fw + nd->out.c;
-                for (int c = 0; c < nd->out.c; c++)
-                    bn_scale_shift(nd, c, &fw[c], &fw[nd->out.c + c]);
-                fw += 2 * nd->out.c;
-            }
+            fw = fold_alias(e, P, i, fw);
             continue;
         }
         step *s = &e->steps[e->n_steps];
-        s->node = nd;
-        s->op = nd->op;
-        s->relu = P[i].fused_relu;
-        s->w = nd->weight;
-        s->b = nd->bias;
-        s->n_in = nd->n_in;
-        s->residual = -1;
+        *s = (step){.node = nd, .op = nd->op, .relu = P[i].fused_relu, .w = nd->weight,
+                    .b = nd->bias, .n_in = nd->n_in, .residual = -1};
         for (int k = 0; k < nd->n_in; k++)
             s->in[k] = P[root_of(P, nd->in[k])].slot;
         if (P[i].swish) { /* both inputs are x's buffer now */
             s->op = HFC_OP_SILU;
             s->n_in = 1;
         }
-        if (nd->op == HFC_OP_CONV2D) {
-            s->path = P[i].path;
-            s->w = NULL;
-            if (keeps_folded(e, s->path)) {
-                reorder_conv_weights(nd, m->nodes[nd->in[0]].out.c / nd->groups, fw);
-                s->w = fw;
-                fw += conv_weights(m, nd);
-            }
-            s->merged_1x1_bn = P[i].merge_1x1 >= 0 ? &m->nodes[P[i].merge_1x1] : NULL;
-            s->merged_id_bn = P[i].merge_id >= 0 ? &m->nodes[P[i].merge_id] : NULL;
-            if (P[i].residual >= 0)
-                s->residual = P[root_of(P, P[i].residual)].slot;
-            for (int p = nd->in[0]; P[p].alias >= 0; p = P[p].alias)
-                if (P[p].bn_deferred) {
-                    s->in_scale = P[p].bn_scale;
-                    s->in_shift = P[p].bn_shift;
-                    s->in_relu = P[p].fused_relu;
-                }
-        } else if (nd->op == HFC_OP_BATCHNORM) {
-            float *sc = fw, *sh = fw + nd->out.c;
-            for (int c = 0; c < nd->out.c; c++)
-                bn_scale_shift(nd, c, &sc[c], &sh[c]);
-            s->w = sc;
-            s->b = sh;
-            fw = sh + nd->out.c;
-        }
-        /* A free slot for the output (never one of the inputs). */
-        int slot = 0;
-        while (slot < e->n_slots && !slot_free[slot])
-            slot++;
-        if (slot == e->n_slots)
-            e->n_slots++;
-        slot_free[slot] = 0;
-        P[i].slot = s->out = slot;
+        fw = weighted_step(e, P, i, s, fw);
+        P[i].slot = s->out = take_slot(e, P, i, slot_free);
         P[i].step = e->n_steps++;
-        /* Release the inputs whose last reader this was (kept for gradients). */
-        for (int k = 0; k <= nd->n_in && !e->gradients && !e->keep_values; k++) {
-            int in = k < nd->n_in ? nd->in[k] : P[i].residual;
-            int r = in >= 0 ? root_of(P, in) : -1;
-            if (r >= 0 && P[r].last_use == i)
-                slot_free[P[r].slot] = 1;
-        }
         size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
         if (floats > max_floats)
             max_floats = floats;
@@ -384,30 +411,76 @@ static void plan_group(hfc_engine *e)
     }
 }
 
-hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
+/* The floats the AVX-512 convs' own weight layouts take (*layouts), and
+ * the largest im2col (or backward dcol) scratch of one image (*im2col). */
+static void conv_layout_sizes(const hfc_engine *e, size_t *layouts, size_t *im2col)
 {
     const hfc_model *m = e->model;
-    size_t nt = 0, im2col = 0, scratch = 0;  /* im2col: per image; scratch: per call */
-    plan_group(e);
+    *layouts = *im2col = 0;
     for (int k = 0; k < e->n_steps; k++) {
-        step *cs = &e->steps[k];
+        const step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         if (nd->op != HFC_OP_CONV2D)
             continue;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
         if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL || groups_layout(m, cs))
-            nt += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
+            *layouts += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
         else if (cs->path == CONV_WINOGRAD)
-            nt += 36 * cin * nd->out.c;
+            *layouts += 36 * cin * nd->out.c;
         if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
-            im2col = col > im2col ? col : im2col;
+            *im2col = col > *im2col ? col : *im2col;
         }
         if (e->gradients) { /* the backward pass's dcol, as im2col's col */
             size_t col = cin / nd->groups * nd->kh * nd->kw * nd->out.h * nd->out.w;
-            im2col = col > im2col ? col : im2col;
+            *im2col = col > *im2col ? col : *im2col;
         }
     }
+}
+
+/* Conv step cs's weights w (folded, (cout, kh, kw, cin/groups)) in its
+ * kernel's layout at wt; returns the floats written, and raises *scratch to
+ * what the kernel needs per call. */
+static size_t conv_layout(const hfc_engine *e, step *cs, const float *w, float *wt,
+                          size_t *scratch)
+{
+    const hfc_node *nd = cs->node;
+    const hfc_shape in = e->model->nodes[nd->in[0]].out;
+    size_t kk = (size_t)in.c * nd->kh * nd->kw;
+    cs->wt = wt;
+    if (groups_layout(e->model, cs)) { /* (c, kh, kw, g) -> (kh, kw, g, c) */
+        const size_t taps = (size_t)nd->kh * nd->kw, g = (size_t)in.c / nd->groups;
+        for (int c = 0; c < nd->out.c; c++)
+            for (size_t t = 0; t < taps; t++)
+                for (size_t j = 0; j < g; j++)
+                    wt[(t * g + j) * nd->out.c + c] = w[(c * taps + t) * g + j];
+        return taps * g * nd->out.c;
+    }
+    if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL) {
+        for (int o = 0; o < nd->out.c; o++)
+            for (size_t t = 0; t < kk; t++)
+                wt[hfc_panel_offset((int)kk, nd->out.c, (int)t, o)] = w[o * kk + t];
+        size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+        if (cs->path == CONV_DIRECT)
+            *scratch = padded > *scratch ? padded : *scratch;
+        return kk * nd->out.c;
+    }
+    hfc_winograd_weights(w, in.c, nd->out.c, wt);
+    int tiles = (nd->out.h / 4) * (nd->out.w / 4);
+    cs->chunk = tiles >= WINOGRAD_ROWS ? 1
+                : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
+                                                   : e->group;
+    size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
+    *scratch = need > *scratch ? need : *scratch;
+    return 36 * (size_t)in.c * nd->out.c;
+}
+
+hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    size_t nt, im2col, scratch = 0;  /* im2col: per image; scratch: per call */
+    plan_group(e);
+    conv_layout_sizes(e, &nt, &im2col);
     if (im2col > ((size_t)1 << 26))
         return hfc_fail(err, HFC_ERR_MODEL, m->path,
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
@@ -432,45 +505,15 @@ hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && cs->path != CONV_IM2COL &&
              !groups_layout(m, cs)))
             continue;
-        const hfc_shape in = m->nodes[nd->in[0]].out;
         const float *w = cs->w;
         if (!w) {  /* folded as plan_steps folds the kept ones */
-            reorder_conv_weights(nd, in.c / nd->groups, copy);
+            reorder_conv_weights(nd, m->nodes[nd->in[0]].out.c / nd->groups, copy);
             if (cs->fold_bn)
                 fold_scale(cs->fold_bn, conv_weights(m, nd), copy);
             merge_branches(m, cs, copy);
             w = copy;
         }
-        size_t kk = (size_t)in.c * nd->kh * nd->kw;
-        if (groups_layout(m, cs)) { /* (c, kh, kw, g) -> (kh, kw, g, c) */
-            const size_t taps = (size_t)nd->kh * nd->kw, g = (size_t)in.c / nd->groups;
-            for (int c = 0; c < nd->out.c; c++)
-                for (size_t t = 0; t < taps; t++)
-                    for (size_t j = 0; j < g; j++)
-                        wt[(t * g + j) * nd->out.c + c] = w[(c * taps + t) * g + j];
-            cs->wt = wt;
-            wt += taps * g * nd->out.c;
-            continue;
-        }
-        if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL) {
-            for (int o = 0; o < nd->out.c; o++)
-                for (size_t t = 0; t < kk; t++)
-                    wt[hfc_panel_offset((int)kk, nd->out.c, (int)t, o)] = w[o * kk + t];
-            size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
-            if (cs->path == CONV_DIRECT)
-                scratch = padded > scratch ? padded : scratch;
-        } else {
-            hfc_winograd_weights(w, in.c, nd->out.c, wt);
-            kk = 36 * (size_t)in.c;
-            int tiles = (nd->out.h / 4) * (nd->out.w / 4);
-            cs->chunk = tiles >= WINOGRAD_ROWS ? 1
-                        : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
-                                                           : e->group;
-            size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
-            scratch = need > scratch ? need : scratch;
-        }
-        cs->wt = wt;
-        wt += kk * nd->out.c;
+        wt += conv_layout(e, cs, w, wt, &scratch);
         if (scratch > e->col_floats)
             e->col_floats = scratch;
     }
