@@ -29,6 +29,7 @@ typedef struct {
     size_t count;
     size_t arena_offset;  /* floats into hfc_model.arena */
     size_t offset, nbytes; /* bytes in the data section */
+    int half;             /* stored as f16 (else f32) */
 } tensor_info;
 
 /* The state of reading one model file (src/model/load.c): what the layers'

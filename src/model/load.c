@@ -92,6 +92,79 @@ static hfc_status check_overlaps(loader *L)
     return st;
 }
 
+/* Tensor i's entry: name (once), dtype, shape, and bytes [offset, offset
+ * + nbytes) inside the data section, as many as the shape needs. */
+static hfc_status parse_tensor(loader *L, const cJSON *t, int i, tensor_info *ti)
+{
+    char where[192];
+    snprintf(where, sizeof where, "tensor %d", i);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
+    if (!cJSON_IsString(name) || !name->valuestring[0])
+        return FAIL(L, "%s: \"name\" is missing", where);
+    ti->name = name->valuestring;
+    snprintf(where, sizeof where, "tensor %.120s", ti->name);
+    for (int j = 0; j < i; j++)
+        if (!strcmp(L->tensors[j].name, ti->name))
+            return FAIL(L, "%s: defined twice", where);
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f32"))
+        ti->half = 0;
+    else if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f16"))
+        ti->half = 1;
+    else
+        return FAIL(L, "%s: \"dtype\" must be \"f32\" or \"f16\"", where);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    int nd = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : -1;
+    if (nd < 1 || nd > 4)
+        return FAIL(L, "%s: \"shape\" must be an array of 1 to 4 sizes", where);
+    ti->ndim = nd;
+    ti->count = 1;
+    for (int d = 0; d < nd; d++) {
+        const cJSON *e = cJSON_GetArrayItem(shape, d);
+        if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > (1 << 24) ||
+            e->valuedouble != floor(e->valuedouble))
+            return FAIL(L, "%s: shape[%d] is not an integer in 1..%d", where, d, 1 << 24);
+        ti->dims[d] = (size_t)e->valuedouble;
+        if (ti->count > SIZE_MAX / 8 / ti->dims[d])
+            return FAIL(L, "%s: element count overflows", where);
+        ti->count *= ti->dims[d];
+    }
+    long long offset, nbytes;
+    hfc_status st;
+    if ((st = get_int(L, t, "offset", where, 0, (long long)1 << 50, &offset)) ||
+        (st = get_int(L, t, "nbytes", where, 0, (long long)1 << 50, &nbytes)))
+        return st;
+    size_t elsize = ti->half ? 2 : 4;
+    if ((size_t)nbytes != ti->count * elsize)
+        return FAIL(L, "%s: nbytes %lld does not match shape (%zu elements of %zu bytes)",
+                    where, nbytes, ti->count, elsize);
+    if ((size_t)offset > L->data_len || (size_t)nbytes > L->data_len - (size_t)offset)
+        return FAIL(L, "%s: bytes %lld..%lld of the data section are past the end of the file "
+                    "(data section is %zu bytes)", where, offset, offset + nbytes, L->data_len);
+    ti->offset = (size_t)offset;
+    ti->nbytes = (size_t)nbytes;
+    return HFC_OK;
+}
+
+/* Tensor ti's values into the arena, each one finite. */
+static hfc_status read_values(loader *L, const tensor_info *ti, float *dst)
+{
+    const uint8_t *src = L->data + ti->offset;
+    for (size_t k = 0; k < ti->count; k++) {
+        float v;
+        if (ti->half) {
+            v = half_to_float((uint16_t)read_le(src + 2 * k, 2));
+        } else {
+            uint32_t bits = (uint32_t)read_le(src + 4 * k, 4);
+            memcpy(&v, &bits, sizeof v);
+        }
+        if (!isfinite(v))
+            return FAIL(L, "tensor %.120s: element %zu is NaN or Inf", ti->name, k);
+        dst[k] = v;
+    }
+    return HFC_OK;
+}
+
 static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
 {
     if (!cJSON_IsArray(arr))
@@ -105,88 +178,25 @@ static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
     size_t total = 0;
     const cJSON *t;
     int i = 0;
-    hfc_status st0;
+    hfc_status st;
     cJSON_ArrayForEach(t, arr) {
         tensor_info *ti = &L->tensors[i];
-        char where[192];
-        snprintf(where, sizeof where, "tensor %d", i);
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
-        if (!cJSON_IsString(name) || !name->valuestring[0])
-            return FAIL(L, "%s: \"name\" is missing", where);
-        ti->name = name->valuestring;
-        snprintf(where, sizeof where, "tensor %.120s", ti->name);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(L->tensors[j].name, ti->name))
-                return FAIL(L, "%s: defined twice", where);
-        const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-        size_t elsize;
-        if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f32"))
-            elsize = 4;
-        else if (cJSON_IsString(dtype) && !strcmp(dtype->valuestring, "f16"))
-            elsize = 2;
-        else
-            return FAIL(L, "%s: \"dtype\" must be \"f32\" or \"f16\"", where);
-        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
-        int nd = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : -1;
-        if (nd < 1 || nd > 4)
-            return FAIL(L, "%s: \"shape\" must be an array of 1 to 4 sizes", where);
-        ti->ndim = nd;
-        ti->count = 1;
-        for (int d = 0; d < nd; d++) {
-            const cJSON *e = cJSON_GetArrayItem(shape, d);
-            if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > (1 << 24) ||
-                e->valuedouble != floor(e->valuedouble))
-                return FAIL(L, "%s: shape[%d] is not an integer in 1..%d", where, d, 1 << 24);
-            ti->dims[d] = (size_t)e->valuedouble;
-            if (ti->count > SIZE_MAX / 8 / ti->dims[d])
-                return FAIL(L, "%s: element count overflows", where);
-            ti->count *= ti->dims[d];
-        }
-        long long offset, nbytes;
-        hfc_status st;
-        if ((st = get_int(L, t, "offset", where, 0, (long long)1 << 50, &offset)) ||
-            (st = get_int(L, t, "nbytes", where, 0, (long long)1 << 50, &nbytes)))
+        if ((st = parse_tensor(L, t, i++, ti)))
             return st;
-        if ((size_t)nbytes != ti->count * elsize)
-            return FAIL(L, "%s: nbytes %lld does not match shape (%zu elements of %zu bytes)",
-                        where, nbytes, ti->count, elsize);
-        if ((size_t)offset > L->data_len || (size_t)nbytes > L->data_len - (size_t)offset)
-            return FAIL(L, "%s: bytes %lld..%lld of the data section are past the end of the file "
-                        "(data section is %zu bytes)", where, offset, offset + nbytes, L->data_len);
         ti->arena_offset = total;
-        ti->offset = (size_t)offset;
-        ti->nbytes = (size_t)nbytes;
         total += ti->count;
-        i++;
     }
     L->n_tensors = n;
-    if ((st0 = check_overlaps(L)))
-        return st0;
+    if ((st = check_overlaps(L)))
+        return st;
     m->arena = malloc((total ? total : 1) * sizeof(float));
     if (!m->arena)
         return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory for %zu weights", total);
     m->arena_floats = total;
     /* Second pass: copy and check the values (offsets were checked above). */
-    i = 0;
-    cJSON_ArrayForEach(t, arr) {
-        tensor_info *ti = &L->tensors[i++];
-        size_t off = (size_t)cJSON_GetObjectItemCaseSensitive(t, "offset")->valuedouble;
-        int half = !strcmp(cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring, "f16");
-        const uint8_t *src = L->data + off;
-        float *dst = m->arena + ti->arena_offset;
-        for (size_t k = 0; k < ti->count; k++) {
-            float v;
-            if (half) {
-                v = half_to_float((uint16_t)read_le(src + 2 * k, 2));
-            } else {
-                uint32_t bits = (uint32_t)read_le(src + 4 * k, 4);
-                memcpy(&v, &bits, sizeof v);
-            }
-            if (!isfinite(v))
-                return FAIL(L, "tensor %.120s: element %zu is NaN or Inf", ti->name, k);
-            dst[k] = v;
-        }
-    }
+    for (i = 0; i < n; i++)
+        if ((st = read_values(L, &L->tensors[i], m->arena + L->tensors[i].arena_offset)))
+            return st;
     return HFC_OK;
 }
 
