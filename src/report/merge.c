@@ -450,86 +450,89 @@ static hfc_status check_tiling(const merge_state *ms, group *g, hfc_error *err)
     return HFC_OK;
 }
 
+/* Every report of one file (JSON Lines, or --pretty objects one after the
+ * other), each read as strict JSON and added to its group. */
+static hfc_status read_reports(merge_state *ms, const char *path, hfc_error *err)
+{
+    uint8_t *raw;
+    size_t n;
+    hfc_status st = hfc_read_file(path, &raw, &n, err);
+    if (st)
+        return st;
+    const char *buf = (const char *)raw, *p = buf;
+    if (memchr(buf, 0, n))
+        st = hfc_fail(err, HFC_ERR_DATA, path, "not a JSON report (a NUL byte)");
+    for (int index = 1; !st; index++) {
+        while (p < buf + n && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+            p++;
+        if (p == buf + n) {
+            if (index == 1)
+                st = hfc_fail(err, HFC_ERR_DATA, path, "no reports in the file");
+            break;
+        }
+        size_t at = (size_t)(p - buf), used;
+        char why[160];
+        if (hfc_json_strict(p, n - at, &used, why, sizeof why)) {
+            st = hfc_fail(err, HFC_ERR_DATA, path, "report %d is not valid JSON: %s "
+                          "(counted from the report's first byte, file byte %zu)",
+                          index, why, at);
+            break;
+        }
+        cJSON *o = cJSON_ParseWithLength(p, used);
+        const char *dup = o ? hfc_json_duplicate(o) : NULL;
+        if (!o || dup)
+            st = !o ? hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory")
+                    : hfc_fail(err, HFC_ERR_DATA, path, "report %d gives the key \"%.100s\" twice",
+                               index, dup);
+        else
+            st = add_report(ms, o, path, index, err);
+        cJSON_Delete(o);
+        p += used;
+    }
+    free(raw);
+    return st;
+}
+
+/* Each group checked to tile its set, finished, printed: *out (len bytes). */
+static hfc_status print_groups(merge_state *ms, int pretty, char **out, hfc_error *err)
+{
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < ms->n_groups; i++) {
+        group *g = &ms->groups[i];
+        hfc_status st = check_tiling(ms, g, err);
+        if (st)
+            return st;
+        finish(g);
+        char *line = pretty ? cJSON_Print(g->sum) : cJSON_PrintUnformatted(g->sum);
+        size_t need = line ? strlen(line) + 2 : 0;
+        if (line && len + need > cap) {
+            char *grown = realloc(*out, cap = 2 * (len + need));
+            if (!grown) {
+                cJSON_free(line);
+                line = NULL;
+            } else {
+                *out = grown;
+            }
+        }
+        if (!line)
+            return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+        len += (size_t)sprintf(*out + len, "%s\n", line);
+        cJSON_free(line);
+    }
+    return HFC_OK;
+}
+
 hfc_status hfc_merge(const char *const *paths, int n_paths, int pretty, char **text,
                      hfc_error *err)
 {
     merge_state ms = {0};
     hfc_status st = HFC_OK;
-    size_t len = 0, cap = 0;
     char *out = NULL;
     *text = NULL;
-    for (int f = 0; f < n_paths && !st; f++) {
-        uint8_t *raw;
-        size_t n;
-        if ((st = hfc_read_file(paths[f], &raw, &n, err)))
-            break;
-        char *buf = malloc(n + 1);
-        if (!buf) {
-            free(raw);
-            st = hfc_fail(err, HFC_ERR_NOMEM, paths[f], "out of memory");
-            break;
-        }
-        memcpy(buf, raw, n);
-        buf[n] = 0;
-        free(raw);
-        if (strlen(buf) != n)
-            st = hfc_fail(err, HFC_ERR_DATA, paths[f], "not a JSON report (a NUL byte)");
-        const char *p = buf;
-        for (int index = 1; !st; index++) {
-            while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
-                p++;
-            if (!*p) {
-                if (index == 1)
-                    st = hfc_fail(err, HFC_ERR_DATA, paths[f], "no reports in the file");
-                break;
-            }
-            size_t at = (size_t)(p - buf), used;
-            char why[160];
-            if (hfc_json_strict(p, n - at, &used, why, sizeof why)) {
-                st = hfc_fail(err, HFC_ERR_DATA, paths[f], "report %d is not valid JSON: %s "
-                              "(counted from the report's first byte, file byte %zu)",
-                              index, why, at);
-                break;
-            }
-            cJSON *o = cJSON_ParseWithLength(p, used);
-            const char *end = p + used;
-            const char *dup = o ? hfc_json_duplicate(o) : NULL;
-            if (!o || dup) {
-                st = !o ? hfc_fail(err, HFC_ERR_NOMEM, paths[f], "out of memory")
-                        : hfc_fail(err, HFC_ERR_DATA, paths[f],
-                                   "report %d gives the key \"%.100s\" twice", index, dup);
-                cJSON_Delete(o);
-                break;
-            }
-            st = add_report(&ms, o, paths[f], index, err);
-            cJSON_Delete(o);
-            p = end;
-        }
-        free(buf);
-    }
-    for (int i = 0; i < ms.n_groups && !st; i++) {
-        group *g = &ms.groups[i];
-        if ((st = check_tiling(&ms, g, err)))
-            break;
-        finish(g);
-        char *line = pretty ? cJSON_Print(g->sum) : cJSON_PrintUnformatted(g->sum);
-        size_t need = line ? strlen(line) + 2 : 0;
-        if (line && len + need > cap) {
-            char *grown = realloc(out, cap = 2 * (len + need));
-            if (!grown) {
-                cJSON_free(line);
-                line = NULL;
-            } else {
-                out = grown;
-            }
-        }
-        if (!line) {
-            st = hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-            break;
-        }
-        len += (size_t)sprintf(out + len, "%s\n", line);
-        cJSON_free(line);
-    }
+    for (int f = 0; f < n_paths && !st; f++)
+        st = read_reports(&ms, paths[f], err);
+    if (!st)
+        st = print_groups(&ms, pretty, &out, err);
     for (int i = 0; i < ms.n_groups; i++) {
         free(ms.groups[i].key);
         cJSON_Delete(ms.groups[i].sum);
