@@ -308,19 +308,24 @@ static unsigned option_group(const hfc_options *o, const char *a)
     return 0;
 }
 
-/* Options that take a value. Returns -1 for an option it does not know. */
-static int set_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
-                     hfc_error *err)
+/* A number that is the whole of val (no range checked). */
+static int real(const char *val, double *x)
+{
+    char *end;
+    errno = 0;
+    *x = strtod(val, &end);
+    return end != val && !*end && !errno;
+}
+
+/* The options of a run: what to read, what to split, how to run and write.
+ * Each set_*_value returns -1 for an option it does not know. */
+static int set_run_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
+                         hfc_error *err)
 {
     long long v = 0;
     if (is(a, "-r", "--radius")) {
         *st = parse_radii(val, o, err);
         o->radius_given = 1;
-    } else if (!strcmp(a, "--version") && (o->cmd->accepts & OPT_ID)) {
-        *st = parse_versions(val, o, err);
-    } else if (!strcmp(a, "--resamples") && (o->cmd->accepts & OPT_ID)) {
-        if (!(*st = parse_count(val, a, 0, 1000, &v, err)))
-            o->id.resamples = (int)v;
     } else if (!strcmp(a, "--mask")) {
         int k = hfc_mask_kind_parse(val);
         if (k < 0)
@@ -347,33 +352,88 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
         o->png_dir = val;
     } else if (is(a, NULL, "--png-images")) {
         *st = parse_indices(val, o, err);
+    } else if (is(a, NULL, "--shard")) {
+        *st = parse_shard(val, o, err);
+    } else if (is(a, NULL, "--set")) {
+        if (!strcmp(val, "test") || !strcmp(val, "train"))
+            o->set = !strcmp(val, "train") ? HFC_SET_TRAIN : HFC_SET_TEST;
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--set: '%s' is not test or train", val);
+    } else if (is(a, NULL, "--dataset")) {
+        if (!strcmp(val, "cifar10") || !strcmp(val, "cifar100"))
+            o->dataset = !strcmp(val, "cifar100") ? HFC_CIFAR100 : HFC_CIFAR10;
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--dataset: '%s' is not cifar10 or cifar100",
+                           val);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* The paper's protocol: --bn-stats, --bn-batch, --rescale, --smooth. */
+static int set_protocol_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
+                              hfc_error *err)
+{
+    long long v = 0;
+    double x;
+    if (is(a, NULL, "--bn-stats")) {
+        if (!strcmp(val, "running") || !strcmp(val, "batch"))
+            o->protocol.bn_batch = !strcmp(val, "batch"); /* the size is set after parsing */
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--bn-stats: '%s' is not running or batch", val);
+    } else if (is(a, NULL, "--bn-batch")) {
+        if (!(*st = parse_count(val, a, 1, 65536, &v, err)))
+            o->bn_batch_size = (int)v;
+    } else if (is(a, NULL, "--rescale")) {
+        if (!strcmp(val, "none") || !strcmp(val, "max"))
+            o->protocol.rescale_max = !strcmp(val, "max");
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--rescale: '%s' is not none or max", val);
+    } else if (is(a, NULL, "--smooth")) {
+        if (!real(val, &x) || !isfinite(x) || x < 0 || x > 100)
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--smooth: '%s' is not a number in 0..100", val);
+        else
+            o->protocol.smooth = x;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* The subcommands' own options: attack, margin, heatmap, id (which
+ * commands take them is the table's business: cli/commands.h). */
+static int set_experiment_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
+                                hfc_error *err)
+{
+    long long v = 0;
+    double x;
+    if (!strcmp(a, "--version") && (o->cmd->accepts & OPT_ID)) {
+        *st = parse_versions(val, o, err);
+    } else if (!strcmp(a, "--resamples") && (o->cmd->accepts & OPT_ID)) {
+        if (!(*st = parse_count(val, a, 0, 1000, &v, err)))
+            o->id.resamples = (int)v;
     } else if (is(a, NULL, "--method")) {
         if (!strcmp(val, "fgsm") || !strcmp(val, "pgd"))
             o->attack.pgd = !strcmp(val, "pgd");
         else
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--method: '%s' is not fgsm or pgd", val);
     } else if (is(a, NULL, "--eps") && (o->cmd->accepts & OPT_HEATMAP)) {
-        char *end;
-        errno = 0;
-        double eps = strtod(val, &end);
-        if (end == val || *end || errno || !isfinite(eps) || eps < 0 || eps > 1000)
+        if (!real(val, &x) || !isfinite(x) || x < 0 || x > 1000)
             *st = hfc_fail(err, HFC_ERR_USAGE, "",
                            "--eps: '%s' is not a number in 0..1000 (the heat map's L2 norm)", val);
         else
-            o->heatmap.eps = eps;
+            o->heatmap.eps = x;
     } else if (is(a, NULL, "--eps")) {
         *st = parse_eps(val, o, err);
     } else if (is(a, NULL, "--steps")) {
         if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
             o->attack.steps = (int)v;
     } else if (is(a, NULL, "--step-size")) {
-        char *end;
-        errno = 0;
-        double step = strtod(val, &end);
-        if (end == val || *end || errno || !(step > 0) || step > 1)
+        if (!real(val, &x) || !(x > 0) || x > 1)
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--step-size: '%s' is not a number in (0, 1]", val);
         else
-            o->attack.step_size = step;
+            o->attack.step_size = x;
     } else if (is(a, NULL, "--seed")) {
         char *end;
         errno = 0;
@@ -398,51 +458,61 @@ static int set_value(hfc_options *o, const char *a, const char *val, hfc_status 
         if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
             o->margin.max_iter = (int)v;
     } else if (is(a, NULL, "--overshoot")) {
-        char *end;
-        errno = 0;
-        double x = strtod(val, &end);
-        if (end == val || *end || errno || !(x >= 0) || x > 1)
+        if (!real(val, &x) || !(x >= 0) || x > 1)
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--overshoot: '%s' is not a number in 0..1", val);
         else
             o->margin.overshoot = x;
-    } else if (is(a, NULL, "--bn-stats")) {
-        if (!strcmp(val, "running") || !strcmp(val, "batch"))
-            o->protocol.bn_batch = !strcmp(val, "batch"); /* the size is set after parsing */
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--bn-stats: '%s' is not running or batch", val);
-    } else if (is(a, NULL, "--bn-batch")) {
-        if (!(*st = parse_count(val, a, 1, 65536, &v, err)))
-            o->bn_batch_size = (int)v;
-    } else if (is(a, NULL, "--rescale")) {
-        if (!strcmp(val, "none") || !strcmp(val, "max"))
-            o->protocol.rescale_max = !strcmp(val, "max");
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--rescale: '%s' is not none or max", val);
-    } else if (is(a, NULL, "--smooth")) {
-        char *end;
-        errno = 0;
-        double rho = strtod(val, &end);
-        if (end == val || *end || errno || !isfinite(rho) || rho < 0 || rho > 100)
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--smooth: '%s' is not a number in 0..100", val);
-        else
-            o->protocol.smooth = rho;
-    } else if (is(a, NULL, "--shard")) {
-        *st = parse_shard(val, o, err);
-    } else if (is(a, NULL, "--set")) {
-        if (!strcmp(val, "test") || !strcmp(val, "train"))
-            o->set = !strcmp(val, "train") ? HFC_SET_TRAIN : HFC_SET_TEST;
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--set: '%s' is not test or train", val);
-    } else if (is(a, NULL, "--dataset")) {
-        if (!strcmp(val, "cifar10") || !strcmp(val, "cifar100"))
-            o->dataset = !strcmp(val, "cifar100") ? HFC_CIFAR100 : HFC_CIFAR10;
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--dataset: '%s' is not cifar10 or cifar100",
-                           val);
     } else {
         return -1;
     }
     return 0;
+}
+
+/* Options that take a value. Returns -1 for an option it does not know. */
+static int set_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
+                     hfc_error *err)
+{
+    if (set_run_value(o, a, val, st, err) == 0 || set_protocol_value(o, a, val, st, err) == 0)
+        return 0;
+    return set_experiment_value(o, a, val, st, err);
+}
+
+/* argv[*i], an option that takes a value, and its value as getopt takes it:
+ * attached to a short option (-j1), after '=' (--threads=1), else the next
+ * argument (then *i moves past it). Known options are told from unknown
+ * ones before a missing value is reported, so the message names the right
+ * problem. */
+static hfc_status take_value_option(int argc, char *const *argv, int *i, hfc_options *o,
+                                    unsigned *groups, hfc_error *err)
+{
+    const char *arg = argv[*i], *eq = arg[1] == '-' ? strchr(arg, '=') : NULL, *val;
+    char a[40];
+    int attached = eq || (arg[1] != '-' && arg[2]);
+    if (eq) {
+        snprintf(a, sizeof a, "%.*s", (int)(eq - arg < 39 ? eq - arg : 39), arg);
+        val = eq + 1;
+    } else if (arg[1] != '-' && arg[2]) {
+        snprintf(a, sizeof a, "-%c", arg[1]);
+        val = arg + 2;
+    } else {
+        snprintf(a, sizeof a, "%.39s", arg);
+        val = *i + 1 < argc ? argv[*i + 1] : "";
+    }
+    hfc_status st = HFC_OK;
+    if (set_value(o, a, val, &st, err) < 0)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "unknown option '%s' (see --help)", arg);
+    if (!attached && *i + 1 == argc)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
+    if (st)
+        return st;
+    o->steps_given |= is(a, NULL, "--steps");
+    *groups |= option_group(o, a);
+    if (o->cmd->inputs == INPUTS_NONE && !is(a, "-o", "--output"))
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "merge takes only -o and --pretty: '%s' belongs to the runs it merges",
+                        a);
+    *i += !attached;
+    return HFC_OK;
 }
 
 hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_action *action,
@@ -478,39 +548,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
             o->models[o->n_models++] = a;
         } else {
-            /* The value as getopt takes it: attached to a short option
-             * (-j1), after '=' (--threads=1), else the next argument. Known
-             * options are told from unknown ones before a missing value is
-             * reported, so the message names the right problem. */
-            const char *arg = a, *eq = a[1] == '-' ? strchr(a, '=') : NULL, *val;
-            char name[40];
-            int attached = eq || (a[1] != '-' && a[2]);
-            if (eq) {
-                snprintf(name, sizeof name, "%.*s", (int)(eq - a < 39 ? eq - a : 39), a);
-                val = eq + 1;
-            } else if (a[1] != '-' && a[2]) {
-                snprintf(name, sizeof name, "-%c", a[1]);
-                val = a + 2;
-            } else {
-                snprintf(name, sizeof name, "%.39s", a);
-                val = i + 1 < argc ? argv[i + 1] : "";
-            }
-            a = name;
-            hfc_status st = HFC_OK;
-            if (set_value(o, a, val, &st, err) < 0)
-                return hfc_fail(err, HFC_ERR_USAGE, "", "unknown option '%s' (see --help)", arg);
-            if (!attached && i + 1 == argc)
-                return hfc_fail(err, HFC_ERR_USAGE, "", "%s needs a value (see --help)", a);
+            hfc_status st = take_value_option(argc, argv, &i, o, &groups, err);
             if (st)
                 return st;
-            o->steps_given |= is(a, NULL, "--steps");
-            groups |= option_group(o, a);
-            if (o->cmd->inputs == INPUTS_NONE && !is(a, "-o", "--output"))
-                return hfc_fail(err, HFC_ERR_USAGE, "",
-                                "merge takes only -o and --pretty: '%s' belongs to the runs "
-                                "it merges",
-                                a);
-            i += !attached;
         }
     }
     if (o->n_models == 0)

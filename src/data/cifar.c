@@ -174,6 +174,60 @@ static hfc_status read_names(hfc_dataset *ds, const char *dir, hfc_error *err)
     return HFC_OK;
 }
 
+/* The files a set is read from: path itself, or the official files in the
+ * directory path (sb: its stat); dir: where the names file would be. */
+typedef struct {
+    char files[5][1024];
+    char dir[1024];
+    int n;
+} set_files;
+
+static hfc_status resolve_files(hfc_dataset *ds, const char *path, const struct stat *sb,
+                                set_files *sf, hfc_error *err)
+{
+    const hfc_dataset_kind kind = ds->kind;
+    const cifar_format *f = &FORMATS[kind];
+    const char *const *names = ds->set == HFC_SET_TRAIN ? f->train_files : f->test_files;
+    sf->n = ds->set == HFC_SET_TRAIN ? (kind == HFC_CIFAR10 ? 5 : 1) : 1;
+    if (!S_ISDIR(sb->st_mode)) {
+        if (ds->set == HFC_SET_TRAIN)
+            return hfc_fail(err, HFC_ERR_USAGE, path,
+                            "--set train needs --data to be a directory (it reads %s%s)", names[0],
+                            sf->n > 1 ? " ... data_batch_5.bin" : "");
+        sf->n = 1;
+        snprintf(sf->files[0], sizeof sf->files[0], "%s", path);
+        const char *slash = strrchr(path, '/');
+        snprintf(sf->dir, sizeof sf->dir, "%.*s", slash ? (int)(slash - path) : 1,
+                 slash ? path : ".");
+        return HFC_OK;
+    }
+    snprintf(sf->dir, sizeof sf->dir, "%s", path);
+    for (int i = 0; i < sf->n; i++) {
+        struct stat fb;
+        if (snprintf(sf->files[i], sizeof sf->files[i], "%s/%s", path, names[i]) >=
+            (int)sizeof sf->files[i])
+            return hfc_fail(err, HFC_ERR_IO, path, "path too long");
+        if (stat(sf->files[i], &fb) != 0) {
+            hfc_dataset_kind other = kind == HFC_CIFAR10 ? HFC_CIFAR100 : HFC_CIFAR10;
+            char alt[1100], hint[96] = "";
+            snprintf(alt, sizeof alt, "%s/%s", path, FORMATS[other].test_files[0]);
+            if (stat(alt, &fb) == 0)
+                snprintf(hint, sizeof hint, "; it has %s: use --dataset %s",
+                         FORMATS[other].test_files[0], FORMATS[other].name);
+            return hfc_fail(err, HFC_ERR_IO, path,
+                            "directory has no %s (expected the official %s)%s", names[i],
+                            kind == HFC_CIFAR10 ? "cifar-10-batches-bin" : "cifar-100-binary",
+                            hint);
+        }
+    }
+    /* "data": the file read, or for several the first ... the last */
+    if (sf->n == 1)
+        snprintf(ds->path, sizeof ds->path, "%s", sf->files[0]);
+    else
+        snprintf(ds->path, sizeof ds->path, "%s/{%s ... %s}", path, names[0], names[sf->n - 1]);
+    return HFC_OK;
+}
+
 hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind kind, hfc_set set,
                             size_t limit, hfc_error *err)
 {
@@ -183,80 +237,47 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
     if (stat(path, &sb) != 0)
         return hfc_fail(err, HFC_ERR_IO, path,
                         "no such file or directory (get CIFAR-10: see README, 'Getting CIFAR-10')");
-    const char *const *names = set == HFC_SET_TRAIN ? f->train_files : f->test_files;
-    int n_files = set == HFC_SET_TRAIN ? (kind == HFC_CIFAR10 ? 5 : 1) : 1;
-    char files[5][sizeof ds->path], dir[sizeof ds->path];
-    if (S_ISDIR(sb.st_mode)) {
-        snprintf(dir, sizeof dir, "%s", path);
-        for (int i = 0; i < n_files; i++) {
-            if (snprintf(files[i], sizeof files[i], "%s/%s", path, names[i]) >= (int)sizeof files[i])
-                return hfc_fail(err, HFC_ERR_IO, path, "path too long");
-            if (stat(files[i], &sb) != 0) {
-                hfc_dataset_kind other = kind == HFC_CIFAR10 ? HFC_CIFAR100 : HFC_CIFAR10;
-                char alt[sizeof files[0]], hint[96] = "";
-                snprintf(alt, sizeof alt, "%s/%s", path, FORMATS[other].test_files[0]);
-                if (stat(alt, &sb) == 0)
-                    snprintf(hint, sizeof hint, "; it has %s: use --dataset %s",
-                             FORMATS[other].test_files[0], FORMATS[other].name);
-                return hfc_fail(err, HFC_ERR_IO, path,
-                                "directory has no %s (expected the official %s)%s", names[i],
-                                kind == HFC_CIFAR10 ? "cifar-10-batches-bin" : "cifar-100-binary",
-                                hint);
-            }
-        }
-        /* "data": the file read, or for several the first ... the last */
-        if (n_files == 1)
-            snprintf(ds->path, sizeof ds->path, "%s", files[0]);
-        else
-            snprintf(ds->path, sizeof ds->path, "%s/{%s ... %s}", path, names[0],
-                     names[n_files - 1]);
-    } else {
-        if (set == HFC_SET_TRAIN)
-            return hfc_fail(err, HFC_ERR_USAGE, path,
-                            "--set train needs --data to be a directory (it reads %s%s)", names[0],
-                            n_files > 1 ? " ... data_batch_5.bin" : "");
-        n_files = 1;
-        snprintf(files[0], sizeof files[0], "%s", path);
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    }
+    set_files sf;
+    hfc_status st = resolve_files(ds, path, &sb, &sf, err);
+    if (st)
+        return st;
+    const int n_files = sf.n;
 
     /* Room for every image of every file (or the limit), then each file in turn. */
     size_t total = 0;
     for (int i = 0; i < n_files; i++) {
-        if (stat(files[i], &sb) != 0)
-            return hfc_fail(err, HFC_ERR_IO, files[i], "cannot read: no such file");
+        if (stat(sf.files[i], &sb) != 0)
+            return hfc_fail(err, HFC_ERR_IO, sf.files[i], "cannot read: no such file");
         if (!S_ISREG(sb.st_mode))
-            return hfc_fail(err, HFC_ERR_IO, files[i], "not a regular file");
+            return hfc_fail(err, HFC_ERR_IO, sf.files[i], "not a regular file");
         size_t size = (size_t)sb.st_size;
         if (size == 0) { /* empty, or a file whose size stat does not know (/proc): read it */
             uint8_t *raw;
-            hfc_status st = hfc_read_file(files[i], &raw, &size, err);
-            if (st)
+            if ((st = hfc_read_file(sf.files[i], &raw, &size, err)))
                 return st;
             free(raw);
         }
         if (size == 0) /* sizes are checked before any file is read */
-            return hfc_fail(err, HFC_ERR_DATA, files[i], "empty file");
+            return hfc_fail(err, HFC_ERR_DATA, sf.files[i], "empty file");
         if (size % (size_t)f->record)
-            return bad_size(files[i], size, kind, err);
+            return bad_size(sf.files[i], size, kind, err);
         total += size / (size_t)f->record;
     }
     if (limit && limit < total)
         total = limit;
-    hfc_status st = alloc_images(ds, total, path, err);
+    st = alloc_images(ds, total, path, err);
     for (int i = 0; !st && i < n_files && ds->n < total; i++) {
         uint8_t *raw;
         size_t len;
         /* only the records still wanted (--limit): the sizes were checked above */
-        if (!(st = hfc_read_file_head(files[i], (total - ds->n) * (size_t)f->record, &raw, &len,
+        if (!(st = hfc_read_file_head(sf.files[i], (total - ds->n) * (size_t)f->record, &raw, &len,
                                       err))) {
-            st = append_records(ds, total, raw, len, files[i], err);
+            st = append_records(ds, total, raw, len, sf.files[i], err);
             free(raw);
         }
     }
     if (!st)
-        st = read_names(ds, dir, err);
+        st = read_names(ds, sf.dir, err);
     if (st) {
         hfc_dataset_free(ds);
         return st;

@@ -1,5 +1,6 @@
-/* report_png.h - where the pictures of src/report_png.c put things, so that
- * tests can find known pixels (tests/test_png.c). Internal. */
+/* report/png.h - where the pictures (src/report/png.c, plots.c) put
+ * things, so that tests can find known pixels (tests/test_png.c), and what
+ * the two files share. Internal. */
 #ifndef HFC_REPORT_PNG_H
 #define HFC_REPORT_PNG_H
 
@@ -37,5 +38,18 @@ void kernel_origin(int k, int kh, int kw, int *x, int *y, int *zoom);
 double plot_x_max(const double *radii, int n);
 void plot_point(double x_max, double radius, double accuracy, int *x, int *y);
 extern const hfc_rgb PLOT_COLOURS[10];  /* model j gets PLOT_COLOURS[j % 10] */
+
+/* Shared by png.c and plots.c. */
+#define MARGIN 10
+extern const hfc_rgb WHITE, INK, GRID_LINE;
+/* DIR/STEM-SUFFIX for model j (STEM-j-SUFFIX when two models share a stem). */
+hfc_status model_file(char *out, size_t cap, const char *dir, const hfc_model *const *models,
+                      int j, const char *suffix, hfc_error *err);
+/* accuracy-vs-radius.png and accuracy-vs-epoch.png (plots.c). */
+hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_models,
+                     const hfc_mask *masks, int n_radii, const hfc_tally *tallies, hfc_error *err);
+hfc_status draw_epoch_plot(const char *path, const hfc_model *const *models, int n_models,
+                           const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
+                           hfc_error *err);
 
 #endif
