@@ -70,7 +70,7 @@ class Misc(nn.Module):
 
 
 class Convs(nn.Module):
-    """Every convolution algorithm the engine picks (engine_run.c), with the
+    """Every convolution algorithm the engine picks (src/engine/plan.c), with the
     awkward shapes: channel counts that are not multiples of 16, odd sizes,
     strides, kernels other than 3x3."""
 

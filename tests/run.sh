@@ -47,6 +47,25 @@ expect_error() {
     fi
 }
 
+# errors SECTION: the cases of tests/errors.txt's [SECTION], each through
+# expect_error (CODE | TEXT | ARGS; ARGS read by the shell).
+errors() {
+    local section=$1 line code text args on=0
+    while IFS= read -r line; do
+        case $line in
+        "["*"]") [ "$line" = "[$section]" ] && on=1 || on=0; continue ;;
+        "" | "#"*) continue ;;
+        esac
+        [ $on = 1 ] || continue
+        IFS='|' read -r code text args <<<"$line"
+        text=${text# }
+        text=${text% }
+        eval "set -- ${args# }"
+        expect_error "${code% }" "$text" -- "$@"
+    done <tests/errors.txt
+    grep -qxF "[$section]" tests/errors.txt || bad "tests/errors.txt has no [$section]"
+}
+
 echo "== references (PyTorch + numpy)"
 "$PY" tests/gen_refs.py "$REF" >/dev/null
 expect $? "tests/gen_refs.py made the reference files"
@@ -72,7 +91,7 @@ done
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
     # The default run above used Winograd and the direct kernel where they apply.
     for path in direct gemm; do
-        echo "-- the same with HFC_CONV=$path (engine_run.c: choose_conv_path)"
+        echo "-- the same with HFC_CONV=$path (src/engine/plan.c: choose_conv_path)"
         for f in preact resnet18 vgg convs zoo-mobilenetv2 zoo-repvgg zoo-senet; do
             HFC_CONV=$path counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
         done
@@ -123,6 +142,9 @@ PYEOF
 )
 [[ "$out" == "error: torch.fx cannot trace IntOfSize: TypeError: int() argument"* ]]
 expect $? "exporter: a Python computation on a traced size is a clear ExportError ($out)"
+
+echo "== the layout: floors, no include circles, sizes (docs/architecture.md)"
+counted "$PY" tests/check_layout.py
 
 echo "== the layer table and its documentation"
 ops=$(sed -n 's/^HFC_\(LAYER\|UNARY\)([A-Z_0-9]*, *\([a-z_0-9]*\),.*/\2/p' include/hfc_layers.def | grep -vx input)
@@ -206,7 +228,7 @@ expect $? "--output writes the file"
 [ "$(cat "$T/keep.jsonl")" = previous ] && [ -z "$(ls "$T" | grep tmp-)" ]
 expect $? "a failed run leaves the previous --output file intact and no temporary file"
 
-echo "== --output: files, links, devices, FIFOs (src/output.c)"
+echo "== --output: files, links, devices, FIFOs (src/core/output.c)"
 # Two reports are the same apart from the run time.
 same_report() { cmp -s <(sed 's/"seconds":[0-9.e+-]*//' "$1") <(sed 's/"seconds":[0-9.e+-]*//' "$2"); }
 run8() { "$HFC" --data "$TINY" --radius 4 --limit 8 "$@" "$MODEL"; }
@@ -309,19 +331,7 @@ done
 "$HFC" --data "$TINY" --radius 4 --shard 1/3 --limit 30 "$MODEL" >"$T/other-size.jsonl"
 "$HFC" --data "$TINY" --radius 4 --shard 1/3 "$MODEL" | sed 's/"set":"test"/"set":"train"/' >"$T/other-set.jsonl"
 echo '{"radius":' >"$T/broken.jsonl"
-expect_error 1 "--shard: '3/2': K must be below N" -- --shard 3/2 "$MODEL"
-expect_error 1 "--shard: '0/0': N must be in 1..1000000" -- --shard 0/0 "$MODEL"
-expect_error 1 "--shard: '1' is not K/N" -- --shard 1 "$MODEL"
-expect_error 1 "--png draws a whole run" -- --shard 0/2 --png "$T/pics-shard" "$MODEL"
-expect_error 1 "merge takes only -o and --pretty" -- merge --radius 4 "$T/m-0.jsonl"
-expect_error 1 "merge: no REPORT" -- merge
-expect_error 3 "no shard covers images [26, 40) of 40 (model preact.bin, radius 4)" -- merge "$T/m-0.jsonl" "$T/m-1.jsonl"
-expect_error 3 "overlapping the shard in" -- merge "$T/m-0.jsonl" "$T/m-1.jsonl" "$T/m-1.jsonl" "$T/m-2.jsonl"
-expect_error 3 "no shard covers images [13, 26) of 40 (model preact.bin, radius 4): a shard is missing; the reports are of 2 models" -- merge "$T/m-0.jsonl" "$T/other-model.jsonl" "$T/m-2.jsonl"
-expect_error 3 "a shard of a set of 30 images" -- merge "$T/m-0.jsonl" "$T/other-size.jsonl" "$T/m-2.jsonl"
-expect_error 3 'differs in "set"' -- merge "$T/m-0.jsonl" "$T/other-set.jsonl" "$T/m-2.jsonl"
-expect_error 3 "broken.jsonl: report 1 is not valid JSON" -- merge "$T/broken.jsonl"
-expect_error 3 "is not an hfc-eval report" -- merge data/models/preact20-bn.json
+errors merge
 # The GNU parallel recipe of docs/scaling.md, as written there.
 if command -v parallel >/dev/null; then
     mkdir -p "$T/recipe" && ln -s "$PWD/$MODEL" "$T/recipe/model.bin"
@@ -528,47 +538,9 @@ head -c 3000 "$TINY" >"$T/short.cifar"
 cp "$TINY" "$T/label.cifar"
 printf '\x0c' | dd of="$T/label.cifar" bs=1 seek=6146 conv=notrunc status=none
 mkdir -p "$T/nobatches"
-expect_error 1 "no MODEL" --
-expect_error 1 "unknown option" -- --frobnicate "$MODEL"
-expect_error 1 "--radius" -- --radius -1 "$MODEL"
-expect_error 1 "--radius" -- --radius 4,abc "$MODEL"
-expect_error 1 "--radius" -- --radius 4,,8 "$MODEL"
-expect_error 1 "--radius" -- --radius nan "$MODEL"
-expect_error 1 "--limit" -- --limit 0 "$MODEL"
-expect_error 1 "--batch-size" -- --batch-size 0 "$MODEL"
-expect_error 1 "--batch-size" -- --batch-size 99999999 "$MODEL"
-expect_error 1 "--threads" -- --threads 100000 "$MODEL"
-expect_error 1 "needs a value" -- "$MODEL" --radius
-expect_error 2 "no_such.bin" -- --data "$TINY" "$T/no_such.bin"
-expect_error 2 "missing" -- --data "$T/missing" "$MODEL"
-expect_error 2 "no test_batch.bin" -- --data "$T/nobatches" "$MODEL"
-expect_error 3 "not a multiple of 3073" -- --data "$T/short.cifar" "$MODEL"
-expect_error 3 "empty file" -- --data "$T/empty.cifar" "$MODEL"
-expect_error 3 "label 12 at byte offset 6146" -- --data "$T/label.cifar" "$MODEL"
-expect_error 2 "cannot" -- --data "$TINY" -o "$T/no/such/dir/out.json" "$MODEL"
-expect_error 2 "not a directory" -- --data "$TINY" --png "$T/a.jsonl" "$MODEL"
-expect_error 2 "cannot make the directory" -- --data "$TINY" --png "$T/no/such/dir" "$MODEL"
-expect_error 1 "--png-images" -- --png-images 1,x "$MODEL"
-expect_error 1 "past the end" -- --data "$TINY" --png "$T/pics" --png-images 40 "$MODEL"
+errors bad-inputs
 "$PY" tests/make_bad_models.py "$MODEL" "$T/bad"
-for spec in "bad-magic:bad magic" "bad-version:format version 7" "header-past-end:past the end" \
-    "truncated:checksum mismatch" "truncated-resummed:past the end" "empty:bad magic" \
-    "not-json:not valid JSON" "checksum-weight-bit:checksum mismatch" \
-    "checksum-header-byte:checksum mismatch" "control-char:',' or '}' expected (byte 0x17)" \
-    "control-char-v2:',' or '}' expected (byte 0x17)" \
-    "control-in-string:a control character in a string (byte 0x01)" \
-    "duplicate-key:key \"output\" is given twice" "trailing-garbage:something follows" \
-    "bad-number:byte" "overlap:overlaps tensor" \
-    "tensor-past-end:past the end" "tensor-size-mismatch:does not match shape" \
-    "shape-mismatch:the layer needs" "unknown-op:unknown layer type \"gelu\"" \
-    "dangling-input:not defined before it" "cycle:not defined before it" \
-    "nan-weight:NaN or Inf" "class-count:class names" \
-    "bad-groups:3 input channels are not divisible by groups = 5" \
-    "v2-op-in-v1:layer type \"sigmoid\" needs format version 2" \
-    "concat-mismatch:concat of 32x32 and 16x16 maps" \
-    "shuffle-indivisible:3 channels are not divisible by groups = 2"; do
-    expect_error 4 "${spec#*:}" -- --data "$TINY" "$T/bad/${spec%%:*}.bin"
-done
+errors bad-models
 
 echo "== damaged inputs are refused, never evaluated (model checksum, strict JSON, merge checks)"
 FLIPS=300
@@ -615,13 +587,8 @@ o = json.loads(first); o["accuracy"]["low"] = 1.0 if o["accuracy"]["low"] != 1.0
 put("accuracy-edited", json.dumps(o, separators=(",", ":")))
 put("dup-key", first.rstrip("\n")[:-1] + ',"radius":4}')
 PYEOF
-expect_error 3 "\"correct\".\"original\" = 21 of 20 images" -- merge "$T/too-many.jsonl"
-expect_error 3 "has no \"images\" count" -- merge "$T/negative.jsonl"
-expect_error 3 "\"accuracy\".\"low\" is not \"correct\" / \"images\"" -- merge "$T/accuracy-edited.jsonl"
-expect_error 3 "dup-key.jsonl: report 1 gives the key \"radius\" twice" -- merge "$T/dup-key.jsonl" "$T/fl-1.jsonl"
-expect_error 3 "dup-key.jsonl: report 1 gives the key \"radius\" twice" -- merge "$T/dup-key.jsonl" "$T/dup-key.jsonl"
 { head -1 "$T/fl-0.jsonl" | tr -d '\n'; printf '\x17\n'; } >"$T/ctrl.jsonl"
-expect_error 3 "report 2 is not valid JSON: byte 0: not a JSON value (byte 0x17)" -- merge "$T/ctrl.jsonl"
+errors merge-damaged
 # FIFOs are refused at once, never waited on; so are other non-regular files.
 mkfifo "$T/fifo"
 for args in "--data $TINY $T/fifo" "merge $T/fifo" "attack --data $TINY $T/fifo" "--data $T/fifo $MODEL"; do
@@ -631,7 +598,6 @@ for args in "--data $TINY $T/fifo" "merge $T/fifo" "attack --data $TINY $T/fifo"
     [ $rc = 2 ] && grep -q "fifo: not a regular file" "$T/fifo.err"
     expect $? "hfc-eval $args: exit 2 'not a regular file', no wait for a writer (exit $rc)"
 done
-expect_error 3 "is not a multiple of 3073" -- --data /proc/self/status "$MODEL"
 # A closed stdout is an error only when something was to be written there.
 "$HFC" --data "$TINY" --radius 4 -o "$T/closed.jsonl" "$MODEL" >&- && "$PY" -c '
 import json, sys; assert json.loads(open(sys.argv[1]).readline())["images"] == 40' "$T/closed.jsonl"
@@ -645,16 +611,12 @@ expect $? "-o FILE --png DIR with stdout closed: exit 0, pictures drawn"
 [ $? = 2 ] && grep -q "^hfc-eval: stdout: write failed: Bad file descriptor" "$T/closed.err"
 expect $? "no -o and stdout closed: exit 2, stdout named"
 # Lists refuse a value given twice; short options take attached values.
-expect_error 1 "--radius: 4 is given twice" -- --radius 4,4 "$MODEL"
-expect_error 1 "--radius: 2:4 is given twice" -- --mask band --radius 2:4,2:4 "$MODEL"
-expect_error 1 "--eps: 0.030 is given twice" -- attack --eps 0.03,0.030 "$MODEL"
-expect_error 1 "--png-images: 3 is given twice" -- --png-images 3,3 "$MODEL"
+errors arguments
 "$HFC" --data "$TINY" -r4 -j1 -b7 -n20 "$MODEL" >"$T/attached.jsonl" &&
     "$HFC" --data="$TINY" --radius=4 --threads=1 --batch-size=7 --limit=20 "$MODEL" >"$T/equals.jsonl" &&
     "$HFC" --data "$TINY" -r 4 -j 1 -b 7 -n 20 "$MODEL" >"$T/separate.jsonl" &&
     same_report "$T/attached.jsonl" "$T/separate.jsonl" && same_report "$T/equals.jsonl" "$T/separate.jsonl"
 expect $? "-r4 -j1 and --radius=4 --threads=1 read as -r 4 -j 1"
-expect_error 1 "unknown option '-x1'" -- -x1 "$MODEL"
 
 echo "== every subcommand's outputs unchanged (tests/golden.sh vs tests/golden.sha256)"
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then

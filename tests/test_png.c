@@ -1,7 +1,7 @@
 /* test_png.c - hfc_grid_predict + hfc_pictures end to end: draw every picture for a model and
  * a CIFAR file, read each PNG back with libpng and check its size and known
  * pixels (image tiles, correct/wrong borders, the spectrum's DC cell and
- * mask edge, kernel colours, plot points), using report_png.h's layout.
+ * mask edge, kernel colours, plot points), using src/report/png.h's layout.
  * usage: test_png MODEL CIFAR OUTDIR */
 #include <math.h>
 #include <png.h>

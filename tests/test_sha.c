@@ -1,4 +1,4 @@
-/* test_sha.c - SHA-256 (src/util.c): FIPS 180-4's examples, and the CPU's
+/* test_sha.c - SHA-256 (src/core/util.c): FIPS 180-4's examples, and the CPU's
  * SHA instructions (where this machine has them) against the portable
  * rounds on every length up to 1,000 bytes and on one of 10 MB. */
 #include "test_util.h"

@@ -61,7 +61,7 @@ int hfc_sha256_uses_cpu(void);
  * data[0, len) as hex (a version-3 model's checksum and its model_sha256). */
 void hfc_sha256_prefix_and_whole(const uint8_t *data, size_t len, size_t prefix,
                                  uint8_t prefix_digest[32], char whole_hex[65]);
-/* Strict JSON (src/json_strict.c; RFC 8259, which cJSON does not hold to):
+/* Strict JSON (src/core/json_strict.c; RFC 8259, which cJSON does not hold to):
  * hfc_json_strict scans one value from text (leading whitespace allowed)
  * and sets *end past it; hfc_json_strict_whole also refuses anything but
  * whitespace after it. Both return 0, or -1 with why = "byte N: reason".
@@ -79,7 +79,7 @@ int hfc_argmax(const float *v, int n);
  * fault costs ~12 us in this VM, 18 ms for the split's 6 MB of output).
  * NULL when out of memory. */
 void *hfc_alloc_big(size_t bytes);
-/* Write a finished report to path (src/output.c): a regular file (or a new
+/* Write a finished report to path (src/core/output.c): a regular file (or a new
  * one) is replaced atomically, symbolic links are followed and kept, the
  * target's permission bits kept; a device, a FIFO or "-", /dev/stdout,
  * /dev/stderr, /dev/fd/N is written directly. */

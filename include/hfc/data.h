@@ -48,7 +48,7 @@ const char *hfc_set_name(hfc_set set);
 
 /* ------------------------------------------------------------------ mask */
 
-/* The frequency mask (src/mask.c), one value for the split, the pictures,
+/* The frequency mask (src/data/mask.c), one value for the split, the pictures,
  * the JSON and tools/reference.py. The weight of frequency (fy, fx),
  * -16 <= fy, fx < 16 (in fftshift order, cell (i, j) holds (i - 16, j - 16)),
  * with d = sqrt(fy^2 + fx^2):

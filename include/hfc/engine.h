@@ -8,7 +8,7 @@
 
 /* Images run together through each layer (one GEMM per conv for the group):
  * HFC_ENGINE_GROUP, half of it when no conv needs im2col, 2 to 8 times it
- * for models with small maps (src/engine_run.c, plan_group; the
+ * for models with small maps (src/engine/, plan_group; the
  * engine's is hfc_engine_group). Groups are cut at multiples of it from the
  * first image a forward call gets, and threads take whole groups, so a
  * result never depends on the thread count; callers that stream batches
@@ -19,7 +19,7 @@
 /* Run-time state for one model: fused plan, per-thread buffers. */
 typedef struct hfc_engine hfc_engine;
 
-/* Which convolution algorithms the engine may pick (src/engine_run.c,
+/* Which convolution algorithms the engine may pick (src/engine/,
  * plan_conv_paths): AUTO the fastest that applies, DIRECT rules out
  * Winograd, GEMM rules out the AVX-512 kernels (im2col + SGEMM). Results
  * differ by rounding only; tests run all three. */

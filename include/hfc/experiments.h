@@ -108,7 +108,7 @@ void hfc_grid_free(hfc_grid_data *g);
 
 #define HFC_MAX_EPS 16
 
-/* FGSM and PGD (L-infinity) in [0, 1] pixel space (src/attack.c): x = pixel
+/* FGSM and PGD (L-infinity) in [0, 1] pixel space (src/experiments/attack.c): x = pixel
  * / 255, the model's preprocessing after; cross-entropy with the file's
  * label. From x0 (plus, with random_start, eps * (2u - 1) per value, u from
  * hfc_uniform(seed, image, value), then clipped to [0, 1]), `steps` times:
@@ -148,7 +148,7 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
 
 /* --------------------------------------------------------------- heatmap */
 
-/* The Fourier heat map (src/heatmap.c; Yin et al., NeurIPS 2019): per
+/* The Fourier heat map (src/experiments/heatmap.c; Yin et al., NeurIPS 2019): per
  * frequency cell (i, j) of the 32 x 32 grid in fftshift order, the fraction
  * of images misclassified after clip(x/255 + eps * s * U_ij, 0, 1) per
  * channel. U_ij: unit-norm Re(ifft2(ifftshift(Z))), Z = 0.5+0.5i at the
@@ -182,7 +182,7 @@ hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *model
 
 /* ------------------------------------------------------------- intrinsic */
 
-/* Intrinsic dimension by TwoNN (src/intrinsic.c; Facco et al. 2017): id of
+/* Intrinsic dimension by TwoNN (src/experiments/intrinsic.c; Facco et al. 2017): id of
  * the N points, and sd over random 90% subsets (definitions there and in
  * README). points: N' after dropping r1 = 0 and r1 = r2. */
 typedef struct {
@@ -219,7 +219,7 @@ hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_
 
 /* ---------------------------------------------------------------- margin */
 
-/* "Hold me tight!" margins (src/margin.c): for each subspace of K x K DCT
+/* "Hold me tight!" margins (src/experiments/margin.c): for each subspace of K x K DCT
  * atoms on the diagonal at offsets 0, stride, ... (each atom on all three
  * channels), DeepFool constrained to it, in [0, 1] pixels, no clipping,
  * from the model's own prediction: at x_i, for every class k != pred,

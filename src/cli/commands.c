@@ -9,19 +9,41 @@
 
 #include "cli/commands.h"
 
-/* Append a report's line (and a newline) to *out, taking the line (freed
- * here); NULL line: out of memory. */
-static hfc_status append_line(char **out, size_t *len, char *line, hfc_error *err)
+/* A report's text as render builds it, line by line. */
+typedef struct {
+    char *out;
+    size_t len;
+} report_text;
+
+static hfc_status text_start(report_text *t, hfc_error *err)
 {
-    char *grown = line && *out ? realloc(*out, *len + strlen(line) + 2) : NULL;
+    t->len = 0;
+    t->out = calloc(1, 1);
+    return t->out ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+}
+
+/* Append a line (and a newline), taking it (freed here); NULL: out of memory. */
+static hfc_status append_line(report_text *t, char *line, hfc_error *err)
+{
+    char *grown = line ? realloc(t->out, t->len + strlen(line) + 2) : NULL;
     if (!grown) {
         free(line);
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory writing the report");
     }
-    *out = grown;
-    *len += (size_t)sprintf(*out + *len, "%s\n", line);
+    t->out = grown;
+    t->len += (size_t)sprintf(t->out + t->len, "%s\n", line);
     free(line);
     return HFC_OK;
+}
+
+/* The text to *text, or freed after an error. */
+static hfc_status text_end(report_text *t, hfc_status st, char **text)
+{
+    if (st)
+        free(t->out);
+    else
+        *text = t->out;
+    return st;
 }
 
 static hfc_status no_memory(hfc_error *err)
@@ -76,32 +98,27 @@ static hfc_status render_evaluate(const hfc_options *o, const run_inputs *in,
                                   hfc_error *err)
 {
     const hfc_tally *tallies = r->tallies;
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    hfc_status st = out ? HFC_OK : no_memory(err);
+    report_text b;
+    hfc_status st = text_start(&b, err);
     char row[1200];
     if (!st && o->table) {
         snprintf(row, sizeof row, "%-28s %7s %9s %9s %9s", "model", "radius", "original", "low",
                  "high");
-        st = append_line(&out, &len, strdup(row), err);
+        st = append_line(&b, strdup(row), err);
     }
     for (int j = 0; !st && j < o->n_models; j++)
         for (int k = 0; !st && k < o->n_masks; k++) {
             const hfc_tally *t = &tallies[j * o->n_masks + k];
             if (o->table)
                 table_row(&in->models[j], t, row, sizeof row);
-            st = append_line(&out, &len,
+            st = append_line(&b,
                              o->table ? strdup(row)
                                       : hfc_report_json(t, &in->models[j], &in->ds, &o->protocol,
                                                         o->shard_index, o->shard_count, seconds,
                                                         o->pretty),
                              err);
         }
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
+    return text_end(&b, st, text);
 }
 
 /* --------------------------------------------------------------- attack */
@@ -141,21 +158,16 @@ static hfc_status render_attack(const hfc_options *o, const run_inputs *in, cons
 {
     const size_t n = attack_tallies(o);
     const hfc_attack_tally *tallies = r->tallies;
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    hfc_status st = out ? HFC_OK : no_memory(err);
+    report_text b;
+    hfc_status st = text_start(&b, err);
     for (size_t i = 0; !st && i < n; i++)
-        st = append_line(&out, &len,
+        st = append_line(&b,
                          hfc_report_attack_json(&tallies[i], &o->attack,
                                                 &in->models[i / (n / o->n_models)], &in->ds,
                                                 &o->protocol, o->shard_index, o->shard_count,
                                                 seconds, o->pretty),
                          err);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
+    return text_end(&b, st, text);
 }
 
 /* --------------------------------------------------------------- margin */
@@ -193,20 +205,15 @@ static hfc_status render_margin(const hfc_options *o, const run_inputs *in, cons
                                 double seconds, char **text, hfc_error *err)
 {
     const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    hfc_status st = out ? HFC_OK : no_memory(err);
+    report_text b;
+    hfc_status st = text_start(&b, err);
     for (int j = 0; !st && j < o->n_models; j++)
-        st = append_line(&out, &len,
+        st = append_line(&b,
                          hfc_report_margin_json((const float *)r->tallies + (size_t)j * per,
                                                 &o->margin, &in->models[j], &in->ds,
                                                 &o->protocol, seconds, o->pretty),
                          err);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
+    return text_end(&b, st, text);
 }
 
 /* -------------------------------------------------------------- heatmap */
@@ -243,19 +250,14 @@ static hfc_status render_heatmap(const hfc_options *o, const run_inputs *in,
                                  const run_results *r, double seconds, char **text,
                                  hfc_error *err)
 {
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    hfc_status st = out ? HFC_OK : no_memory(err);
+    report_text b;
+    hfc_status st = text_start(&b, err);
     for (int j = 0; !st && j < o->n_models; j++)
-        st = append_line(&out, &len,
+        st = append_line(&b,
                          hfc_report_heatmap_json((const hfc_heatmap_tally *)r->tallies + j,
                                                  &in->models[j], &in->ds, seconds, o->pretty),
                          err);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
+    return text_end(&b, st, text);
 }
 
 /* ------------------------------------------------------------------- id */
@@ -314,22 +316,17 @@ static hfc_status render_id(const hfc_options *o, const run_inputs *in, const ru
 {
     hfc_id_spec spec = o->id;
     spec.mask = o->masks[0];
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    hfc_status st = out ? HFC_OK : no_memory(err);
+    report_text b;
+    hfc_status st = text_start(&b, err);
     for (int j = 0; !st && j < o->n_models; j++)
         for (int k = 0; !st && k < r->counts[j]; k++)
-            st = append_line(&out, &len,
+            st = append_line(&b,
                              hfc_report_id_json((const hfc_id_layer *)r->tallies +
                                                     (size_t)j * ID_CAP + k,
                                                 &spec, &in->models[j], &in->ds, seconds,
                                                 o->pretty),
                              err);
-    if (st)
-        free(out);
-    else
-        *text = out;
-    return st;
+    return text_end(&b, st, text);
 }
 
 /* ---------------------------------------------------------------- merge */

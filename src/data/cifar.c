@@ -1,4 +1,4 @@
-/* data_cifar.c - the CIFAR-10 and CIFAR-100 binary formats.
+/* src/data/cifar.c - the CIFAR-10 and CIFAR-100 binary formats.
  *
  * CIFAR-10:  3073-byte records: 1 label byte (0..9), then 1024 red, 1024
  *            green and 1024 blue bytes, each plane row-major 32x32.

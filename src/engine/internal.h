@@ -40,7 +40,7 @@ struct hfc_engine {
     double macs;          /* multiply-adds per image */
 };
 
-/* What a step does besides its layer, undone first (src/engine_grad.c): a
+/* What a step does besides its layer, undone first (src/engine/backward.c): a
  * fused ReLU (dy = 0 where y = 0: ReLU'(0) = 0, as PyTorch's; a ReLU6's
  * where y is 0 or 6) and a fused
  * residual Add (dres += dy, the gradient of the Add's other input). */

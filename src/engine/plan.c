@@ -14,7 +14,7 @@
  *                    channels, else the direct kernel, except on maps of
  *                    under 16 pixels with many weights; other plain convs run
  *                    im2col + SGEMM, grouped and dilated ones a portable
- *                    direct loop (engine_ops.c)
+ *                    direct loop (src/kernels/ops.c)
  *   plan_fusion      which nodes need no step of their own:
  *                    - a BatchNorm that is the only reader of a conv is
  *                      folded into it: W' = W * s, b' = b * s + t with

@@ -1,5 +1,5 @@
-/* engine_conv_avx512.c - convolutions without im2col or BLAS, for CPUs with
- * AVX-512F (engine_run.c picks them at planning; engine_ops.c has the
+/* src/kernels/conv_avx512.c - convolutions without im2col or BLAS, for CPUs with
+ * AVX-512F (src/engine/plan.c picks them at planning; src/kernels/ops.c has the
  * portable im2col + SGEMM convolution every CPU runs).
  *
  * Both are built on one register-tiled product, gemm_tile: R rows of A

@@ -1,4 +1,4 @@
-/* engine_ops.c - the CNN operations over a group of images (hfc_tensor).
+/* src/kernels/ops.c - the CNN operations over a group of images (hfc_tensor).
  *
  * Layout is NHWC: the channels of one pixel are adjacent. A convolution is
  * then one GEMM, (pixels, kh*kw*cin) x (kh*kw*cin, cout), whose result is

@@ -35,12 +35,12 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
  * (ky, kx, c) order, zeros where the window hangs over the padding. */
 void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
                 int wo, float *col);
-/* engine_conv_avx512.c: the same convolution without im2col or BLAS, on a
+/* src/kernels/conv_avx512.c: the same convolution without im2col or BLAS, on a
  * CPU with AVX-512F (1 from hfc_cpu_avx512f, src/core/cpu.c); the direct one
  * takes any y.c (a last block of fewer than 16 channels is masked),
  * Winograd a multiple of 16. Results differ from hfc_conv2d's by rounding
  * only. */
-/* What these convs do besides the convolution (engine_run.c decides at
+/* What these convs do besides the convolution (src/engine/plan.c decides at
  * planning):
  *   x' = max(x * in_scale + in_shift, 0 if in_relu) per input channel as the
  *        image is read, when in_scale: a BatchNorm (+ ReLU) all of whose
@@ -115,7 +115,7 @@ void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int 
                               int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
                               hfc_tensor *y);
 /* The same for groups of g input and g output channels, g dividing 16, on
- * AVX-512F (engine_conv_avx512.c); wt is W as (kh, kw, g, c):
+ * AVX-512F (src/kernels/conv_avx512.c); wt is W as (kh, kw, g, c):
  * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise
  * layout above). */
 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh, int kw,

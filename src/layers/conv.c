@@ -86,7 +86,7 @@ void forward_conv2d(const step_run *r)
     }
 }
 
-/* dx += col2im(dcol): the inverse of engine_ops.c's im2col, accumulating. */
+/* dx += col2im(dcol): the inverse of src/kernels/ops.c's im2col, accumulating. */
 static void col2im_add(const float *dcol, int kh, int kw, int sh, int sw, int ph, int pw,
                        const hfc_tensor *dy, hfc_tensor *dx)
 {

@@ -1,6 +1,6 @@
 /* canvas.h - an RGB picture in memory, the few drawing ops the figures need
  * (rectangles, lines, a built-in 5x7 font) and a libpng writer. Internal to
- * src/report_png.c and its test. Coordinates are pixels, (0,0) top left;
+ * src/report/png.c and its test. Coordinates are pixels, (0,0) top left;
  * everything drawn is clipped to the canvas. */
 #ifndef HFC_CANVAS_H
 #define HFC_CANVAS_H

@@ -1,4 +1,4 @@
-/* report_json.c - the JSON reports: one object per model and radius
+/* src/report/json.c - the JSON reports: one object per model and radius
  * (evaluate), per model, eps and radius (attack), per model (heatmap).
  * Schemas: README. */
 #include <cjson/cJSON.h>

@@ -102,8 +102,7 @@ static void marker_key(hfc_canvas *c, int x, int rows, const char *original)
 }
 
 hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_models,
-                            const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
-                            hfc_error *err)
+                     const hfc_mask *masks, int n_radii, const hfc_tally *tallies, hfc_error *err)
 {
     int order[HFC_MAX_RADII];
     double radii[HFC_MAX_RADII];
@@ -169,8 +168,8 @@ hfc_status draw_plot(const char *path, const hfc_model *const *models, int n_mod
  * order; per radius, low and high accuracy against epoch, and the original
  * accuracy (the same for every radius) dashed. */
 hfc_status draw_epoch_plot(const char *path, const hfc_model *const *models, int n_models,
-                                  const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
-                                  hfc_error *err)
+                           const hfc_mask *masks, int n_radii, const hfc_tally *tallies,
+                           hfc_error *err)
 {
     int order[HFC_MAX_MODELS], n = 0;
     double epochs[HFC_MAX_MODELS];

@@ -1,10 +1,10 @@
-/* report_png.c - the paper's pictures, drawn with src/canvas.c:
+/* src/report/png.c - the paper's pictures, drawn with src/report/canvas.c:
  *   MODEL-rR-grid.png    Figure 1: original | low | high per image, with the
  *                        model's prediction, confidence and correctness
  *   spectrum-rR.png      log-magnitude spectrum of one image, mask edge drawn
  *   MODEL-kernels.png    Figure 7: the first convolution's kernels
  *   accuracy-vs-radius.png  every model's three accuracies against radius
- * Layout constants live in report_png.h (the tests use them). */
+ * Layout constants live in src/report/png.h (the tests use them). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -331,8 +331,8 @@ static void model_stem(const hfc_model *m, char out[256])
 
 /* DIR/STEM-SUFFIX for model j; a stem that an earlier model already has
  * gets "-J" appended (J counted from 1), so no picture overwrites another. */
-hfc_status model_file(char *out, size_t cap, const char *dir, const hfc_model *const *models,
-                             int j, const char *suffix, hfc_error *err)
+hfc_status model_file(char *out, size_t cap, const char *dir, const hfc_model *const *models, int j,
+                      const char *suffix, hfc_error *err)
 {
     char stem[256], other[256];
     int dup = 0;
