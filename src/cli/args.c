@@ -441,7 +441,7 @@ static int set_experiment_value(hfc_options *o, const char *a, const char *val, 
         if (!(*val >= '0' && *val <= '9') || *end || errno)
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--seed: '%s' is not a non-negative integer", val);
         else
-            o->attack.seed = seed;
+            o->seed = seed;
     } else if (is(a, NULL, "--subspace")) {
         if (strcmp(val, "dct"))
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--subspace: '%s' is not dct", val);

@@ -138,6 +138,23 @@ static hfc_status validate_attack(hfc_options *o, hfc_error *err)
     return HFC_OK;
 }
 
+/* The settings an experiment runs with: its own options, the shared --seed,
+ * and (id) the one mask of --radius/--mask. */
+static hfc_attack_spec attack_spec(const hfc_options *o)
+{
+    hfc_attack_spec s = o->attack;
+    s.seed = o->seed;
+    return s;
+}
+
+static hfc_id_spec id_spec(const hfc_options *o)
+{
+    hfc_id_spec s = o->id;
+    s.seed = o->seed;
+    s.mask = o->masks[0]; /* --radius R, or the default's first: the disc of 4 */
+    return s;
+}
+
 static size_t attack_tallies(const hfc_options *o)
 {
     return (size_t)o->n_models * o->n_eps * (o->n_masks > 0 ? o->n_masks : 1);
@@ -149,7 +166,8 @@ static hfc_status run_attack(const hfc_options *o, run_inputs *in, const hfc_pro
 {
     if (!(r->tallies = calloc(attack_tallies(o), sizeof(hfc_attack_tally))))
         return no_memory(err);
-    return hfc_attack(in->engines, in->model_ptrs, o->n_models, &o->attack, o->eps, o->n_eps,
+    const hfc_attack_spec spec = attack_spec(o);
+    return hfc_attack(in->engines, in->model_ptrs, o->n_models, &spec, o->eps, o->n_eps,
                       o->masks, o->n_masks, &in->ds, o->batch, progress, r->tallies, err);
 }
 
@@ -158,11 +176,12 @@ static hfc_status render_attack(const hfc_options *o, const run_inputs *in, cons
 {
     const size_t n = attack_tallies(o);
     const hfc_attack_tally *tallies = r->tallies;
+    const hfc_attack_spec spec = attack_spec(o);
     report_text b;
     hfc_status st = text_start(&b, err);
     for (size_t i = 0; !st && i < n; i++)
         st = append_line(&b,
-                         hfc_report_attack_json(&tallies[i], &o->attack,
+                         hfc_report_attack_json(&tallies[i], &spec,
                                                 &in->models[i / (n / o->n_models)], &in->ds,
                                                 &o->protocol, o->shard_index, o->shard_count,
                                                 seconds, o->pretty),
@@ -224,7 +243,6 @@ static const char heatmap_refusal[] =
 
 static hfc_status validate_heatmap(hfc_options *o, hfc_error *err)
 {
-    o->heatmap.seed = o->attack.seed;
     if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
         o->radius_given)
         return hfc_fail(err, HFC_ERR_USAGE, "", "%s", heatmap_refusal);
@@ -239,7 +257,9 @@ static hfc_status run_heatmap(const hfc_options *o, run_inputs *in, const hfc_pr
 {
     if (!(r->tallies = calloc((size_t)o->n_models, sizeof(hfc_heatmap_tally))))
         return no_memory(err);
-    hfc_status st = hfc_heatmap(in->engines, in->model_ptrs, o->n_models, &o->heatmap, &in->ds,
+    hfc_heatmap_spec spec = o->heatmap;
+    spec.seed = o->seed;
+    hfc_status st = hfc_heatmap(in->engines, in->model_ptrs, o->n_models, &spec, &in->ds,
                                 o->batch, progress, r->tallies, err);
     if (!st && o->png_dir)
         st = hfc_heatmap_picture(o->png_dir, in->model_ptrs, o->n_models, r->tallies, err);
@@ -279,7 +299,6 @@ static hfc_status validate_id(hfc_options *o, hfc_error *err)
                         o->limit);
     if (o->radius_given && o->n_masks != 1)
         return hfc_fail(err, HFC_ERR_USAGE, "", "id takes one --radius (for low and high)");
-    o->id.seed = o->attack.seed;
     return HFC_OK;
 }
 
@@ -290,8 +309,7 @@ static hfc_status run_id(const hfc_options *o, run_inputs *in, const hfc_progres
     hfc_id_layer *layers = calloc((size_t)o->n_models * ID_CAP, sizeof *layers);
     if (!(r->tallies = layers))
         return no_memory(err);
-    hfc_id_spec spec = o->id;
-    spec.mask = o->masks[0]; /* --radius R, or the default's first: the disc of 4 */
+    const hfc_id_spec spec = id_spec(o);
     hfc_status st = HFC_OK;
     for (int j = 0; !st && j < o->n_models; j++)
         st = hfc_intrinsic_dimension(in->engines[j], in->model_ptrs[j], &in->ds, &spec, progress,
@@ -314,8 +332,7 @@ static hfc_status run_id(const hfc_options *o, run_inputs *in, const hfc_progres
 static hfc_status render_id(const hfc_options *o, const run_inputs *in, const run_results *r,
                             double seconds, char **text, hfc_error *err)
 {
-    hfc_id_spec spec = o->id;
-    spec.mask = o->masks[0];
+    const hfc_id_spec spec = id_spec(o);
     report_text b;
     hfc_status st = text_start(&b, err);
     for (int j = 0; !st && j < o->n_models; j++)

@@ -31,10 +31,11 @@ typedef struct {
     int bn_batch_size;     /* --bn-batch (default 100); used with --bn-stats batch */
     int radius_given;      /* --radius was on the command line */
     int steps_given;       /* --steps was */
-    hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start, --seed */
+    uint64_t seed;         /* --seed, for whichever command takes one (attack, heatmap, id) */
+    hfc_attack_spec attack; /* attack: --method, --steps, --step-size, --random-start */
     double eps[HFC_MAX_EPS]; /* attack: --eps LIST */
-    hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0), --seed */
-    hfc_id_spec id;        /* id: --version, --radius/--mask, --resamples, --seed */
+    hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0) */
+    hfc_id_spec id;        /* id: --version, --resamples (its mask: --radius/--mask) */
     hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
     int n_eps;
     hfc_set set;           /* --set */
