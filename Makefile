@@ -57,7 +57,7 @@ build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
 asan: $(SAN_BINS)
 
 # libFuzzer harnesses (clang): make fuzz; tests/fuzz/run.sh SECONDS runs them.
-FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args
+FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args build/fuzz/fuzz_npy
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \

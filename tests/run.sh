@@ -48,7 +48,7 @@ expect_error() {
 }
 
 # errors SECTION: the cases of tests/errors.txt's [SECTION], each through
-# expect_error (CODE | TEXT | ARGS; ARGS read by the shell).
+# expect_error (CODE | TEXT | ARGS, split at " | "; ARGS read by the shell).
 errors() {
     local section=$1 line code text args on=0
     while IFS= read -r line; do
@@ -57,11 +57,13 @@ errors() {
         "" | "#"*) continue ;;
         esac
         [ $on = 1 ] || continue
-        IFS='|' read -r code text args <<<"$line"
-        text=${text# }
-        text=${text% }
-        eval "set -- ${args# }"
-        expect_error "${code% }" "$text" -- "$@"
+        code=${line%% | *}
+        rest=${line#* | }
+        [ "${rest% |}" = "$rest" ] || rest="$rest " # no ARGS
+        text=${rest%% | *}
+        args=${rest#"$text" | }
+        eval "set -- $args"
+        expect_error "$code" "$text" -- "$@"
     done <tests/errors.txt
     grep -qxF "[$section]" tests/errors.txt || bad "tests/errors.txt has no [$section]"
 }
@@ -351,6 +353,42 @@ PYEOF
 else
     echo "SKIP: GNU parallel not installed (docs/scaling.md recipe)"
 fi
+
+echo "== NumPy .npy data (src/data/npy.c)"
+"$PY" - "$TINY" "$T/npy" <<'PYEOF'
+import os, sys
+import numpy as np
+raw = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 3073)
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+labels, images = raw[:, 0].astype(np.int64), raw[:, 1:].reshape(-1, 3, 32, 32)
+np.save(f"{out}/nchw.npy", images)
+np.save(f"{out}/nhwc.npy", images.transpose(0, 2, 3, 1).copy())  # CIFAR-10-C's layout
+np.save(f"{out}/labels.npy", labels)
+np.save(f"{out}/labels-u1.npy", labels.astype(np.uint8))
+np.save(f"{out}/labels-be.npy", labels.astype(">i8"))
+np.save(f"{out}/labels-short.npy", labels[:-1])
+bad = labels.copy()
+bad[7] = 12
+np.save(f"{out}/labels-bad.npy", bad)
+np.save(f"{out}/object.npy", np.array([1, "a"], dtype=object))
+np.save(f"{out}/float.npy", images.transpose(0, 2, 3, 1).astype(np.float32))
+good = open(f"{out}/nhwc.npy", "rb").read()
+open(f"{out}/truncated.npy", "wb").write(good[:-100])
+open(f"{out}/lying.npy", "wb").write(good.replace(b"(40, 32, 32, 3)", b"(41, 32, 32, 3)"))
+PYEOF
+"$HFC" --data "$TINY" --radius 4,8 "$MODEL" | sed 's/"data":"[^"]*"//; s/"seconds":[0-9.]*//' >"$T/npy/cifar.txt"
+for args in "$T/npy/nhwc.npy --labels $T/npy/labels.npy" \
+    "$T/npy/nchw.npy --layout nchw --labels $T/npy/labels-u1.npy"; do
+    # shellcheck disable=SC2086
+    "$HFC" --radius 4,8 --data $args "$MODEL" | sed 's/"data":"[^"]*"//; s/"seconds":[0-9.]*//' |
+        cmp -s - "$T/npy/cifar.txt"
+    expect $? ".npy --data ${args#"$T"/npy/}: the same report as the CIFAR file it came from"
+done
+"$HFC" --radius 4 --shard 1/2 --data "$T/npy/nhwc.npy" --labels "$T/npy/labels.npy" "$MODEL" |
+    grep -q '"images":20,'
+expect $? ".npy with --shard"
+errors npy
 
 echo "== training set, CIFAR-100, checkpoint series"
 mkdir -p "$T/c10"
@@ -656,7 +694,7 @@ fi
 
 echo "== fuzzing smoke run (libFuzzer)"
 if make -s fuzz >/dev/null 2>&1; then
-    for h in model cifar args; do
+    for h in model cifar args npy; do
         line=$(tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-20}" $h)
         expect $? "$line"
     done

@@ -39,6 +39,18 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
 /* One file already in memory (raw is not kept), as a test set. */
 hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
                              hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* A NumPy data set (src/data/npy.c): images, a uint8 .npy of shape
+ * (N, 32, 32, 3) (CIFAR-10-C's layout) or with nchw (N, 3, 32, 32); labels,
+ * a .npy of N integers of any little-endian integer dtype, each in
+ * 0..classes-1 of kind. The images' file is mapped: only the first `limit`
+ * images (0: all) are read. HFC_ERR_DATA names the file and what is wrong
+ * (a dtype, a shape, a size the header does not account for, a label). */
+hfc_status hfc_dataset_load_npy(hfc_dataset *ds, const char *images, const char *labels, int nchw,
+                                hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* The same from two files' bytes in memory (the fuzzer's). */
+hfc_status hfc_dataset_parse_npy(hfc_dataset *ds, const uint8_t *images, size_t images_len,
+                                 const uint8_t *labels, size_t labels_len, int nchw,
+                                 hfc_dataset_kind kind, size_t limit, hfc_error *err);
 /* Keep only shard `index` of `count`: images [index*n/count, (index+1)*n/count). */
 hfc_status hfc_dataset_shard(hfc_dataset *ds, int index, int count, hfc_error *err);
 void hfc_dataset_free(hfc_dataset *ds);

@@ -25,7 +25,10 @@ static const char usage_common[] =
     "                        low = weighted, high = x - low) or band (A:B radii)\n"
     "  -d, --data PATH       CIFAR binary file or the directory of the official files\n"
     "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
-    "      --dataset NAME    cifar10 (default) or cifar100 (fine labels)\n"
+    "      --dataset NAME    cifar10 (default) or cifar100 (fine labels): the label space\n"
+    "      --labels FILE     with --data IMAGES.npy: the labels, a .npy of N integers\n"
+    "      --layout L        of a .npy's images: nhwc (N,32,32,3; default, CIFAR-10-C's)\n"
+    "                        or nchw (N,3,32,32); uint8 0..255\n"
     "      --set NAME        test (default) or train (all training batches; --data\n"
     "                        must then be a directory)\n"
     "  -n, --limit N         use only the first N images\n"
@@ -335,6 +338,13 @@ static int set_run_value(hfc_options *o, const char *a, const char *val, hfc_sta
             o->mask_kind = (hfc_mask_kind)k;
     } else if (is(a, "-d", "--data")) {
         o->data = val;
+    } else if (is(a, NULL, "--labels")) {
+        o->labels = val;
+    } else if (is(a, NULL, "--layout")) {
+        if (!strcmp(val, "nhwc") || !strcmp(val, "nchw"))
+            o->nchw = !strcmp(val, "nchw");
+        else
+            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--layout: '%s' is not nhwc or nchw", val);
     } else if (is(a, "-n", "--limit")) {
         if (!(*st = parse_count(val, a, 1, 1000000000, &v, err)))
             o->limit = (size_t)v;

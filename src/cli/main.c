@@ -54,6 +54,29 @@ static void progress_end(progress_line *p)
     }
 }
 
+static int is_npy(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 4 && !strcmp(path + n - 4, ".npy");
+}
+
+/* --data: a .npy of images (with --labels), else CIFAR's files. */
+static hfc_status load_data(const hfc_options *o, hfc_dataset *ds, hfc_error *err)
+{
+    if (!is_npy(o->data)) {
+        if (o->labels)
+            return hfc_fail(err, HFC_ERR_USAGE, "",
+                            "--labels goes with --data IMAGES.npy; %s is not a .npy", o->data);
+        return hfc_dataset_load(ds, o->data, o->dataset, o->set, o->limit, err);
+    }
+    if (!o->labels)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--data %s: a .npy of images needs --labels FILE",
+                        o->data);
+    if (o->set == HFC_SET_TRAIN)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "--set train reads CIFAR's files, not a .npy");
+    return hfc_dataset_load_npy(ds, o->data, o->labels, o->nchw, o->dataset, o->limit, err);
+}
+
 static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, run_inputs *in,
                               hfc_error *err)
 {
@@ -83,7 +106,7 @@ static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, ru
         }
         hfc_model_release_conv_weights(m); /* the engine has its own */
     }
-    if ((st = hfc_dataset_load(&in->ds, o->data, o->dataset, o->set, o->limit, err)))
+    if ((st = load_data(o, &in->ds, err)))
         return st;
     if (o->shard_count && (st = hfc_dataset_shard(&in->ds, o->shard_index, o->shard_count, err)))
         return st;

@@ -15,6 +15,8 @@ typedef struct {
     int n_masks;
     hfc_mask_kind mask_kind; /* --mask (default disc) */
     const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
+    const char *labels;    /* --labels: the labels .npy of a .npy --data */
+    int nchw;              /* --layout nchw: a .npy of (N, 3, 32, 32) */
     size_t limit;          /* 0: every image */
     size_t batch;
     int threads;

@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
-harnesses=${*:-model cifar args}
+harnesses=${*:-model cifar args npy}
 rc=0
 for h in $harnesses; do
     bin=build/fuzz/fuzz_$h
