@@ -579,6 +579,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--subspace, --block, --stride, --max-iter and --overshoot are for "
                         "'hfc-eval margin'");
+    if (!o->limit)
+        o->limit = o->cmd->limit;
     hfc_status st = o->cmd->validate(o, err);
     if (st || (st = resolve_masks(o, err)))
         return st;

@@ -197,8 +197,6 @@ static hfc_status validate_margin(hfc_options *o, hfc_error *err)
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "margin runs on running BatchNorm statistics and prints JSON: not with "
                         "--bn-stats batch, --rescale, --table or --shard");
-    if (!o->limit)
-        o->limit = 100;
     return HFC_OK;
 }
 
@@ -246,8 +244,6 @@ static hfc_status validate_heatmap(hfc_options *o, hfc_error *err)
     if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count ||
         o->radius_given)
         return hfc_fail(err, HFC_ERR_USAGE, "", "%s", heatmap_refusal);
-    if (!o->limit)
-        o->limit = 1000;
     return HFC_OK;
 }
 
@@ -292,8 +288,6 @@ static hfc_status validate_id(hfc_options *o, hfc_error *err)
 {
     if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
         return hfc_fail(err, HFC_ERR_USAGE, "", "%s", id_refusal);
-    if (!o->limit)
-        o->limit = 2000;
     if (o->limit < 3)
         return hfc_fail(err, HFC_ERR_USAGE, "", "--limit %zu: id needs at least 3 images",
                         o->limit);
@@ -365,21 +359,22 @@ static hfc_status render_merge(const hfc_options *o, const run_inputs *in, const
 /* ---------------------------------------------------------------- table */
 
 const hfc_command_row hfc_commands[] = {
-    {NULL, "hfc-eval [options] MODEL...", 0, NULL, 0, INPUTS_PLAIN, validate_evaluate,
+    {NULL, "hfc-eval [options] MODEL...", 0, NULL, 0, INPUTS_PLAIN, 0, validate_evaluate,
      run_evaluate, render_evaluate},
     {"compare", "hfc-eval compare [options] MODEL...   (same, with a table by default)", 0, NULL,
-     1, INPUTS_PLAIN, validate_evaluate, run_evaluate, render_evaluate},
+     1, INPUTS_PLAIN, 0, validate_evaluate, run_evaluate, render_evaluate},
     {"merge", "hfc-eval merge [-o FILE] [--pretty] REPORT...   (shards -> one report)", 0, NULL,
-     0, INPUTS_NONE, validate_merge, NULL, render_merge},
+     0, INPUTS_NONE, 0, validate_merge, NULL, render_merge},
     {"attack", "hfc-eval attack [--method fgsm|pgd] [--eps LIST] [options] MODEL...",
-     OPT_ATTACK | OPT_SEED, NULL, 0, INPUTS_GRADIENTS, validate_attack, run_attack,
+     OPT_ATTACK | OPT_SEED, NULL, 0, INPUTS_GRADIENTS, 0, validate_attack, run_attack,
      render_attack},
     {"margin", "hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...",
-     OPT_MARGIN, NULL, 0, INPUTS_GRADIENTS, validate_margin, run_margin, render_margin},
+     OPT_MARGIN, NULL, 0, INPUTS_GRADIENTS, 100, validate_margin, run_margin, render_margin},
     {"heatmap", "hfc-eval heatmap [--eps 4] [--seed 0] [--limit 1000] [--png DIR] MODEL...",
-     OPT_HEATMAP | OPT_SEED, heatmap_refusal, 0, INPUTS_PLAIN, validate_heatmap, run_heatmap, render_heatmap},
+     OPT_HEATMAP | OPT_SEED, heatmap_refusal, 0, INPUTS_PLAIN, 1000, validate_heatmap, run_heatmap,
+     render_heatmap},
     {"id", "hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...",
-     OPT_ID | OPT_SEED, id_refusal, 0, INPUTS_VALUES, validate_id, run_id, render_id},
+     OPT_ID | OPT_SEED, id_refusal, 0, INPUTS_VALUES, 2000, validate_id, run_id, render_id},
 };
 const int hfc_n_commands = sizeof hfc_commands / sizeof hfc_commands[0];
 

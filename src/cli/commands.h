@@ -48,6 +48,7 @@ struct hfc_command_row {
     const char *refusal; /* the message for a group it does not take (NULL: the group's) */
     int table;         /* prints a table unless --json */
     hfc_inputs_kind inputs;
+    size_t limit;      /* images used when --limit is not given (0: all) */
     /* once parsed: its defaults and the checks of its options */
     hfc_status (*validate)(hfc_options *o, hfc_error *err);
     /* the experiment (and its pictures) on the loaded inputs (NULL for INPUTS_NONE) */
