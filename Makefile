@@ -1,7 +1,7 @@
 # hfc-eval: plain Makefile. Dependencies come from pkg-config:
-#   fftw3f, libpng, libcjson, openblas (Debian: see README "Set up").
+#   fftw3f, libpng, libjpeg, zlib, libcjson, openblas (Debian: see README "Set up").
 CC      ?= cc
-PKGS    := fftw3f libpng libcjson openblas
+PKGS    := fftw3f libpng libjpeg zlib libcjson openblas
 CFLAGS  ?= -O3 -march=x86-64-v3 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Iinclude -Isrc \
            $(shell pkg-config --cflags $(PKGS)) -MMD -MP
@@ -13,6 +13,7 @@ PYTHON  ?= /usr/bin/python3
 LIB_SRC := $(filter-out src/cli/main.c,$(sort $(wildcard src/*/*.c)))
 LIB_OBJ := $(LIB_SRC:src/%.c=build/%.o)
 TEST_BINS := build/test_split build/test_engine build/test_png build/test_grad build/test_id build/test_flips \
+             build/test_sources \
              build/test_sha
 # The same code built with AddressSanitizer + UndefinedBehaviorSanitizer;
 # make check runs the unit tests and a small end-to-end run with these.
@@ -57,7 +58,8 @@ build/asan/test_%: build/asan/test_%.o $(SAN_OBJ)
 asan: $(SAN_BINS)
 
 # libFuzzer harnesses (clang): make fuzz; tests/fuzz/run.sh SECONDS runs them.
-FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args build/fuzz/fuzz_npy
+FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args build/fuzz/fuzz_npy \
+             build/fuzz/fuzz_idx build/fuzz/fuzz_image build/fuzz/fuzz_npz
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \

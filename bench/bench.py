@@ -17,6 +17,9 @@ thread count, in one run. Prints each ratio on its own line.
 (g) the Fourier heat map's forward passes per second, (h) id's time.
 --zoo instead: per architecture of the zoo, hfc-eval end to end against
 PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`.
+--sources instead: the split at 224 x 224 against numpy's np.fft route and
+torch.fft, and reading a JPEG folder (decode, Resize, CenterCrop) against
+PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
 Medians over --reps repetitions; (a) alternates the two sides.
 """
 
@@ -192,6 +195,78 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
               + f" (largest difference {diff}); engine {gflops:.1f} GFLOP/s effective of {peak:.1f} sgemm peak")
 
 
+class JpegFolder(torch.utils.data.Dataset):
+    """The peer of hfc-eval's image folders: ImageFolder's file order, PIL
+    open + convert("RGB"), torchvision 0.14's Resize and CenterCrop on PIL
+    (tools/reference.py writes them out: torchvision is not in Debian)."""
+
+    def __init__(self, root, resize, crop):
+        from reference import read_folder  # noqa: F401 (the same order and steps)
+        self.files = []
+        for label, c in enumerate(sorted(e.name for e in os.scandir(root) if e.is_dir())):
+            for d, _, names in sorted(os.walk(os.path.join(root, c))):
+                self.files += [(os.path.join(d, f), label) for f in sorted(names)]
+        self.resize, self.crop = resize, crop
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        from reference import torchvision_center_crop, torchvision_resize
+        path, label = self.files[i]
+        with open(path, "rb") as f:
+            img = Image.open(f).convert("RGB")
+        img = torchvision_center_crop(torchvision_resize(img, self.resize), self.crop)
+        return torch.from_numpy(np.asarray(img).transpose(2, 0, 1).copy()), label
+
+
+def sources_bench(args, parts_bin, child_env, images):
+    """The split at 224 x 224 and reading a JPEG folder, against the peers."""
+    from PIL import Image
+    tmp = tempfile.mkdtemp()
+    k = min(64, len(images))
+    big = np.stack([np.asarray(Image.fromarray(x.transpose(1, 2, 0)).resize((224, 224), Image.BILINEAR))
+                    for x in images[:k]]).transpose(0, 3, 1, 2).copy()
+    npy = os.path.join(tmp, "x224.npy")
+    np.save(npy, big)
+    np.save(npy + ".labels.npy", np.zeros(k, dtype=np.int64))
+    x64, xt = big.astype(np.float64), torch.from_numpy(big).float()
+    t_hfc, t_np, t_torch = [], [], []
+    for _ in range(args.reps):
+        out = subprocess.run([parts_bin, "--split", npy, "16", "3"], check=True, capture_output=True,
+                             text=True, env=child_env).stdout
+        t_hfc.append(json.loads(out)["split_s"])
+        t_np.append(median_time(lambda: paper_split(x64, 16), 1))
+        t_torch.append(median_time(lambda: torch_split(xt, 16), 1))
+    th, tn, tt = (statistics.median(t) for t in (t_hfc, t_np, t_torch))
+    print(f"split of {k} images at 3 x 224 x 224, r = 16: hfc {th * 1e3:.1f} ms, numpy (paper) "
+          f"{tn * 1e3:.1f} ms, torch.fft {tt * 1e3:.1f} ms")
+    print(f"split 224 speedup vs numpy reference: {tn / th:.1f}x")
+    print(f"split 224 speedup vs torch.fft: {tt / th:.1f}x")
+    root = os.path.join(tmp, "jpeg")
+    n = len(images)
+    for i, x in enumerate(images):
+        d = os.path.join(root, f"class{i % 10}")
+        os.makedirs(d, exist_ok=True)
+        Image.fromarray(x.transpose(1, 2, 0)).resize((64, 64), Image.BILINEAR).save(
+            os.path.join(d, f"{i:05d}.jpg"), quality=90)
+    loader = torch.utils.data.DataLoader(JpegFolder(root, 48, 40), batch_size=256, num_workers=2)
+    t_hfc, t_pil = [], []
+    for _ in range(args.reps):
+        out = subprocess.run([parts_bin, "--folder", root, "48", "40", str(args.threads)], check=True,
+                             capture_output=True, text=True, env=child_env).stdout
+        t_hfc.append(json.loads(out)["load_s"])
+        t = time.perf_counter()
+        got = sum(len(b[1]) for b in loader)
+        t_pil.append(time.perf_counter() - t)
+        assert got == n
+    th, tp = statistics.median(t_hfc), statistics.median(t_pil)
+    print(f"JPEG folder of {n} images (64 x 64, --resize 48 --crop 40): hfc {th:.2f} s "
+          f"({args.threads} threads), PIL + DataLoader(num_workers=2) {tp:.2f} s")
+    print(f"JPEG folder speedup vs PIL + 2 workers: {tp / th:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "data/models/preact20-bn.bin"))
@@ -207,6 +282,8 @@ def main():
                     help="per architecture of the zoo (ZOO_BENCH): hfc-eval vs PyTorch CPU and ONNX "
                          "Runtime, one line each (default 1,000 images, 1 rep)")
     ap.add_argument("--zoo-models", default="", help="comma-separated subset of the zoo's names")
+    ap.add_argument("--sources", action="store_true",
+                    help="the split at 224 x 224 and reading a JPEG folder against their peers")
     args = ap.parse_args()
     if args.zoo and "--images" not in sys.argv:
         args.images = 1000
@@ -237,9 +314,17 @@ def main():
         images, labels = rec[:, 1:].reshape(-1, 3, 32, 32), rec[:, 0].astype(np.int64)
         source = "generated images"
     n = len(labels)
-    print(f"machine: {os.cpu_count()} CPUs, {args.threads} threads; torch {torch.__version__}; "
-          f"{n} images ({source}); model {os.path.basename(args.model)}; {args.reps} reps, medians")
+    cpu, flags = "?", ""
+    for line in open("/proc/cpuinfo"):
+        cpu = line.split(":", 1)[1].strip() if line.startswith("model name") and cpu == "?" else cpu
+        flags = line.split(":", 1)[1] if line.startswith("flags") and not flags else flags
+    isa = "avx512 (AVX-512F kernels)" if " avx512f" in flags else "generic (no AVX-512F: im2col + SGEMM)"
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, {args.threads} threads; ISA path {isa}; "
+          f"torch {torch.__version__}; {n} images ({source}); model {os.path.basename(args.model)}; "
+          f"{args.reps} reps, medians")
 
+    if args.sources:
+        return sources_bench(args, parts_bin, child_env, images)
     if args.zoo:
         peak = json.loads(subprocess.run([parts_bin, "--sgemm", str(args.threads)], check=True,
                                          capture_output=True, text=True, env=child_env).stdout)

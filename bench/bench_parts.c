@@ -4,7 +4,11 @@
  * DATA is a CIFAR-10 file or directory, or "-" for N generated images.
  * Measures: the split's forward transform, its inverse for one radius (4),
  * the whole split of a sweep over radii 2, 4, ..., 16, the engine's forward pass (and its GFLOP/s), and the SGEMM peak of the same BLAS with
- * the same thread count on 1024x1024x1024 matrices (--sgemm: that alone). */
+ * the same thread count on 1024x1024x1024 matrices (--sgemm: that alone).
+ *
+ *   bench_parts --split IMAGES.npy R REPS   the split of an .npy's images at
+ *       radius R, forward and inverse, the best of REPS (any size)
+ *   bench_parts --folder ROOT RESIZE CROP THREADS   loading an image folder */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,60 @@ static double sgemm_gflops(int threads)
     return best;
 }
 
+/* The split of every image of a .npy (random labels file beside it not
+ * needed: zeros are made here), best of reps. */
+static int split_only(const char *path, double r, int reps)
+{
+    hfc_error err;
+    hfc_dataset ds;
+    char labels[1100];
+    snprintf(labels, sizeof labels, "%s.labels.npy", path);
+    if (hfc_dataset_load_npy(&ds, path, labels, 1, HFC_CIFAR10, 0, &err)) {
+        fprintf(stderr, "bench_parts: %s: %s\n", err.path, err.reason);
+        return 1;
+    }
+    const size_t P = hfc_dataset_image_size(&ds);
+    float *x = malloc(ds.n * P * sizeof *x);
+    for (size_t i = 0; i < ds.n; i++)
+        hfc_dataset_image(&ds, i, x + i * P);
+    hfc_mask mask = {HFC_MASK_DISC, r, 0};
+    hfc_splitter *s;
+    if (hfc_splitter_new(&s, ds.n, ds.channels, ds.height, ds.width, &mask, 1, &err))
+        return 1;
+    double best = 1e30;
+    for (int k = 0; k < reps; k++) {
+        double t = now();
+        hfc_split_forward(s, x, ds.n);
+        hfc_split_apply(s, &mask, &err);
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    printf("{\"images\":%zu,\"height\":%d,\"width\":%d,\"split_s\":%.5f}\n", ds.n, ds.height,
+           ds.width, best);
+    hfc_splitter_free(s);
+    free(x);
+    hfc_dataset_free(&ds);
+    return 0;
+}
+
+/* Loading an image folder (decode, Resize, CenterCrop) on `threads` threads. */
+static int folder_only(const char *root, int resize, int crop, int threads)
+{
+    hfc_error err;
+    hfc_dataset ds;
+    hfc_folder_options fo = {3, resize, crop, threads, 0};
+    double t = now();
+    if (hfc_dataset_load_folder(&ds, root, &fo, 0, &err)) {
+        fprintf(stderr, "bench_parts: %s: %s\n", err.path, err.reason);
+        return 1;
+    }
+    t = now() - t;
+    printf("{\"images\":%zu,\"height\":%d,\"width\":%d,\"load_s\":%.4f}\n", ds.n, ds.height,
+           ds.width, t);
+    hfc_dataset_free(&ds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--sgemm")) {  /* the SGEMM peak alone */
@@ -53,6 +111,10 @@ int main(int argc, char **argv)
                openblas_get_corename());
         return 0;
     }
+    if (argc == 5 && !strcmp(argv[1], "--split"))
+        return split_only(argv[2], atof(argv[3]), atoi(argv[4]));
+    if (argc == 6 && !strcmp(argv[1], "--folder"))
+        return folder_only(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc != 5) {
         fprintf(stderr, "usage: bench_parts MODEL DATA|- N THREADS\n"
                         "       bench_parts --sgemm THREADS\n");
@@ -86,8 +148,8 @@ int main(int argc, char **argv)
     for (int r = 0; r < 8; r++)
         sweep_masks[r] = (hfc_mask){HFC_MASK_DISC, 2.0 * (r + 1), 0};
     if (hfc_engine_new(&e, &m, &(hfc_engine_options){.threads = threads}, &err) ||
-        hfc_splitter_new(&s, BATCH, &four, 1, &err) ||
-        hfc_splitter_new(&sweep, BATCH, sweep_masks, 8, &err)) {
+        hfc_splitter_new(&s, BATCH, 3, 32, 32, &four, 1, &err) ||
+        hfc_splitter_new(&sweep, BATCH, 3, 32, 32, sweep_masks, 8, &err)) {
         fprintf(stderr, "bench_parts: %s\n", err.reason);
         return 1;
     }

@@ -372,14 +372,27 @@ bad = labels.copy()
 bad[7] = 12
 np.save(f"{out}/labels-bad.npy", bad)
 np.save(f"{out}/object.npy", np.array([1, "a"], dtype=object))
-np.save(f"{out}/float.npy", images.transpose(0, 2, 3, 1).astype(np.float32))
+np.save(f"{out}/float.npy", images.transpose(0, 2, 3, 1).astype(np.float64))
+np.save(f"{out}/float32.npy", images.transpose(0, 2, 3, 1).astype(np.float32))
+hot = images.transpose(0, 2, 3, 1).astype(np.float32)
+hot[2, 5, 6, 1] = 300
+np.save(f"{out}/float-range.npy", hot)
+np.savez(f"{out}/stored.npz", images=images.transpose(0, 2, 3, 1), labels=labels)
+np.savez_compressed(f"{out}/deflated.npz", images=images, labels=labels.astype(np.uint8))
+np.savez(f"{out}/nolabels.npz", images=images.transpose(0, 2, 3, 1))
+z = bytearray(open(f"{out}/stored.npz", "rb").read())
+open(f"{out}/truncated.npz", "wb").write(z[:-60])
+z[len(z) // 2] ^= 1
+open(f"{out}/crc.npz", "wb").write(z)
 good = open(f"{out}/nhwc.npy", "rb").read()
 open(f"{out}/truncated.npy", "wb").write(good[:-100])
 open(f"{out}/lying.npy", "wb").write(good.replace(b"(40, 32, 32, 3)", b"(41, 32, 32, 3)"))
 PYEOF
 "$HFC" --data "$TINY" --radius 4,8 "$MODEL" | sed 's/"data":"[^"]*"//; s/"seconds":[0-9.]*//' >"$T/npy/cifar.txt"
 for args in "$T/npy/nhwc.npy --labels $T/npy/labels.npy" \
-    "$T/npy/nchw.npy --layout nchw --labels $T/npy/labels-u1.npy"; do
+    "$T/npy/nchw.npy --layout nchw --labels $T/npy/labels-u1.npy" \
+    "$T/npy/float32.npy --labels $T/npy/labels.npy" "$T/npy/stored.npz" \
+    "$T/npy/deflated.npz --layout nchw"; do
     # shellcheck disable=SC2086
     "$HFC" --radius 4,8 --data $args "$MODEL" | sed 's/"data":"[^"]*"//; s/"seconds":[0-9.]*//' |
         cmp -s - "$T/npy/cifar.txt"
@@ -389,6 +402,174 @@ done
     grep -q '"images":20,'
 expect $? ".npy with --shard"
 errors npy
+
+echo "== any data at any size (src/data: idx, .npz, folders, CIFAR-10-C; the split at any H x W)"
+AS=$T/anysize
+AS_SRC=${HFC_DATA:-../shared/cifar-10-batches-bin}/test_batch.bin
+[ -f "$AS_SRC" ] || AS_SRC=$TINY
+"$PY" tests/any_size.py data "$AS_SRC" "$AS"
+expect $? "tests/any_size.py wrote PNG and JPEG folders, .npy at 64, 96 and 31 x 33, idx files"
+for s in "3 64 64 up64" "3 96 96 up96" "1 28 28 grey" "3 31 33 odd" "3 32 32 cifar"; do
+    set -- $s
+    "$PY" tests/any_size.py model "$AS/m$2x$3c$1.bin" "$1" "$2" "$3" "$AS/$4.npy" ||
+        bad "tests/any_size.py model $s"
+done
+counted "$PY" tests/sources.py split build/test_sources "$AS"
+for f in png jpeg mixed; do
+    counted "$PY" tests/sources.py folder build/test_sources "$([ $f = mixed ] && echo mixed || echo "$AS/$f")"
+done
+# same_counts MODEL ARGS...: hfc-eval's correct counts equal tools/reference.py's at r = 0, 4, 8 and the band 2:6
+same_counts() {
+    local m=$1
+    shift
+    "$HFC" --radius 0,4,8,2:6 "$@" "$m" >"$T/as-hfc.jsonl" 2>"$T/as-err" &&
+        "$PY" tools/reference.py --radius 0,4,8,2:6 "$@" "$m" >"$T/as-ref.jsonl" 2>>"$T/as-err" &&
+        "$PY" - "$T/as-hfc.jsonl" "$T/as-ref.jsonl" <<'PYEOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+key = lambda r: str(r["radius"]).replace(".0", "")
+ca = {key(r): r["correct"] for r in a}
+cb = {key(r): r["correct"] for r in b}
+assert ca == cb and len(ca) == 4, (ca, cb)
+print(" ".join(f"r={k} {v['original']}/{v['low']}/{v['high']}" for k, v in ca.items()), f"of {a[0]['images']}")
+PYEOF
+}
+for c in "m32x32c3 --data $AS/png --dataset folder" "m32x32c3 --data $AS/jpeg --dataset folder" \
+    "m64x64c3 --data $AS/png --dataset folder --resize 64" \
+    "m28x28c1 --data $AS/jpeg --dataset folder --resize 30 --crop 28" \
+    "m64x64c3 --data $AS/up64.npy --labels $AS/labels.npy" \
+    "m96x96c3 --data $AS/up96.npy --labels $AS/labels.npy --layout nchw" \
+    "m31x33c3 --data $AS/odd.npy --labels $AS/labels.npy" \
+    "m28x28c1 --data $AS/mnist --dataset mnist" "m28x28c1 --data $AS/raw-images-idx3-ubyte --dataset mnist"; do
+    set -- $c
+    m=$AS/$1.bin
+    shift
+    out=$(same_counts "$m" "$@")
+    expect $? "$(basename "$m") $* : counts equal tools/reference.py's: $out $(head -c 300 "$T/as-err")"
+done
+"$HFC" --data "$AS/up64.npy" --labels "$AS/labels.npy" --radius 4 "$AS/m64x64c3.bin" |
+    grep -q '"image_size":\[3,64,64\]'
+expect $? "reports name an image size other than 3 x 32 x 32"
+
+"$PY" tools/corrupt.py --data "$AS_SRC" --limit 30 --corruption gaussian_noise,contrast,brightness "$AS/c10c" 2>/dev/null
+"$HFC" --data "$AS/c10c" --radius 4 "$MODEL" >"$T/c10c.jsonl" &&
+    "$PY" - "$T/c10c.jsonl" <<'PYEOF'
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+got = [(x["corruption"], x["severity"]) for x in r]
+want = [(c, s) for c in ("brightness", "contrast", "gaussian_noise") for s in range(1, 6)]
+assert got == want and all(x["images"] == 30 and x["dataset"] == "cifar10-c" for x in r), got
+PYEOF
+expect $? "CIFAR-10-C: every corruption tools/corrupt.py wrote at every severity, one JSON line each"
+"$HFC" --data "$AS/c10c" --corruption contrast --severity 3 --radius 0,4,8,2:6 "$MODEL" | "$PY" -c '
+import json, sys; print(json.dumps({str(r["radius"]): r["correct"] for r in map(json.loads, sys.stdin)}, sort_keys=True))' >"$T/c10c-one" &&
+    "$PY" tools/reference.py --dataset cifar10-c --data "$AS/c10c" --corruption contrast --severity 3 \
+        --radius 0,4,8,2:6 "$MODEL" | "$PY" -c '
+import json, sys; print(json.dumps({str(r["radius"]).replace(".0", ""): r["correct"] for r in map(json.loads, sys.stdin)}, sort_keys=True))' |
+    cmp -s - "$T/c10c-one"
+expect $? "CIFAR-10-C contrast at severity 3: counts equal tools/reference.py's"
+"$HFC" compare --data "$AS/c10c" --corruption gaussian_noise --severity 1,5 --radius 4 "$MODEL" "$MODEL" >"$T/c10c.txt" &&
+    [ "$(wc -l <"$T/c10c.txt")" = 5 ] && head -1 "$T/c10c.txt" | grep -q '^corruption *severity model' &&
+    grep -c '^gaussian_noise  *5 ' "$T/c10c.txt" | grep -qx 2
+expect $? "compare --table on a sweep: one header, a row per corruption, severity, model and radius"
+
+# converters at other sizes: --input-size, and ONNX exported with a dynamic batch axis
+"$PY" - "$AS" <<'PYEOF' &&
+import sys, torch, torch.nn as nn
+torch.manual_seed(1)
+m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
+                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+torch.onnx.export(m, torch.zeros(1, 3, 32, 32), sys.argv[1] + "/dyn.onnx", input_names=["x"],
+                  dynamic_axes={"x": {0: "n"}}, opset_version=13)
+PYEOF
+    "$PY" tools/onnx_to_hfc.py "$AS/dyn.onnx" "$AS/dyn64.bin" --mean 0.45,0.45,0.45 --std 0.25,0.25,0.25 \
+        --input-size 3,64,64 && out=$(same_counts "$AS/dyn64.bin" --data "$AS/up64.npy" --labels "$AS/labels.npy")
+expect $? "ONNX with a dynamic batch axis, converted with --input-size 3,64,64: counts equal tools/reference.py's: $out"
+"$PY" tools/export_pytorch.py --family resnet20 --input-size 3,48,40 "$AS/r20.bin" &&
+    "$PY" -c 'import json,sys; sys.path.insert(0,"tools"); import export_pytorch as e; h=e.read(sys.argv[1])[0]; assert h["input"]["height"] == 48 and h["input"]["width"] == 40, h["input"]' "$AS/r20.bin"
+expect $? "tools/export_pytorch.py --input-size 3,48,40 records the input it takes"
+
+# every experiment at other sizes
+"$HFC" heatmap --data "$AS/up64.npy" --labels "$AS/labels.npy" --limit 12 --extent 5 "$AS/m64x64c3.bin" |
+    "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["error"]) == 5 and len(d["error"][0]) == 5 and d["first_frequency"] == [-2, -2], d'
+expect $? "heatmap --extent 5 at 64 x 64: the 5 x 5 cells centred on DC"
+"$HFC" heatmap --data "$AS/odd.npy" --labels "$AS/labels.npy" --limit 4 --eps 8 --extent 40 "$AS/m31x33c3.bin" |
+    "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["error"]) == 31 and len(d["error"][0]) == 33 and "extent" not in d'
+expect $? "heatmap --extent 40 at 31 x 33: every cell"
+"$HFC" heatmap --data "$AS/odd.npy" --labels "$AS/labels.npy" --limit 2 "$AS/m31x33c3.bin" |
+    "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["error"]) == 31 and len(d["error"][0]) == 31 and d["first_frequency"] == [-15, -15]'
+expect $? "heatmap at 31 x 33 (wider than 32): the 31 x 31 cells centred on DC by default"
+"$HFC" margin --data "$AS/mnist" --limit 3 --block 7 --stride 7 --max-iter 20 "$AS/m28x28c1.bin" |
+    "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert [s["offset"] for s in d["subspaces"]] == [0, 7, 14, 21]'
+expect $? "margin at 28 x 28: DCT blocks over the whole image"
+"$HFC" attack --data "$AS/odd.npy" --labels "$AS/labels.npy" --limit 12 --method pgd --steps 2 --eps 0.03 \
+    --radius 4 "$AS/m31x33c3.bin" | grep -c '"attack":"pgd"' | grep -qx 1
+expect $? "attack at 31 x 33"
+"$HFC" id --data "$AS/grey.npy" --labels "$AS/labels.npy" --limit 30 "$AS/m28x28c1.bin" | grep -q '"dim":784,'
+expect $? "id on 1 x 28 x 28 images"
+"$HFC" --data "$AS/odd.npy" --labels "$AS/labels.npy" --limit 10 --radius 4,8 --png "$T/as-png" "$AS/m31x33c3.bin" >/dev/null &&
+    "$HFC" --data "$AS/mnist" --limit 10 --radius 4 --png "$T/as-png1" "$AS/m28x28c1.bin" >/dev/null &&
+    [ -s "$T/as-png/m31x33c3-r8-grid.png" ] && [ -s "$T/as-png/spectrum-r4.png" ] && [ -s "$T/as-png1/m28x28c1-r4-grid.png" ]
+expect $? "--png at 31 x 33 and on grey 28 x 28 images"
+for args in "--shard 1/2" "--bn-stats batch --bn-batch 10" "--rescale max"; do
+    # shellcheck disable=SC2086
+    "$HFC" --data "$AS/up64.npy" --labels "$AS/labels.npy" --limit 40 --radius 4 $args "$AS/m64x64c3.bin" >/dev/null
+    expect $? "64 x 64 with $args"
+done
+"$HFC" --data "$AS/up64.npy" --labels "$AS/labels.npy" --radius 4,8 -j1 -b 7 "$AS/m64x64c3.bin" |
+    sed 's/"seconds":[0-9.]*//' >"$T/as-j1" && [ -s "$T/as-j1" ] &&
+    "$HFC" --data "$AS/up64.npy" --labels "$AS/labels.npy" --radius 4,8 -j2 -b 64 "$AS/m64x64c3.bin" |
+    sed 's/"seconds":[0-9.]*//' | cmp -s - "$T/as-j1"
+expect $? "64 x 64: the same report for any --threads and --batch-size"
+
+# hostile inputs of the new sources
+"$PY" - "$AS" <<'PYEOF'
+import gzip, os, shutil, sys
+import numpy as np
+d = sys.argv[1]
+png = sorted(os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d, "png")) for f in fs)
+jpg = sorted(os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d, "jpeg")) for f in fs)
+def tree(name, src):
+    dst = os.path.join(d, name)
+    shutil.copytree(os.path.join(d, src), dst)
+    return dst
+b = tree("badpng", "png")
+first = sorted(os.listdir(os.path.join(b, "cat")))[0]
+raw = bytearray(open(os.path.join(b, "cat", first), "rb").read())
+raw[60:80] = b"\0" * 20
+open(os.path.join(b, "cat", first), "wb").write(raw)
+b = tree("badjpeg", "jpeg")
+first = sorted(os.listdir(os.path.join(b, "dog")))[0]
+raw = open(os.path.join(b, "dog", first), "rb").read()
+open(os.path.join(b, "dog", first), "wb").write(raw[: len(raw) // 2])
+b = tree("emptyclass", "png")
+os.makedirs(os.path.join(b, "zebra"))
+open(os.path.join(b, "zebra", "notes.txt"), "w").write("no images\n")
+os.makedirs(os.path.join(d, "noclasses"))
+open(os.path.join(d, "noclasses", "a.png"), "wb").write(open(png[0], "rb").read())
+b = tree("mixedsizes", "png")
+from PIL import Image
+Image.new("RGB", (40, 32)).save(os.path.join(b, "ship", "zz-wide.png"))
+b = tree("bmp", "png")
+Image.new("RGB", (32, 32)).save(os.path.join(b, "ship", "zz.bmp"))
+raw = open(os.path.join(d, "raw-images-idx3-ubyte"), "rb").read()
+open(os.path.join(d, "short-images-idx3-ubyte"), "wb").write(raw[:-10])
+open(os.path.join(d, "short-labels-idx1-ubyte"), "wb").write(open(os.path.join(d, "raw-labels-idx1-ubyte"), "rb").read())
+open(os.path.join(d, "type-images-idx3-ubyte"), "wb").write(raw[:2] + b"\x0d" + raw[3:])
+open(os.path.join(d, "type-labels-idx1-ubyte"), "wb").write(open(os.path.join(d, "raw-labels-idx1-ubyte"), "rb").read())
+lab = open(os.path.join(d, "raw-labels-idx1-ubyte"), "rb").read()
+open(os.path.join(d, "few-images-idx3-ubyte"), "wb").write(raw)
+open(os.path.join(d, "few-labels-idx1-ubyte"), "wb").write(lab[:4] + (int.from_bytes(lab[4:8], "big") - 1).to_bytes(4, "big") + lab[8:-1])
+gz = open(os.path.join(d, "mnist", "t10k-images-idx3-ubyte.gz"), "rb").read()
+os.makedirs(os.path.join(d, "badgz"))
+open(os.path.join(d, "badgz", "t10k-images-idx3-ubyte.gz"), "wb").write(gz[: len(gz) // 2])
+shutil.copy(os.path.join(d, "mnist", "t10k-labels-idx1-ubyte.gz"), os.path.join(d, "badgz"))
+PYEOF
+errors sources
+"$HFC" --data "$AS/badpng" --skip-bad-images --radius 4 "$AS/m32x32c3.bin" >"$T/skip.json" 2>"$T/skip.err" &&
+    grep -q '"skipped_images":1' "$T/skip.json" && grep -q 'warning: 1 image could not be read' "$T/skip.err" &&
+    [ "$(grep -o '"images":[0-9]*' "$T/skip.json" | head -1)" = "\"images\":$(($(find "$AS/png" -type f | wc -l) - 1))" ]
+expect $? "--skip-bad-images leaves the damaged PNG out, says so on stderr and in the report"
 
 echo "== training set, CIFAR-100, checkpoint series"
 mkdir -p "$T/c10"
@@ -408,7 +589,7 @@ printf '\x0b' | dd of="$T/c10/data_batch_3.bin" bs=1 seek=3073 conv=notrunc stat
 expect_error 3 "data_batch_3.bin: label 11 at byte offset 3073" -- --data "$T/c10" --set train "$MODEL"
 expect_error 1 "--set train needs --data to be a directory" -- --data "$TINY" --set train "$MODEL"
 expect_error 1 "--set: 'validation' is not test or train" -- --set validation "$MODEL"
-expect_error 1 "--dataset: 'mnist' is not cifar10 or cifar100" -- --dataset mnist "$MODEL"
+expect_error 1 "--dataset: 'imagenet' is not cifar10, cifar100, mnist, folder or cifar10-c" -- --dataset imagenet "$MODEL"
 C100=$REF/tiny100
 "$HFC" --dataset cifar100 --data "$C100" --radius 4,8 "$REF/vgg100.bin" >"$T/c100.jsonl" &&
     "$PY" tools/reference.py --dataset cifar100 --data "$C100" --radius 4,8 "$REF/vgg100.bin" >"$T/c100-ref.jsonl" &&
@@ -551,7 +732,7 @@ head = open(sys.argv[1], "rb").read(24)
 assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (730, 420), head
 PYEOF
 expect $? "margin --png DIR draws DIR/margin.png (730x420)"
-expect_error 1 "--block: 7 does not divide 32" -- margin --block 7 "$MODEL"
+expect_error 1 "--block must be in 1..32 (the images' shorter side)" -- margin --data "$TINY" --block 33 "$MODEL"
 expect_error 1 "--subspace: 'fourier' is not dct" -- margin --subspace fourier "$MODEL"
 expect_error 1 "not with --bn-stats batch" -- margin --bn-stats batch "$MODEL"
 expect_error 1 "are for 'hfc-eval margin'" -- --block 8 "$MODEL"
@@ -694,8 +875,8 @@ fi
 
 echo "== fuzzing smoke run (libFuzzer)"
 if make -s fuzz >/dev/null 2>&1; then
-    for h in model cifar args npy; do
-        line=$(tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-20}" $h)
+    for h in model cifar args npy idx image npz; do
+        line=$(tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-8}" $h)
         expect $? "$line"
     done
 else

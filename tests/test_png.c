@@ -101,7 +101,7 @@ int main(int argc, char **argv)
             x[i * P + t] = ds.pixels[pick[i] * P + t];
     hfc_splitter *s;
     const hfc_mask four = {HFC_MASK_DISC, 4, 0};
-    if (hfc_splitter_new(&s, (size_t)k, &four, 1, &err))
+    if (hfc_splitter_new(&s, (size_t)k, 3, 32, 32, &four, 1, &err))
         return 1;
     hfc_split_forward(s, x, (size_t)k);
     if (hfc_split_apply(s, &four, &err))
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/%s-r4-grid.png", dir, stem);
     picture g = read_png(path);
     if (g.rgb) {
-        check(g.w == grid_width() && g.h == grid_height(k), "grid: %dx%d for %d images", g.w, g.h, k);
+        check(g.w == grid_width(GRID_TILE) && g.h == grid_height(GRID_TILE, k), "grid: %dx%d for %d images", g.w, g.h, k);
         int tiles_ok = 1, borders_ok = 1;
         for (int r = 0; r < k; r++) {
             const float *ver[3] = {x + r * P, hfc_split_low(s) + r * P, hfc_split_high(s) + r * P};
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
                 hs = fabsf(ver[2][t]) > hs ? fabsf(ver[2][t]) : hs;
             for (int col = 0; col < 3; col++) {
                 int x0, y0;
-                grid_tile_origin(r, col, &x0, &y0);
+                grid_tile_origin(GRID_TILE, r, col, &x0, &y0);
                 for (int probe = 0; probe < 5; probe++) {
                     int i = (probe * 7 + r) % 32, j = (probe * 13 + 3 * col) % 32;
                     uint8_t want[3];
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
                         float v = ver[col][ch * 1024 + i * 32 + j];
                         want[ch] = col == 0 ? (uint8_t)v : col == 1 ? clip_byte(v) : grid_high_pixel(v, hs);
                     }
-                    hfc_rgb got = at(&g, x0 + j * GRID_ZOOM + 1, y0 + i * GRID_ZOOM + 2);
+                    hfc_rgb got = at(&g, x0 + j * grid_zoom(32, 32) + 1, y0 + i * grid_zoom(32, 32) + 2);
                     tiles_ok &= got.r == want[0] && got.g == want[1] && got.b == want[2];
                 }
                 hfc_engine_forward(e, ver[col], 1, logits);
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/spectrum-r4.png", dir);
     picture sp = read_png(path);
     if (sp.rgb) {
-        int x0, y0, Z = SPECTRUM_ZOOM;
+        int x0, y0, Z = spectrum_zoom(32, 32);
         spectrum_origin(&x0, &y0);
         check(sp.w >= x0 + 32 * Z && sp.h >= y0 + 32 * Z, "spectrum: %dx%d holds 32x32 cells of %d", sp.w, sp.h, Z);
         check(same(at(&sp, x0 + 16 * Z + Z / 2, y0 + 16 * Z + Z / 2), spectrum_colour(1.0)),

@@ -42,7 +42,7 @@ static void test_masks(const char *path)
     hfc_error err;
     for (int fft = 0; fft < 2; fft++) {
         hfc_splitter *s;
-        if (hfc_splitter_new(&s, n, masks, (int)nm, &err) || (fft && hfc_splitter_use_fft(s, &err))) {
+        if (hfc_splitter_new(&s, n, 3, 32, 32, masks, (int)nm, &err) || (fft && hfc_splitter_use_fft(s, &err))) {
             printf("FAIL: splitter: %s\n", err.reason);
             return;
         }
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 
     hfc_splitter *sweep, *alone;
     hfc_error err;
-    if (hfc_splitter_new(&sweep, n + 1, masks, (int)nr, &err)) {  /* capacity > n: unused room */
+    if (hfc_splitter_new(&sweep, n + 1, 3, 32, 32, masks, (int)nr, &err)) {  /* capacity > n: unused room */
         printf("FAIL: splitter: %s\n", err.reason);
         return 1;
     }
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         check(worst[0] < 1e-3 && worst[1] < 1e-3,
               "sweep r=%g vs numpy: max |low err| %.2e, max |high err| %.2e", radii[k], worst[0],
               worst[1]);
-        if (hfc_splitter_new(&alone, n, &masks[k], 1, &err)) {
+        if (hfc_splitter_new(&alone, n, 3, 32, 32, &masks[k], 1, &err)) {
             printf("FAIL: splitter: %s\n", err.reason);
             return 1;
         }
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     }
     hfc_splitter *small;
     hfc_mask four = {HFC_MASK_DISC, 4, 0}, eight = {HFC_MASK_DISC, 8, 0};
-    if (!hfc_splitter_new(&small, n, &four, 1, &err)) {
+    if (!hfc_splitter_new(&small, n, 3, 32, 32, &four, 1, &err)) {
         check(hfc_split_apply(small, &eight, &err) == HFC_ERR_USAGE,
               "a mask past the splitter's largest frequency is refused: %s", err.reason);
         hfc_splitter_free(small);
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 
     /* |fftshift(fft2(x))| of image 0 against a direct DFT in double. */
     float mag[32 * 32];
-    check(hfc_spectrum_magnitude(images, mag, &err) == HFC_OK, "spectrum of image 0");
+    check(hfc_spectrum_magnitude(images, 3, 32, 32, mag, &err) == HFC_OK, "spectrum of image 0");
     double worst = 0, top = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 32; j++) {

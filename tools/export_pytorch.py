@@ -645,7 +645,14 @@ def main():
     ap.add_argument("--metadata", help="JSON file to embed as metadata")
     ap.add_argument("--dtype", choices=("f32", "f16"), default="f32")
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights")
+    ap.add_argument("--input-size", default="3,32,32", metavar="C,H,W",
+                    help="the input the model takes (default 3,32,32)")
     args = ap.parse_args()
+    try:
+        input_shape = tuple(int(v) for v in args.input_size.split(","))
+        assert len(input_shape) == 3 and min(input_shape) > 0
+    except (ValueError, AssertionError):
+        sys.exit(f"export_pytorch.py: --input-size {args.input_size!r} is not C,H,W")
     torch.manual_seed(args.seed)
     kwargs = {"depth": args.depth} if args.depth else {}
     model = hfc_models.build(args.family, bn=args.bn, **kwargs)
@@ -659,7 +666,8 @@ def main():
     meta.setdefault("bn", args.bn)
     try:
         export(model, args.output, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
-               classes=hfc_models.CIFAR10_CLASSES, metadata=meta, dtype=args.dtype)
+               classes=hfc_models.CIFAR10_CLASSES, metadata=meta, dtype=args.dtype,
+               input_shape=input_shape)
     except ExportError as e:
         sys.exit(f"export_pytorch.py: {e}")
 

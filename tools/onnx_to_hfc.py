@@ -467,16 +467,42 @@ def _fold_constants(model):
     return model
 
 
+def _fix_input(model, input_size):
+    """The graph input's batch dimension becomes 1 (an export's symbolic batch
+    axis, dynamic_axes={"x": {0: "n"}}, included), and with input_size its C,
+    H, W those given; shapes are then inferred afresh from it."""
+    consts = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        return model
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        return model
+    want = [1] + list(input_size) if input_size else [1] + [None] * 3
+    for d, v in zip(dims, want):
+        if v is not None or not d.HasField("dim_value"):
+            if v is None:
+                continue  # a symbolic C, H or W: --input-size must give it
+            d.ClearField("dim_param")
+            d.dim_value = v
+    if input_size:
+        del model.graph.value_info[:]
+        for o in model.graph.output:  # their shapes follow from the new input
+            o.type.tensor_type.ClearField("shape")
+    return model
+
+
 def convert(onnx_path, out_path, *, mean, std, scale=1 / 255, classes=None, metadata=None,
-            dtype="f32"):
-    """Convert onnx_path to an hfc-eval model file; returns its header."""
+            dtype="f32", input_size=None):
+    """Convert onnx_path to an hfc-eval model file; returns its header.
+    input_size: (C, H, W) for the graph's input (default: the file's)."""
     try:
         model = onnx.load(onnx_path)
     except OSError:
         raise
     except Exception as e:  # protobuf's DecodeError and the like
         raise ConvertError(f"not an ONNX model ({type(e).__name__})")
-    model = _fold_constants(model)
+    model = _fold_constants(_fix_input(model, input_size))
     conv = _Converter(model)
     inputs = [i for i in model.graph.input if i.name not in conv.consts]
     if len(inputs) != 1:
@@ -505,6 +531,13 @@ def _floats(text):
     return [float(v) for v in text.split(",")]
 
 
+def _ints(text):
+    v = [int(x) for x in text.split(",")]
+    if len(v) != 3 or min(v) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W")
+    return v
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("onnx")
@@ -515,11 +548,13 @@ def main():
     ap.add_argument("--classes", help="comma-separated class names (default: CIFAR-10's for 10 "
                                       "outputs, else 0, 1, ...)")
     ap.add_argument("--dtype", choices=("f32", "f16"), default="f32")
+    ap.add_argument("--input-size", type=_ints, metavar="C,H,W",
+                    help="the input's channels, height and width (default: the file's)")
     args = ap.parse_args()
     classes = args.classes.split(",") if args.classes else None
     try:
         convert(args.onnx, args.output, mean=args.mean, std=args.std, scale=args.scale,
-                classes=classes, dtype=args.dtype)
+                classes=classes, dtype=args.dtype, input_size=args.input_size)
     except (ConvertError, ValueError) as e:
         sys.exit(f"onnx_to_hfc.py: {args.onnx}: {e}")
     except OSError as e:

@@ -30,13 +30,16 @@ import export_pytorch  # noqa: E402
 MASK_KINDS = ("disc", "square", "gaussian", "band")  # hfc_mask_kind's order
 
 
-def mask_weights(kind="disc", r=4.0, outer=0.0, side=32):
+def mask_weights(kind="disc", r=4.0, outer=0.0, side=32, width=None):
     """hfc-eval's masks (README, "Masks"), written from their definitions:
-    cell (i, j) of the fftshift-ed spectrum is frequency (i - 16, j - 16),
+    cell (i, j) of the fftshift-ed H x W spectrum is frequency
+    (i - H // 2, j - W // 2) ((i - 16, j - 16) at 32 x 32),
     d = sqrt(fy^2 + fx^2); disc [d < r], square [max(|fy|, |fx|) < r],
     gaussian exp(-d^2 / (2 r^2)), band [r <= d < outer]."""
-    f = np.arange(side, dtype=np.float64) - side // 2
-    fy, fx = np.meshgrid(f, f, indexing="ij")
+    width = side if width is None else width
+    fy = np.arange(side, dtype=np.float64) - side // 2
+    fx = np.arange(width, dtype=np.float64) - width // 2
+    fy, fx = np.meshgrid(fy, fx, indexing="ij")
     d = np.sqrt(fy ** 2 + fx ** 2)
     if kind == "disc":
         return (d < r).astype(np.float64)
@@ -49,9 +52,9 @@ def mask_weights(kind="disc", r=4.0, outer=0.0, side=32):
     raise ValueError(f"unknown mask {kind!r}")
 
 
-def paper_mask(radius, side=32):
+def paper_mask(radius, side=32, width=None):
     """M(i, j) = 1 where sqrt((i - 16)^2 + (j - 16)^2) < r, as in the paper's code."""
-    return mask_weights("disc", radius, side=side)
+    return mask_weights("disc", radius, side=side, width=width)
 
 
 def parse_masks(radius, kind="disc"):
@@ -75,11 +78,12 @@ def mask_json(mask):
 
 
 def paper_split(images, mask):
-    """images: (n, 3, 32, 32) float64 raw pixels -> (low, high), the paper's
+    """images: (n, C, H, W) float64 raw pixels -> (low, high), the paper's
     definition; mask: a disc radius or a (kind, r, outer) triple."""
     f = np.fft.fftshift(np.fft.fft2(images, axes=(-2, -1)), axes=(-2, -1))
-    m = mask_weights(*mask, side=images.shape[-1]) if isinstance(mask, tuple) \
-        else paper_mask(mask, images.shape[-1])
+    h, w = images.shape[-2:]
+    m = mask_weights(*mask, side=h, width=w) if isinstance(mask, tuple) \
+        else paper_mask(mask, h, w)
     low = np.real(np.fft.ifft2(np.fft.ifftshift(f * m, axes=(-2, -1)), axes=(-2, -1)))
     high = np.real(np.fft.ifft2(np.fft.ifftshift(f * (1 - m), axes=(-2, -1)), axes=(-2, -1)))
     return low, high
@@ -88,7 +92,7 @@ def paper_split(images, mask):
 def torch_split(images, radius):
     """The same split with torch.fft (used by the benchmark as the PyTorch peer)."""
     f = torch.fft.fftshift(torch.fft.fft2(images), dim=(-2, -1))
-    m = torch.from_numpy(paper_mask(radius, images.shape[-1])).to(images.dtype)
+    m = torch.from_numpy(paper_mask(radius, *images.shape[-2:])).to(images.dtype)
     low = torch.fft.ifft2(torch.fft.ifftshift(f * m, dim=(-2, -1))).real
     high = torch.fft.ifft2(torch.fft.ifftshift(f * (1 - m), dim=(-2, -1))).real
     return low, high
@@ -204,6 +208,100 @@ def read_cifar(path, limit=0, dataset="cifar10", which="test"):
         raw = raw[:limit]
     return (raw[:, label_bytes:].reshape(-1, 3, 32, 32), raw[:, label_bytes - 1].astype(np.int64),
             files[0] if len(files) == 1 else files)
+
+
+def read_npy_images(path, layout):
+    """(N, H, W, C) / (N, C, H, W) / (N, H, W) uint8 or float32 -> (N, C, H, W)."""
+    x = np.load(path, mmap_mode="r") if isinstance(path, str) else path
+    if x.ndim == 3:
+        return x[:, None]
+    return np.asarray(x) if layout == "nchw" else np.asarray(x).transpose(0, 3, 1, 2)
+
+
+def read_idx(path):
+    """LeCun's idx format (MNIST), gzip or not: 00 00 08 ndim, big-endian sizes, bytes."""
+    import gzip
+    raw = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * d:8 + 4 * d], "big") for d in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def torchvision_resize(img, size):
+    """torchvision 0.14's Resize(size) on a PIL image: the shorter side to
+    size, the longer to int(size * long / short), PIL bilinear."""
+    from PIL import Image
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
+    return img if (new_w, new_h) == (w, h) else img.resize((new_w, new_h), Image.BILINEAR)
+
+
+def torchvision_center_crop(img, size):
+    """torchvision 0.14's CenterCrop(size) on a PIL image (zero padding when larger)."""
+    from PIL import Image
+    w, h = img.size
+    if size > w or size > h:
+        pad_l, pad_t = (size - w) // 2 if size > w else 0, (size - h) // 2 if size > h else 0
+        canvas = Image.new(img.mode, (max(w, size), max(h, size)))
+        canvas.paste(img, (pad_l, pad_t))
+        img, (w, h) = canvas, canvas.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def read_folder(root, channels=3, resize=0, crop=0, limit=0):
+    """torchvision's ImageFolder + PIL loading: classes = sorted subdirectories,
+    files by sorted(os.walk), convert("RGB") (or "L"), Resize, CenterCrop."""
+    from PIL import Image
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    files = []
+    for label, c in enumerate(classes):
+        for d, _, names in sorted(os.walk(os.path.join(root, c), followlinks=True)):
+            files += [(os.path.join(d, n), label) for n in sorted(names)
+                      if n.lower().endswith((".png", ".jpg", ".jpeg"))]
+    files = files[:limit] if limit else files
+    images = []
+    for f, _ in files:
+        with open(f, "rb") as fh:
+            img = Image.open(fh).convert("RGB" if channels == 3 else "L")
+        if resize:
+            img = torchvision_resize(img, resize)
+        if crop:
+            img = torchvision_center_crop(img, crop)
+        a = np.asarray(img)
+        images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    return np.stack(images), np.array([label for _, label in files], dtype=np.int64)
+
+
+def read_data(args, channels=3):
+    """-> images (n, C, H, W), labels, the path: what --data names, as hfc-eval reads it."""
+    d, limit = args.data, args.limit
+    if d.endswith(".npz"):
+        z = np.load(d)
+        x, y = read_npy_images(z["images"], args.layout), z["labels"]
+    elif d.endswith(".npy"):
+        x, y = read_npy_images(d, args.layout), np.load(args.labels)
+    elif args.dataset == "mnist":
+        img = os.path.join(d, "t10k-images-idx3-ubyte.gz") if os.path.isdir(d) else d
+        if os.path.isdir(d) and not os.path.exists(img):
+            img = img[:-3]
+        x = read_idx(img)[:, None]
+        y = read_idx(args.labels or img.replace("images-idx3", "labels-idx1"))
+    elif args.dataset == "cifar10-c":
+        x = np.load(os.path.join(d, args.corruption + ".npy"), mmap_mode="r")
+        per = len(x) // 5
+        first = (args.severity - 1) * per
+        x = np.asarray(x[first:first + per]).transpose(0, 3, 1, 2)
+        y = np.load(os.path.join(d, "labels.npy"))[first:first + per]
+    elif args.dataset == "folder":
+        x, y = read_folder(d, channels, args.resize, args.crop, limit)
+    else:
+        return read_cifar(d, limit, args.dataset, args.set)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    return np.asarray(x), np.asarray(y).astype(np.int64), d
 
 
 def smooth_kernels(w, rho):
@@ -556,7 +654,14 @@ def main():
     ap.add_argument("--radius", default="4,8,12,16")
     ap.add_argument("--mask", default="disc", choices=MASK_KINDS)
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--dataset", default="cifar10", choices=sorted(CIFAR_FILES))
+    ap.add_argument("--dataset", default="cifar10",
+                    choices=sorted(CIFAR_FILES) + ["mnist", "folder", "cifar10-c"])
+    ap.add_argument("--labels", default="")
+    ap.add_argument("--layout", default="nhwc", choices=["nhwc", "nchw"])
+    ap.add_argument("--resize", type=int, default=0)
+    ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--corruption", default="")
+    ap.add_argument("--severity", type=int, default=1)
     ap.add_argument("--set", default="test", choices=["test", "train"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--bn-stats", choices=["running", "batch"], default="running")
@@ -567,9 +672,9 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     radii = parse_masks(args.radius, args.mask)
-    images, labels, path = read_cifar(args.data, args.limit, args.dataset, args.set)
     t0 = time.time()
     model = GraphModel(args.model, args.bn_stats == "batch", args.smooth).eval()
+    images, labels, path = read_data(args, model.header["input"]["channels"])
     counts = evaluate(model, images, labels, radii, rescale=args.rescale == "max",
                       batch=args.bn_batch if args.bn_stats == "batch" else 500)
     for r in radii:

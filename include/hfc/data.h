@@ -10,24 +10,48 @@
 #define HFC_CIFAR_CHANNELS 3
 #define HFC_CIFAR_PIXELS (HFC_CIFAR_CHANNELS * HFC_CIFAR_SIDE * HFC_CIFAR_SIDE) /* 3072 */
 #define HFC_CIFAR_CLASSES 10
-#define HFC_MAX_CLASSES 100   /* CIFAR-100's fine labels */
+#define HFC_MAX_CLASSES 1000  /* ImageNet's; CIFAR-100 has 100 */
+#define HFC_MAX_SIDE 4096     /* the largest image height or width */
+#define HFC_CLASS_NAME 64     /* bytes of a class name, with its NUL */
 
-typedef enum { HFC_CIFAR10, HFC_CIFAR100 } hfc_dataset_kind;
+/* Where the images came from: the name in --dataset and the JSON's "dataset". */
+typedef enum {
+    HFC_CIFAR10,
+    HFC_CIFAR100,
+    HFC_MNIST,    /* idx files (MNIST, Fashion-MNIST) */
+    HFC_FOLDER,   /* ROOT/CLASS/IMAGE folders */
+    HFC_CIFAR10C, /* one corruption and severity of CIFAR-10-C's .npy files */
+    HFC_DATASET_KINDS
+} hfc_dataset_kind;
 typedef enum { HFC_SET_TEST, HFC_SET_TRAIN } hfc_set;
 
 typedef struct {
     hfc_dataset_kind kind;
     hfc_set set;
-    int n_classes;     /* 10, or 100 (CIFAR-100's fine labels) */
+    int n_classes;     /* 10, 100 (CIFAR-100's fine labels), a folder's class count ... */
+    int channels, height, width; /* every image's: C x H x W */
     size_t n;          /* number of images held */
-    uint8_t *labels;   /* (n) values 0..n_classes-1 */
-    uint8_t *pixels;   /* (n, 3, 32, 32) R, G, B planes, row-major */
+    uint16_t *labels;  /* (n) values 0..n_classes-1 */
+    uint8_t *pixels;   /* (n, C, H, W) planes, row-major: 8-bit sources */
+    float *values;     /* the same layout for float sources (float32 .npy), else NULL */
     size_t first;      /* index of images[0] in the set (a shard starts past 0) */
     size_t set_images; /* images in the whole set (after the limit) */
-    int has_names;     /* class_names read from the names file beside the data */
-    char class_names[HFC_MAX_CLASSES][32];
+    char (*class_names)[HFC_CLASS_NAME]; /* (n_classes) names from the data, or NULL */
+    size_t skipped;    /* images left out (image folders, --skip-bad-images) */
+    char skipped_note[600]; /* the first of them: "FILE: reason" */
+    char corruption[32]; /* CIFAR-10-C: the corruption's name, else "" */
+    int severity;        /* CIFAR-10-C: 1..5, else 0 */
     char path[1024];   /* the file the images came from ("DIR/{a ... b}" for several) */
 } hfc_dataset;
+
+/* Values in one image: channels x height x width. */
+size_t hfc_dataset_image_size(const hfc_dataset *ds);
+/* Image i (0 <= i < n) as floats 0..255, (C, H, W). */
+void hfc_dataset_image(const hfc_dataset *ds, size_t i, float *out);
+/* Room for n images and labels of ds's geometry (pixels, or values when
+ * `floats`); HFC_ERR_NOMEM naming path. */
+hfc_status hfc_dataset_alloc(hfc_dataset *ds, size_t n, int floats, const char *path,
+                             hfc_error *err);
 
 /* Read a set: path is a file, or a directory holding the official files
  * (CIFAR-10: test_batch.bin, data_batch_1..5.bin; CIFAR-100: test.bin,
@@ -39,8 +63,9 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
 /* One file already in memory (raw is not kept), as a test set. */
 hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, const char *path,
                              hfc_dataset_kind kind, size_t limit, hfc_error *err);
-/* A NumPy data set (src/data/npy.c): images, a uint8 .npy of shape
- * (N, 32, 32, 3) (CIFAR-10-C's layout) or with nchw (N, 3, 32, 32); labels,
+/* A NumPy data set (src/data/npy.c): images, a uint8 or float32 (values in
+ * 0..255) .npy of shape (N, H, W, C) (CIFAR-10-C's layout: (N, 32, 32, 3)),
+ * (N, C, H, W) with nchw, or (N, H, W) for one channel; labels,
  * a .npy of N integers of any little-endian integer dtype, each in
  * 0..classes-1 of kind. The images' file is mapped: only the first `limit`
  * images (0: all) are read. HFC_ERR_DATA names the file and what is wrong
@@ -51,11 +76,46 @@ hfc_status hfc_dataset_load_npy(hfc_dataset *ds, const char *images, const char 
 hfc_status hfc_dataset_parse_npy(hfc_dataset *ds, const uint8_t *images, size_t images_len,
                                  const uint8_t *labels, size_t labels_len, int nchw,
                                  hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* A NumPy .npz (np.savez or savez_compressed) holding images.npy and
+ * labels.npy, read as hfc_dataset_load_npy reads the two files
+ * (src/data/npz.c); stored members are mapped, each member's CRC checked. */
+hfc_status hfc_dataset_load_npz(hfc_dataset *ds, const char *path, int nchw,
+                                hfc_dataset_kind kind, size_t limit, hfc_error *err);
+/* MNIST / Fashion-MNIST idx files (src/data/idx.c), gzip-compressed
+ * (.gz) or not: path is the images' file (labels: `labels`, or the same
+ * name with "labels-idx1" for "images-idx3") or a directory holding
+ * t10k-* (train-* for HFC_SET_TRAIN). 1 x H x W images, labels 0..9. */
+hfc_status hfc_dataset_load_idx(hfc_dataset *ds, const char *path, const char *labels,
+                                hfc_set set, size_t limit, hfc_error *err);
+/* CIFAR-10-C (src/data/cifar10c.c): DIR/NAME.npy per corruption, uint8
+ * (N, 32, 32, 3), and DIR/labels.npy; severity s is the s-th fifth of
+ * both. hfc_cifar10c_list: the corruptions in DIR, sorted (at most max). */
+hfc_status hfc_dataset_load_cifar10c(hfc_dataset *ds, const char *dir, const char *corruption,
+                                     int severity, size_t limit, hfc_error *err);
+hfc_status hfc_cifar10c_list(const char *dir, char (*names)[32], int max, int *n, hfc_error *err);
+/* Image folders (src/data/folder.c), torchvision's ImageFolder layout:
+ * ROOT/CLASS/.../IMAGE.png|.jpg|.jpeg; classes sorted by name, files in
+ * ImageFolder's order; PNG (8/16-bit, grey, RGB, palette; alpha dropped)
+ * and JPEG (grey, colour). Each image: `channels` (3, or 1 as PIL's "L"),
+ * then torchvision's Resize(resize) and CenterCrop(crop) as on PIL images.
+ * All must end the same size (the first's). A file that cannot be read is
+ * HFC_ERR_DATA naming it, or with skip_bad is left out (ds->skipped). */
+typedef struct {
+    int channels;   /* 1 or 3 */
+    int resize;     /* 0: none */
+    int crop;       /* 0: none */
+    int threads;    /* decoding threads */
+    int skip_bad;   /* leave out images that cannot be read */
+} hfc_folder_options;
+hfc_status hfc_dataset_load_folder(hfc_dataset *ds, const char *root,
+                                   const hfc_folder_options *opt, size_t limit, hfc_error *err);
 /* Keep only shard `index` of `count`: images [index*n/count, (index+1)*n/count). */
 hfc_status hfc_dataset_shard(hfc_dataset *ds, int index, int count, hfc_error *err);
 void hfc_dataset_free(hfc_dataset *ds);
-/* "cifar10"/"cifar100", "test"/"train": the names used by options and JSON. */
+/* "cifar10", "cifar100", "mnist", "folder", "cifar10-c"; "test"/"train":
+ * the names used by options and JSON. hfc_dataset_kind_parse: -1 if unknown. */
 const char *hfc_dataset_name(hfc_dataset_kind kind);
+int hfc_dataset_kind_parse(const char *name);
 const char *hfc_set_name(hfc_set set);
 
 /* ------------------------------------------------------------------ mask */
@@ -102,7 +162,8 @@ int hfc_mask_equal(const hfc_mask *a, const hfc_mask *b);
 
 /* ----------------------------------------------------------------- split */
 
-/* The paper's frequency split, per channel of a 32x32 image:
+/* The paper's frequency split, per channel of an H x W image (shifted cell
+ * (i, j) holds frequency (i - H/2, j - W/2), integer halves):
  *   F = fftshift(fft2(x)); M = the mask's weights (disc: [dist < r])
  *   low = Re(ifft2(ifftshift(F*M))), high = x - low
  * computed as the same projection by small matrix products (see split.c),
@@ -113,22 +174,23 @@ int hfc_mask_equal(const hfc_mask *a, const hfc_mask *b);
  * low and high for any number of masks from the stored coefficients. */
 typedef struct hfc_splitter hfc_splitter;
 
-hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask *masks,
-                            int n_masks, hfc_error *err);
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, int channels, int height,
+                            int width, const hfc_mask *masks, int n_masks, hfc_error *err);
 void hfc_splitter_free(hfc_splitter *s);
 /* Split every later mask by FFTW (tests compare the two ways). */
 hfc_status hfc_splitter_use_fft(hfc_splitter *s, hfc_error *err);
-/* x: (n, 3, 32, 32) raw pixel values; n <= capacity. x is read again by
+/* x: (n, C, H, W) raw pixel values; n <= capacity. x is read again by
  * hfc_split_apply (high = x - low): keep it unchanged until the last one. */
 void hfc_split_forward(hfc_splitter *s, const float *x, size_t n);
 /* Make the low and high images of the last forward's n images under mask;
  * HFC_ERR_USAGE when the splitter was not made for it. */
 hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err);
-/* (n, 3, 32, 32) results of the last hfc_split_apply; owned by s. */
+/* (n, C, H, W) results of the last hfc_split_apply; owned by s. */
 const float *hfc_split_low(const hfc_splitter *s);
 const float *hfc_split_high(const hfc_splitter *s);
-/* |fftshift(fft2(x))| of one (3, 32, 32) image by FFTW, channels averaged:
- * out is (32, 32) in the shifted layout of hfc_split_mask. */
-hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err);
+/* |fftshift(fft2(x))| of one (C, H, W) image by FFTW, channels averaged:
+ * out is (H, W) in the shifted layout (DC at (H/2, W/2)). */
+hfc_status hfc_spectrum_magnitude(const float *image, int channels, int height, int width,
+                                  float *out, hfc_error *err);
 
 #endif

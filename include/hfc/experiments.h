@@ -14,8 +14,8 @@
 
 /* The skeleton every experiment shares (src/experiments/stream.c). */
 
-/* Models that take 3x32x32 images and (with `classes`) have the data's
- * class count, else HFC_ERR_MODEL naming the model. */
+/* Models that take the data's images (C x H x W) and (with `classes`) have
+ * its class count, else HFC_ERR_MODEL naming the model. */
 hfc_status hfc_check_models(const hfc_model *const *models, int n_models, const hfc_dataset *ds,
                             int classes, hfc_error *err);
 
@@ -24,8 +24,8 @@ typedef struct {
     const hfc_dataset *ds;
     size_t batch;             /* images per batch */
     size_t first, n;          /* this batch: images [first, first + n) of ds */
-    const uint8_t *labels;    /* theirs */
-    float *x;                 /* their raw pixels as floats, (n, 3, 32, 32) */
+    const uint16_t *labels;   /* theirs */
+    float *x;                 /* their raw pixels as floats, (n, C, H, W) */
     hfc_splitter *split;      /* with masks: hfc_split_forward already done on x */
     const hfc_progress *progress;
     size_t units;             /* progress units an image counts for */
@@ -87,11 +87,12 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
  * confidence (largest softmax probability) on each version. */
 typedef struct {
     int n_images, n_models, n_masks;
+    int channels, height, width;      /* the images' C x H x W */
     size_t index[HFC_MAX_PNG_IMAGES]; /* in the images used */
     int label[HFC_MAX_PNG_IMAGES];
-    uint8_t *pixels;                  /* (n_images, 3, 32, 32) as in the data */
-    float *original;                  /* the same as floats */
-    float *low, *high;                /* (n_masks, n_images, 3, 32, 32) */
+    uint8_t *pixels;                  /* (n_images, C, H, W), rounded and clipped to 0..255 */
+    float *original;                  /* as in the data, floats */
+    float *low, *high;                /* (n_masks, n_images, C, H, W) */
     int *pred;                        /* [((model * n_masks + mask) * n_images + image)
                                           * HFC_VERSIONS + version] */
     float *confidence;                /* the same layout */
@@ -149,15 +150,20 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
 /* --------------------------------------------------------------- heatmap */
 
 /* The Fourier heat map (src/experiments/heatmap.c; Yin et al., NeurIPS 2019): per
- * frequency cell (i, j) of the 32 x 32 grid in fftshift order, the fraction
- * of images misclassified after clip(x/255 + eps * s * U_ij, 0, 1) per
- * channel. U_ij: unit-norm Re(ifft2(ifftshift(Z))), Z = 0.5+0.5i at the
- * cell and 0.5-0.5i at its mirror ((32-i)%32, (32-j)%32), 1 at a cell that
- * is its own mirror; a cell and its mirror share one U, made from the
- * lexicographically smaller of the two, and one error. */
+ * frequency cell (i, j) of the H x W grid in fftshift order (frequency
+ * (i - H/2, j - W/2), integer halves), the fraction of images misclassified
+ * after clip(x/255 + eps * s * U_ij, 0, 1) per channel. U_ij: unit-norm
+ * Re(ifft2(ifftshift(Z))), Z = 0.5+0.5i at the cell and 0.5-0.5i at its
+ * mirror (the cell of the negated frequency; (32-i)%32, (32-j)%32 at 32 x
+ * 32), 1 at a cell that is its own mirror; a cell and its mirror share one
+ * U, made from the lexicographically smaller of the two, and one error.
+ * Only the extent x extent cells centred on DC are evaluated (frequencies
+ * -floor(K/2) .. K-1-floor(K/2) on each axis, clipped to the grid). */
+#define HFC_MAX_EXTENT 64
 typedef struct {
     double eps;       /* L2 norm of each channel's perturbation, in [0, 1] pixels */
     uint64_t seed;
+    int extent;       /* K; 0: every cell of grids up to 32 x 32, else 31 */
 } hfc_heatmap_spec;
 
 typedef struct {
@@ -165,16 +171,19 @@ typedef struct {
     uint64_t seed;
     size_t images;
     size_t clean_wrong;
-    size_t wrong[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE]; /* [i * 32 + j], fftshift order */
+    int height, width;   /* the frequency grid: the images' H x W */
+    int rows, cols;      /* the cells evaluated, centred on DC */
+    int top, left;       /* grid index of the first: cell (top + r, left + c) */
+    size_t wrong[HFC_MAX_EXTENT * HFC_MAX_EXTENT]; /* [r * cols + c] */
 } hfc_heatmap_tally;
 
-/* U of cell (i, j)'s pair, 1024 floats. */
-void hfc_fourier_basis(int i, int j, float *u);
+/* U of cell (i, j)'s pair on an h x w grid, h * w floats. */
+void hfc_fourier_basis(int h, int w, int i, int j, float *u);
 /* The sign of (pair of (i, j), image, channel): with (i', j') the
  * lexicographically smaller of (i, j) and its mirror, h = splitmix64(seed),
  * then h = splitmix64(h ^ v) for v = i', j', image, channel in turn; -1 if h
  * is odd, else +1. image counts from the set's first image. */
-int hfc_heatmap_sign(uint64_t seed, int i, int j, uint64_t image, int channel);
+int hfc_heatmap_sign(int h, int w, uint64_t seed, int i, int j, uint64_t image, int channel);
 /* tallies: one per model. */
 hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *models, int n_models,
                        const hfc_heatmap_spec *spec, const hfc_dataset *ds, size_t batch,
@@ -220,21 +229,23 @@ hfc_status hfc_intrinsic_dimension(hfc_engine *e, const hfc_model *m, const hfc_
 /* ---------------------------------------------------------------- margin */
 
 /* "Hold me tight!" margins (src/experiments/margin.c): for each subspace of K x K DCT
- * atoms on the diagonal at offsets 0, stride, ... (each atom on all three
- * channels), DeepFool constrained to it, in [0, 1] pixels, no clipping,
+ * atoms (u, v), o <= u, v < o + K, of the image's H x W 2-D DCT, on the
+ * diagonal at offsets o = 0, stride, ... up to min(H, W) - K (each atom on
+ * every channel), DeepFool constrained to it, in [0, 1] pixels, no clipping,
  * from the model's own prediction: at x_i, for every class k != pred,
  * w_k = grad f_k - grad f_pred, pert_k = |f_k - f_pred| / ||S'w_k||; with
  * the smallest, r += max(pert, 1e-4) * SS'w / ||S'w||, x_i += the same; stop
  * when the prediction at x0 + (1 + overshoot) r changes (at most max_iter
  * steps). The margin is ||(1 + overshoot) r||_2. */
 typedef struct {
-    int block;         /* K: 8 on CIFAR (divides 32) */
+    int block;         /* K: 8 on CIFAR */
     int stride;        /* between offsets: 2 */
     int max_iter;      /* 100 */
     double overshoot;  /* 0.02 */
+    int side;          /* min(H, W) of the images: 32 for CIFAR (0 reads as 32) */
 } hfc_margin_spec;
 
-/* Subspaces of a spec: (32 - K) / stride + 1 (13 for 8 and 2); 0 if invalid. */
+/* Subspaces of a spec: (side - K) / stride + 1 (13 for 8 and 2 at 32); 0 if invalid. */
 int hfc_margin_subspaces(const hfc_margin_spec *spec);
 /* margins: (subspaces, ds->n), filled here; NaN for an image not fooled
  * within max_iter. The engine must be made with gradients (and running

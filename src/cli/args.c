@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/data.h"
 
 static const char usage_common[] =
     "\n"
@@ -23,12 +24,24 @@ static const char usage_common[] =
     "      --mask KIND       disc (default, the paper's: dist < r), square\n"
     "                        (max(|fy|, |fx|) < r), gaussian (weight exp(-d^2/(2r^2)),\n"
     "                        low = weighted, high = x - low) or band (A:B radii)\n"
-    "  -d, --data PATH       CIFAR binary file or the directory of the official files\n"
-    "                        (default: $HFC_DATA, then ./data/cifar-10-batches-bin)\n"
-    "      --dataset NAME    cifar10 (default) or cifar100 (fine labels): the label space\n"
-    "      --labels FILE     with --data IMAGES.npy: the labels, a .npy of N integers\n"
-    "      --layout L        of a .npy's images: nhwc (N,32,32,3; default, CIFAR-10-C's)\n"
-    "                        or nchw (N,3,32,32); uint8 0..255\n"
+    "  -d, --data PATH       the images (default: $HFC_DATA, then\n"
+    "                        ./data/cifar-10-batches-bin): a CIFAR binary file or the\n"
+    "                        directory of the official files; IMAGES.npy (with\n"
+    "                        --labels) or a .npz (images, labels); MNIST idx files\n"
+    "                        (.gz or not) or their directory; a CIFAR-10-C directory;\n"
+    "                        a folder of class folders of PNG/JPEG images\n"
+    "      --dataset NAME    cifar10 (default) or cifar100 (fine labels): the label\n"
+    "                        space; mnist, folder, cifar10-c: what --data is\n"
+    "      --labels FILE     the labels of IMAGES.npy (a .npy of N integers) or of an\n"
+    "                        idx file (default: its name with labels-idx1)\n"
+    "      --layout L        of a .npy's images: nhwc (N,H,W,C; default, CIFAR-10-C's)\n"
+    "                        or nchw (N,C,H,W); (N,H,W) is one channel; uint8 or\n"
+    "                        float32 in 0..255\n"
+    "      --resize S        image folders: shorter side to S (torchvision Resize)\n"
+    "      --crop C          image folders: centre C x C crop (torchvision CenterCrop)\n"
+    "      --skip-bad-images image folders: leave out files that cannot be decoded\n"
+    "      --corruption LIST CIFAR-10-C: corruptions, comma-separated, or all (default)\n"
+    "      --severity LIST   CIFAR-10-C: severities 1..5, comma-separated, or all\n"
     "      --set NAME        test (default) or train (all training batches; --data\n"
     "                        must then be a directory)\n"
     "  -n, --limit N         use only the first N images\n"
@@ -71,7 +84,7 @@ static const char usage_experiments[] =
     "\n"
     "margin (DeepFool along DCT subspaces, \"Hold me tight!\"; --limit defaults to 100):\n"
     "      --subspace dct    the only kind\n"
-    "      --block K         K x K DCT atoms per subspace, K dividing 32 (default 8)\n"
+    "      --block K         K x K DCT atoms per subspace, K up to the images' side (default 8)\n"
     "      --stride S        between the subspaces' diagonal offsets (default 2)\n"
     "      --max-iter N      DeepFool steps at most (default 100)\n"
     "      --overshoot X     (default 0.02)\n"
@@ -80,6 +93,8 @@ static const char usage_experiments[] =
     "heatmap (Fourier heat map, Yin et al. 2019; --limit defaults to 1000):\n"
     "      --eps E           L2 norm of each channel's Fourier perturbation in [0, 1]\n"
     "                        pixels (default 4); --seed S picks the signs (default 0)\n"
+    "      --extent K        only the K x K frequencies centred on DC (1..64; default:\n"
+    "                        every one up to 32 x 32 images, 31 x 31 above)\n"
     "      --png DIR         also draw DIR/MODEL-heatmap.png\n"
     "\n"
     "id (TwoNN intrinsic dimension of every block's output; --limit defaults to 2000):\n"
@@ -305,6 +320,8 @@ static unsigned option_group(const hfc_options *o, const char *a)
         return OPT_ATTACK;
     if (is(a, NULL, "--seed"))
         return OPT_SEED;
+    if (is(a, NULL, "--extent"))
+        return OPT_HEATMAP;
     if (is(a, NULL, "--subspace") || is(a, NULL, "--block") || is(a, NULL, "--stride") ||
         is(a, NULL, "--max-iter") || is(a, NULL, "--overshoot"))
         return OPT_MARGIN;
@@ -336,15 +353,6 @@ static int set_run_value(hfc_options *o, const char *a, const char *val, hfc_sta
                            "--mask: unknown mask '%s' (disc, square, gaussian or band)", val);
         else
             o->mask_kind = (hfc_mask_kind)k;
-    } else if (is(a, "-d", "--data")) {
-        o->data = val;
-    } else if (is(a, NULL, "--labels")) {
-        o->labels = val;
-    } else if (is(a, NULL, "--layout")) {
-        if (!strcmp(val, "nhwc") || !strcmp(val, "nchw"))
-            o->nchw = !strcmp(val, "nchw");
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--layout: '%s' is not nhwc or nchw", val);
     } else if (is(a, "-n", "--limit")) {
         if (!(*st = parse_count(val, a, 1, 1000000000, &v, err)))
             o->limit = (size_t)v;
@@ -364,17 +372,6 @@ static int set_run_value(hfc_options *o, const char *a, const char *val, hfc_sta
         *st = parse_indices(val, o, err);
     } else if (is(a, NULL, "--shard")) {
         *st = parse_shard(val, o, err);
-    } else if (is(a, NULL, "--set")) {
-        if (!strcmp(val, "test") || !strcmp(val, "train"))
-            o->set = !strcmp(val, "train") ? HFC_SET_TRAIN : HFC_SET_TEST;
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--set: '%s' is not test or train", val);
-    } else if (is(a, NULL, "--dataset")) {
-        if (!strcmp(val, "cifar10") || !strcmp(val, "cifar100"))
-            o->dataset = !strcmp(val, "cifar100") ? HFC_CIFAR100 : HFC_CIFAR10;
-        else
-            *st = hfc_fail(err, HFC_ERR_USAGE, "", "--dataset: '%s' is not cifar10 or cifar100",
-                           val);
     } else {
         return -1;
     }
@@ -436,6 +433,9 @@ static int set_experiment_value(hfc_options *o, const char *a, const char *val, 
             o->heatmap.eps = x;
     } else if (is(a, NULL, "--eps")) {
         *st = parse_eps(val, o, err);
+    } else if (is(a, NULL, "--extent")) {
+        if (!(*st = parse_count(val, a, 1, HFC_MAX_EXTENT, &v, err)))
+            o->heatmap.extent = (int)v;
     } else if (is(a, NULL, "--steps")) {
         if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
             o->attack.steps = (int)v;
@@ -456,13 +456,10 @@ static int set_experiment_value(hfc_options *o, const char *a, const char *val, 
         if (strcmp(val, "dct"))
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--subspace: '%s' is not dct", val);
     } else if (is(a, NULL, "--block")) {
-        if (!(*st = parse_count(val, a, 1, 32, &v, err))) {
-            if (32 % v)
-                *st = hfc_fail(err, HFC_ERR_USAGE, "", "--block: %lld does not divide 32", v);
-            o->margin.block = (int)v;
-        }
+        if (!(*st = parse_count(val, a, 1, HFC_MAX_SIDE, &v, err)))
+            o->margin.block = (int)v; /* at most the images' side: hfc_margin checks */
     } else if (is(a, NULL, "--stride")) {
-        if (!(*st = parse_count(val, a, 1, 32, &v, err)))
+        if (!(*st = parse_count(val, a, 1, HFC_MAX_SIDE, &v, err)))
             o->margin.stride = (int)v;
     } else if (is(a, NULL, "--max-iter")) {
         if (!(*st = parse_count(val, a, 1, 100000, &v, err)))
@@ -482,7 +479,8 @@ static int set_experiment_value(hfc_options *o, const char *a, const char *val, 
 static int set_value(hfc_options *o, const char *a, const char *val, hfc_status *st,
                      hfc_error *err)
 {
-    if (set_run_value(o, a, val, st, err) == 0 || set_protocol_value(o, a, val, st, err) == 0)
+    if (set_run_value(o, a, val, st, err) == 0 || hfc_set_data_value(o, a, val, st, err) == 0 ||
+        set_protocol_value(o, a, val, st, err) == 0)
         return 0;
     return set_experiment_value(o, a, val, st, err);
 }
@@ -550,6 +548,8 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
             o->table = 0;
         } else if (is(a, NULL, "--progress") || is(a, NULL, "--no-progress")) {
             o->progress = !strcmp(a, "--progress");
+        } else if (is(a, NULL, "--skip-bad-images")) {
+            o->skip_bad = 1;
         } else if (is(a, NULL, "--random-start")) {
             o->attack.random_start = 1;
             groups |= OPT_ATTACK;
@@ -582,7 +582,7 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
     if (!o->limit)
         o->limit = o->cmd->limit;
     hfc_status st = o->cmd->validate(o, err);
-    if (st || (st = resolve_masks(o, err)))
+    if (st || (st = resolve_masks(o, err)) || (st = hfc_check_data_options(o, err)))
         return st;
     if (o->shard_count && o->png_dir)
         return hfc_fail(err, HFC_ERR_USAGE, "",

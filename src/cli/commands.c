@@ -81,14 +81,18 @@ static hfc_status run_evaluate(const hfc_options *o, run_inputs *in, const hfc_p
     return st;
 }
 
-/* One table row of a model at a radius. */
-static void table_row(const hfc_model *m, const hfc_tally *t, char *row, size_t cap)
+/* One table row of a model at a radius (CIFAR-10-C: after the corruption
+ * and severity). */
+static void table_row(const hfc_model *m, const hfc_dataset *ds, const hfc_tally *t, char *row,
+                      size_t cap)
 {
     const char *base = strrchr(m->path, '/');
     double n = t->images ? (double)t->images : 1.0;
-    char label[64];
+    char label[64], set[48] = "";
     hfc_mask_label(&t->mask, label, sizeof label);
-    snprintf(row, cap, "%-28s %7s %9.4f %9.4f %9.4f", base ? base + 1 : m->path, label,
+    if (ds->corruption[0])
+        snprintf(set, sizeof set, "%-18s %8d ", ds->corruption, ds->severity);
+    snprintf(row, cap, "%s%-28s %7s %9.4f %9.4f %9.4f", set, base ? base + 1 : m->path, label,
              t->correct[0] / n, t->correct[1] / n, t->correct[2] / n);
 }
 
@@ -101,16 +105,17 @@ static hfc_status render_evaluate(const hfc_options *o, const run_inputs *in,
     report_text b;
     hfc_status st = text_start(&b, err);
     char row[1200];
-    if (!st && o->table) {
-        snprintf(row, sizeof row, "%-28s %7s %9s %9s %9s", "model", "radius", "original", "low",
-                 "high");
+    if (!st && o->table && in->set_index == 0) {
+        snprintf(row, sizeof row, "%s%-28s %7s %9s %9s %9s",
+                 in->ds.corruption[0] ? "corruption         severity " : "", "model", "radius",
+                 "original", "low", "high");
         st = append_line(&b, strdup(row), err);
     }
     for (int j = 0; !st && j < o->n_models; j++)
         for (int k = 0; !st && k < o->n_masks; k++) {
             const hfc_tally *t = &tallies[j * o->n_masks + k];
             if (o->table)
-                table_row(&in->models[j], t, row, sizeof row);
+                table_row(&in->models[j], &in->ds, t, row, sizeof row);
             st = append_line(&b,
                              o->table ? strdup(row)
                                       : hfc_report_json(t, &in->models[j], &in->ds, &o->protocol,
@@ -201,19 +206,28 @@ static hfc_status validate_margin(hfc_options *o, hfc_error *err)
 }
 
 /* Per model, every subspace's margins; DIR/margin.png. */
+/* The margin spec with the images' shorter side. */
+static hfc_margin_spec margin_spec(const hfc_options *o, const hfc_dataset *ds)
+{
+    hfc_margin_spec spec = o->margin;
+    spec.side = ds->height < ds->width ? ds->height : ds->width;
+    return spec;
+}
+
 static hfc_status run_margin(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
                              run_results *r, hfc_error *err)
 {
-    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
+    const hfc_margin_spec spec = margin_spec(o, &in->ds);
+    const size_t per = (size_t)hfc_margin_subspaces(&spec) * in->ds.n;
     float *margins = malloc((per ? per : 1) * o->n_models * sizeof *margins);
     if (!(r->tallies = margins))
         return no_memory(err);
     hfc_status st = HFC_OK;
     for (int j = 0; !st && j < o->n_models; j++)
-        st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &o->margin, o->batch,
-                        progress, margins + (size_t)j * per, err);
+        st = hfc_margin(in->engines[j], in->model_ptrs[j], &in->ds, &spec, o->batch, progress,
+                        margins + (size_t)j * per, err);
     if (!st && o->png_dir)
-        st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &o->margin, margins,
+        st = hfc_margin_picture(o->png_dir, in->model_ptrs, o->n_models, &spec, margins,
                                 in->ds.n, err);
     return st;
 }
@@ -221,7 +235,8 @@ static hfc_status run_margin(const hfc_options *o, run_inputs *in, const hfc_pro
 static hfc_status render_margin(const hfc_options *o, const run_inputs *in, const run_results *r,
                                 double seconds, char **text, hfc_error *err)
 {
-    const size_t per = (size_t)hfc_margin_subspaces(&o->margin) * in->ds.n;
+    const hfc_margin_spec spec = margin_spec(o, &in->ds);
+    const size_t per = (size_t)hfc_margin_subspaces(&spec) * in->ds.n;
     report_text b;
     hfc_status st = text_start(&b, err);
     for (int j = 0; !st && j < o->n_models; j++)
@@ -236,7 +251,7 @@ static hfc_status render_margin(const hfc_options *o, const run_inputs *in, cons
 /* -------------------------------------------------------------- heatmap */
 
 static const char heatmap_refusal[] =
-    "heatmap takes --eps, --seed, --limit, --png and the common options: not --radius, "
+    "heatmap takes --eps, --seed, --extent, --limit, --png and the common options: not --radius, "
     "--bn-stats batch, --rescale, --table, --shard or attack options";
 
 static hfc_status validate_heatmap(hfc_options *o, hfc_error *err)
@@ -370,7 +385,7 @@ const hfc_command_row hfc_commands[] = {
      render_attack},
     {"margin", "hfc-eval margin [--subspace dct] [--block 8] [--stride 2] [options] MODEL...",
      OPT_MARGIN, NULL, 0, INPUTS_GRADIENTS, 100, validate_margin, run_margin, render_margin},
-    {"heatmap", "hfc-eval heatmap [--eps 4] [--seed 0] [--limit 1000] [--png DIR] MODEL...",
+    {"heatmap", "hfc-eval heatmap [--eps 4] [--seed 0] [--extent K] [--limit 1000] [--png DIR] MODEL...",
      OPT_HEATMAP | OPT_SEED, heatmap_refusal, 0, INPUTS_PLAIN, 1000, validate_heatmap, run_heatmap,
      render_heatmap},
     {"id", "hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...",

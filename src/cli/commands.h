@@ -13,7 +13,7 @@ enum {
     OPT_ATTACK = 1,  /* --method, --eps LIST, --steps, --step-size, --random-start */
     OPT_SEED = 2,    /* --seed */
     OPT_MARGIN = 4,  /* --subspace, --block, --stride, --max-iter, --overshoot */
-    OPT_HEATMAP = 8, /* --eps E (one value) */
+    OPT_HEATMAP = 8, /* --eps E (one value), --extent K */
     OPT_ID = 16,     /* --version LIST, --resamples */
 };
 
@@ -32,6 +32,7 @@ typedef struct {
     hfc_engine *engines[HFC_MAX_MODELS];
     int n_loaded;
     hfc_dataset ds;
+    int set_index;   /* which data set of the run this is: 0, or k of a CIFAR-10-C sweep */
 } run_inputs;
 
 /* What a run leaves for render: one experiment's results. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/data.h"
 
 static double now(void)
 {
@@ -54,30 +55,8 @@ static void progress_end(progress_line *p)
     }
 }
 
-static int is_npy(const char *path)
-{
-    size_t n = strlen(path);
-    return n > 4 && !strcmp(path + n - 4, ".npy");
-}
-
-/* --data: a .npy of images (with --labels), else CIFAR's files. */
-static hfc_status load_data(const hfc_options *o, hfc_dataset *ds, hfc_error *err)
-{
-    if (!is_npy(o->data)) {
-        if (o->labels)
-            return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "--labels goes with --data IMAGES.npy; %s is not a .npy", o->data);
-        return hfc_dataset_load(ds, o->data, o->dataset, o->set, o->limit, err);
-    }
-    if (!o->labels)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "--data %s: a .npy of images needs --labels FILE",
-                        o->data);
-    if (o->set == HFC_SET_TRAIN)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "--set train reads CIFAR's files, not a .npy");
-    return hfc_dataset_load_npy(ds, o->data, o->labels, o->nchw, o->dataset, o->limit, err);
-}
-
-static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, run_inputs *in,
+/* The models and their engines. */
+static hfc_status load_models(hfc_options *o, int gradients, int keep_values, run_inputs *in,
                               hfc_error *err)
 {
     hfc_status st;
@@ -106,8 +85,21 @@ static hfc_status load_inputs(hfc_options *o, int gradients, int keep_values, ru
         }
         hfc_model_release_conv_weights(m); /* the engine has its own */
     }
-    if ((st = load_data(o, &in->ds, err)))
+    return HFC_OK;
+}
+
+/* Data set k of the run into in->ds (the one before freed). */
+static hfc_status load_set(const hfc_options *o, int k, run_inputs *in, hfc_error *err)
+{
+    hfc_dataset_free(&in->ds);
+    hfc_status st = hfc_load_data(o, k, in->n_loaded ? in->models[0].channels : 3, &in->ds, err);
+    if (st)
         return st;
+    if (in->ds.skipped)
+        fprintf(stderr, "hfc-eval: %s: warning: %zu image%s could not be read and %s left out "
+                "(--skip-bad-images); the first: %s\n", in->ds.path, in->ds.skipped,
+                in->ds.skipped > 1 ? "s" : "", in->ds.skipped > 1 ? "are" : "is",
+                in->ds.skipped_note);
     if (o->shard_count && (st = hfc_dataset_shard(&in->ds, o->shard_index, o->shard_count, err)))
         return st;
     if (o->protocol.bn_batch && in->ds.first % (size_t)o->protocol.bn_batch)
@@ -129,34 +121,70 @@ static void free_inputs(run_inputs *in)
     }
 }
 
-/* The command's row: load its inputs, run it with a progress line, render
- * its report, free. */
-static hfc_status run_command(hfc_options *o, double t0, char **text, hfc_error *err)
+/* Append b to *a (both malloc'd; b is freed). */
+static hfc_status append_text(char **a, char *b, hfc_error *err)
+{
+    if (!*a) {
+        *a = b;
+        return HFC_OK;
+    }
+    size_t n = strlen(*a), m = strlen(b);
+    char *joined = realloc(*a, n + m + 1);
+    if (joined) {
+        memcpy(joined + n, b, m + 1);
+        *a = joined;
+    }
+    free(b);
+    return joined ? HFC_OK : hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+}
+
+/* Run the command on data set k (loaded here) and append its report. */
+static hfc_status run_set(hfc_options *o, int k, run_inputs *in, double t0, char **text,
+                          hfc_error *err)
 {
     const hfc_command_row *c = o->cmd;
     run_results r = {0};
-    run_inputs *in = NULL;
-    hfc_status st = HFC_OK;
-    if (c->inputs != INPUTS_NONE) {
-        if (!(in = malloc(sizeof *in)))
-            return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
-        st = load_inputs(o, c->inputs == INPUTS_GRADIENTS, c->inputs == INPUTS_VALUES, in, err);
-        if (!st) {
-            progress_line line = {"images", now(), 0, 0};
-            hfc_progress progress = {progress_draw, &line};
-            int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
-            st = c->run(o, in, show ? &progress : NULL, &r, err);
-            progress_end(&line);
-        }
+    char *part = NULL;
+    hfc_status st = load_set(o, k, in, err);
+    in->set_index = k;
+    if (!st) {
+        progress_line line = {"images", now(), 0, 0};
+        hfc_progress progress = {progress_draw, &line};
+        int show = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+        st = c->run(o, in, show ? &progress : NULL, &r, err);
+        progress_end(&line);
     }
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
-    if (!st)
-        st = c->render(o, in, &r, seconds, text, err);
+    if (!st && !(st = c->render(o, in, &r, seconds, &part, err)))
+        st = append_text(text, part, err);
     free(r.tallies);
-    if (in) {
-        free_inputs(in);
-        free(in);
+    return st;
+}
+
+/* The command's row: load its models, then for each data set of the run
+ * (one, or a CIFAR-10-C sweep) run it with a progress line and render its
+ * report; free. */
+static hfc_status run_command(hfc_options *o, double t0, char **text, hfc_error *err)
+{
+    const hfc_command_row *c = o->cmd;
+    if (c->inputs == INPUTS_NONE) {
+        run_results r = {0};
+        double seconds = round((now() - t0) * 1000.0) / 1000.0;
+        return c->render(o, NULL, &r, seconds, text, err);
     }
+    run_inputs *in = malloc(sizeof *in);
+    if (!in)
+        return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
+    int sets = 1;
+    hfc_status st = load_models(o, c->inputs == INPUTS_GRADIENTS, c->inputs == INPUTS_VALUES, in,
+                                err);
+    if (!st)
+        st = hfc_data_sweep(o, &sets, err);
+    for (int k = 0; !st && k < sets; k++, t0 = now())
+        st = run_set(o, k, in, t0, text, err);
+    free_inputs(in);
+    free(in);
+    free(o->sweep);
     return st;
 }
 

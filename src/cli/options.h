@@ -15,8 +15,15 @@ typedef struct {
     int n_masks;
     hfc_mask_kind mask_kind; /* --mask (default disc) */
     const char *data;      /* NULL: $HFC_DATA, then data/cifar-10-batches-bin */
-    const char *labels;    /* --labels: the labels .npy of a .npy --data */
-    int nchw;              /* --layout nchw: a .npy of (N, 3, 32, 32) */
+    const char *labels;    /* --labels: the labels of a .npy or idx --data */
+    int nchw;              /* --layout nchw: a .npy of (N, C, H, W) */
+    int dataset_given;     /* --dataset was on the command line */
+    int resize, crop;      /* image folders: --resize S, --crop C (0: none) */
+    int skip_bad;          /* image folders: --skip-bad-images */
+    const char *corruptions; /* CIFAR-10-C: --corruption LIST or "all" (NULL: all) */
+    unsigned severities;   /* CIFAR-10-C: bit s for severity s (0: all) */
+    char (*sweep)[32];     /* CIFAR-10-C: the corruptions run (hfc_data_sweep) */
+    int n_sweep_corruptions;
     size_t limit;          /* 0: every image */
     size_t batch;
     int threads;
@@ -41,7 +48,7 @@ typedef struct {
     hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
     int n_eps;
     hfc_set set;           /* --set */
-    hfc_dataset_kind dataset; /* --dataset */
+    hfc_dataset_kind dataset; /* --dataset (default cifar10; mnist, folder, cifar10-c) */
     const char *models[HFC_MAX_MODELS]; /* merge: the report files */
     int n_models;
 } hfc_options;

@@ -36,18 +36,6 @@ static const cifar_format FORMATS[] = {
                       "fine_label_names.txt"},
 };
 
-const char *hfc_dataset_name(hfc_dataset_kind kind) { return FORMATS[kind].name; }
-const char *hfc_set_name(hfc_set set) { return set == HFC_SET_TRAIN ? "train" : "test"; }
-
-void hfc_dataset_free(hfc_dataset *ds)
-{
-    free(ds->labels);
-    free(ds->pixels);
-    ds->labels = NULL;
-    ds->pixels = NULL;
-    ds->n = 0;
-}
-
 /* The message for a size that is not a whole number of records, naming the
  * other format when the size fits it. */
 static hfc_status bad_size(const char *path, size_t len, hfc_dataset_kind kind, hfc_error *err)
@@ -97,23 +85,14 @@ static hfc_status append_records(hfc_dataset *ds, size_t room, const uint8_t *ra
     return HFC_OK;
 }
 
-static hfc_status alloc_images(hfc_dataset *ds, size_t n, const char *path, hfc_error *err)
-{
-    ds->labels = malloc(n ? n : 1);
-    ds->pixels = hfc_alloc_big((n ? n : 1) * HFC_CIFAR_PIXELS);
-    if (!ds->labels || !ds->pixels) {
-        hfc_dataset_free(ds);
-        return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory for %zu images", n);
-    }
-    return HFC_OK;
-}
-
 static void start(hfc_dataset *ds, hfc_dataset_kind kind, hfc_set set, const char *path)
 {
     memset(ds, 0, sizeof *ds);
     ds->kind = kind;
     ds->set = set;
     ds->n_classes = FORMATS[kind].classes;
+    ds->channels = HFC_CIFAR_CHANNELS;
+    ds->height = ds->width = HFC_CIFAR_SIDE;
     snprintf(ds->path, sizeof ds->path, "%s", path);
 }
 
@@ -124,7 +103,7 @@ hfc_status hfc_dataset_parse(hfc_dataset *ds, const uint8_t *raw, size_t len, co
     size_t n = len / (size_t)FORMATS[kind].record;
     if (limit && limit < n)
         n = limit;
-    hfc_status st = alloc_images(ds, n, path, err);
+    hfc_status st = hfc_dataset_alloc(ds, n, 0, path, err);
     if (!st && (st = append_records(ds, n, raw, len, path, err)))
         hfc_dataset_free(ds);
     ds->set_images = ds->n;
@@ -147,6 +126,10 @@ static hfc_status read_names(hfc_dataset *ds, const char *dir, hfc_error *err)
     if (st)
         return st;
     int k = 0;
+    if (!(ds->class_names = calloc((size_t)ds->n_classes, sizeof *ds->class_names))) {
+        free(raw);
+        return hfc_fail(err, HFC_ERR_NOMEM, path, "out of memory for class names");
+    }
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && raw[j] != '\n')
@@ -170,7 +153,6 @@ static hfc_status read_names(hfc_dataset *ds, const char *dir, hfc_error *err)
     if (k != ds->n_classes)
         return hfc_fail(err, HFC_ERR_DATA, path, "has %d class names; %s has %d", k,
                         FORMATS[ds->kind].name, ds->n_classes);
-    ds->has_names = 1;
     return HFC_OK;
 }
 
@@ -265,7 +247,7 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
     }
     if (limit && limit < total)
         total = limit;
-    st = alloc_images(ds, total, path, err);
+    st = hfc_dataset_alloc(ds, total, 0, path, err);
     for (int i = 0; !st && i < n_files && ds->n < total; i++) {
         uint8_t *raw;
         size_t len;
@@ -283,19 +265,5 @@ hfc_status hfc_dataset_load(hfc_dataset *ds, const char *path, hfc_dataset_kind 
         return st;
     }
     ds->set_images = ds->n;
-    return HFC_OK;
-}
-
-hfc_status hfc_dataset_shard(hfc_dataset *ds, int index, int count, hfc_error *err)
-{
-    if (count < 1 || index < 0 || index >= count)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "--shard %d/%d: K must be in 0..N-1", index, count);
-    size_t n = ds->n;
-    size_t first = (size_t)((unsigned long long)index * n / (unsigned long long)count);
-    size_t end = (size_t)((unsigned long long)(index + 1) * n / (unsigned long long)count);
-    memmove(ds->labels, ds->labels + first, end - first);
-    memmove(ds->pixels, ds->pixels + first * HFC_CIFAR_PIXELS, (end - first) * HFC_CIFAR_PIXELS);
-    ds->first = first;
-    ds->n = end - first;
     return HFC_OK;
 }

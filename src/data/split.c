@@ -30,6 +30,14 @@
  * tell +f from -f. A mask that does is split by FFTW instead (low =
  * Re(ifft2(F * M)) literally), as is everything after hfc_splitter_use_fft.
  *
+ * Images of any other size (H x W, C channels) are split by FFTW's real
+ * transforms: per plane the half spectrum F = rfft2(x) once per batch, then
+ * per mask low = irfft2(F * S), S(k) = (M(k) + M(-k)) / 2. Since F(-k) is
+ * the conjugate of F(k), ifft2(F * M) has real part ifft2(F * S) exactly, so
+ * this is Re(ifft2(ifftshift(F * M))) for every mask, symmetric or not. The
+ * shifted cell (i, j) holds frequency (i - floor(H/2), j - floor(W/2)), as
+ * fftshift places it for even and odd sizes: at 32 x 32, (i - 16, j - 16).
+ *
  * FFTW also computes the spectra that the pictures show.
  */
 #include <fftw3.h>
@@ -53,6 +61,15 @@ static const double PI = 3.14159265358979323846;
 
 struct hfc_splitter {
     size_t capacity;   /* images */
+    int c, h, w;       /* each image's channels, height, width */
+    size_t plane;      /* h * w */
+    int general;       /* not 32 x 32: FFTW's real transforms (real_* below) */
+    fftwf_plan real_forward, real_backward;
+    size_t half;       /* h * (w / 2 + 1): complex values of a half spectrum */
+    float *real_in;    /* one plane for the plans */
+    fftwf_complex *spectra;  /* (capacity * c, half) rfft2 of the last forward */
+    fftwf_complex *work;     /* one half spectrum */
+    float *weight;     /* (half) S / (h * w) of the mask being applied */
     size_t n;          /* images in the last forward */
     const float *x;    /* the last forward's images: the caller's, read again by each mask */
     int max_freq;      /* the largest |frequency| any of its masks weighs */
@@ -95,14 +112,54 @@ static hfc_status make_fft(hfc_splitter *s, hfc_error *err)
 
 static v8 broadcast(float f) { return (v8){f, f, f, f, f, f, f, f}; }
 
-hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask *masks,
-                            int n_masks, hfc_error *err)
+/* The FFTW route for any size: plans and buffers for `capacity` images. */
+static hfc_status make_general(hfc_splitter *s, hfc_error *err)
+{
+    const size_t planes = s->capacity * (size_t)s->c;
+    s->half = (size_t)s->h * (size_t)(s->w / 2 + 1);
+    s->real_in = fftwf_alloc_real(s->plane);
+    s->work = fftwf_alloc_complex(s->half);
+    s->spectra = fftwf_alloc_complex(planes * s->half);
+    s->weight = malloc(s->half * sizeof *s->weight);
+    s->low = hfc_alloc_big(planes * s->plane * sizeof *s->low);
+    s->high = hfc_alloc_big(planes * s->plane * sizeof *s->high);
+    if (!s->real_in || !s->work || !s->spectra || !s->weight || !s->low || !s->high)
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for %zu images of splits",
+                        s->capacity);
+    /* FFTW_UNALIGNED: planes are executed on other arrays (new-array execute) */
+    s->real_forward = fftwf_plan_dft_r2c_2d(s->h, s->w, s->real_in, s->work,
+                                            FFTW_ESTIMATE | FFTW_UNALIGNED);
+    s->real_backward = fftwf_plan_dft_c2r_2d(s->h, s->w, s->work, s->real_in,
+                                             FFTW_ESTIMATE | FFTW_UNALIGNED);
+    if (!s->real_forward || !s->real_backward)
+        return hfc_fail(err, HFC_ERR_NOMEM, NULL, "FFTW could not plan a %dx%d split", s->h, s->w);
+    return HFC_OK;
+}
+
+hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, int channels, int height,
+                            int width, const hfc_mask *masks, int n_masks, hfc_error *err)
 {
     *out = NULL;
+    if (channels < 1 || height < 1 || width < 1 || height > HFC_MAX_SIDE || width > HFC_MAX_SIDE)
+        return hfc_fail(err, HFC_ERR_USAGE, NULL, "cannot split %dx%dx%d images", channels,
+                        height, width);
     hfc_splitter *s = calloc(1, sizeof *s);
     if (!s)
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for the splitter");
     s->capacity = capacity;
+    s->c = channels;
+    s->h = height;
+    s->w = width;
+    s->plane = (size_t)height * (size_t)width;
+    s->general = height != SIDE || width != SIDE;
+    if (s->general) {
+        hfc_status st = make_general(s, err);
+        if (st)
+            hfc_splitter_free(s);
+        else
+            *out = s;
+        return st;
+    }
     s->max_freq = -1;
     for (int k = 0; k < n_masks; k++) {
         int f = hfc_mask_max_frequency(&masks[k]);
@@ -112,7 +169,7 @@ hfc_status hfc_splitter_new(hfc_splitter **out, size_t capacity, const hfc_mask 
     s->m = basis_count(s->max_freq);
     s->rows = (s->m + 1) / 2 * 2;
     s->stride = (s->m + VEC - 1) / VEC * VEC;
-    size_t planes = capacity * HFC_CIFAR_CHANNELS;
+    size_t planes = capacity * (size_t)channels;
     s->z = hfc_alloc_big(planes * s->rows * s->stride * sizeof *s->z);
     s->low = hfc_alloc_big(planes * PLANE * sizeof *s->low);
     s->high = hfc_alloc_big(planes * PLANE * sizeof *s->high);
@@ -151,12 +208,22 @@ void hfc_splitter_free(hfc_splitter *s)
         fftwf_destroy_plan(s->forward);
     if (s->backward)
         fftwf_destroy_plan(s->backward);
+    if (s->real_forward)
+        fftwf_destroy_plan(s->real_forward);
+    if (s->real_backward)
+        fftwf_destroy_plan(s->real_backward);
     fftwf_free(s->buf);
+    fftwf_free(s->real_in);
+    fftwf_free(s->work);
+    fftwf_free(s->spectra);
+    free(s->weight);
     free(s);
 }
 
 hfc_status hfc_splitter_use_fft(hfc_splitter *s, hfc_error *err)
 {
+    if (s->general)
+        return HFC_OK; /* FFTW already */
     s->fft = 2;
     return make_fft(s, err);
 }
@@ -233,11 +300,47 @@ static void reconstruct_plane(const hfc_splitter *s, int m, const float *q, cons
 
 void hfc_split_forward(hfc_splitter *s, const float *x, size_t n)
 {
-    size_t per_plane = (size_t)s->rows * s->stride;
-    for (size_t p = 0; p < n * HFC_CIFAR_CHANNELS; p++)
-        project_plane(s, x + p * PLANE, s->z + p * per_plane);
     s->x = x;
     s->n = n;
+    if (s->general) {
+        for (size_t p = 0; p < n * (size_t)s->c; p++)
+            fftwf_execute_dft_r2c(s->real_forward, (float *)(x + p * s->plane),
+                                  s->spectra + p * s->half);
+        return;
+    }
+    size_t per_plane = (size_t)s->rows * s->stride;
+    for (size_t p = 0; p < n * (size_t)s->c; p++)
+        project_plane(s, x + p * PLANE, s->z + p * per_plane);
+}
+
+/* The frequency of unshifted index k of n points, as the shifted layout
+ * numbers them: -floor(n/2) .. n - 1 - floor(n/2). */
+static int frequency(int k, int n) { return k <= n - 1 - n / 2 ? k : k - n; }
+
+/* The general route: low = irfft2(F * S) plane by plane (see the top). */
+static void split_general(hfc_splitter *s, const hfc_mask *mask)
+{
+    const int H = s->h, W = s->w, HALF = W / 2 + 1;
+    const double scale = 1.0 / ((double)H * W);
+    for (int ky = 0; ky < H; ky++)
+        for (int kx = 0; kx < HALF; kx++) {
+            int fy = frequency(ky, H), fx = frequency(kx, W);
+            int gy = frequency((H - ky) % H, H), gx = frequency((W - kx) % W, W);
+            double m = hfc_mask_weight(mask, fy, fx) + hfc_mask_weight(mask, gy, gx);
+            s->weight[(size_t)ky * HALF + kx] = (float)(0.5 * m * scale);
+        }
+    for (size_t p = 0; p < s->n * (size_t)s->c; p++) {
+        fftwf_complex *f = s->spectra + p * s->half;
+        for (size_t k = 0; k < s->half; k++) {
+            s->work[k][0] = f[k][0] * s->weight[k];
+            s->work[k][1] = f[k][1] * s->weight[k];
+        }
+        float *low = s->low + p * s->plane, *high = s->high + p * s->plane;
+        const float *x = s->x + p * s->plane;
+        fftwf_execute_dft_c2r(s->real_backward, s->work, low);
+        for (size_t k = 0; k < s->plane; k++)
+            high[k] = x[k] - low[k];
+    }
 }
 
 /* low = Re(ifft2(F * M)) plane by plane, F = fft2(x), M in unshifted order. */
@@ -248,7 +351,7 @@ static void split_by_fft(hfc_splitter *s, const hfc_mask *mask)
         for (int kx = 0; kx < SIDE; kx++)
             w[ky * SIDE + kx] = (float)(hfc_mask_weight(mask, ky < SIDE / 2 ? ky : ky - SIDE,
                                                         kx < SIDE / 2 ? kx : kx - SIDE) / PLANE);
-    for (size_t p = 0; p < s->n * HFC_CIFAR_CHANNELS; p++) {
+    for (size_t p = 0; p < s->n * (size_t)s->c; p++) {
         const float *x = s->x + p * PLANE;
         for (int i = 0; i < PLANE; i++) {
             s->buf[i][0] = x[i];
@@ -269,6 +372,10 @@ static void split_by_fft(hfc_splitter *s, const hfc_mask *mask)
 
 hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err)
 {
+    if (s->general) {
+        split_general(s, mask);
+        return HFC_OK;
+    }
     int f = hfc_mask_max_frequency(mask);
     int symmetric = hfc_mask_sign_symmetric(mask);
     if (s->fft == 2 || !symmetric) {
@@ -288,7 +395,7 @@ hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err
             q[a * SIDE + b] = (float)(hfc_mask_weight(mask, s->freq[a], s->freq[b]) /
                                       (s->norm2[a] * s->norm2[b]));
     size_t per_plane = (size_t)s->rows * s->stride;
-    for (size_t p = 0; p < s->n * HFC_CIFAR_CHANNELS; p++)
+    for (size_t p = 0; p < s->n * (size_t)s->c; p++)
         reconstruct_plane(s, m, q, s->z + p * per_plane, s->x + p * PLANE, s->low + p * PLANE,
                           s->high + p * PLANE);
     return HFC_OK;
@@ -297,37 +404,40 @@ hfc_status hfc_split_apply(hfc_splitter *s, const hfc_mask *mask, hfc_error *err
 const float *hfc_split_low(const hfc_splitter *s) { return s->low; }
 const float *hfc_split_high(const hfc_splitter *s) { return s->high; }
 
-hfc_status hfc_spectrum_magnitude(const float *image, float *out, hfc_error *err)
+hfc_status hfc_spectrum_magnitude(const float *image, int channels, int height, int width,
+                                  float *out, hfc_error *err)
 {
-    enum { HALF = SIDE / 2 + 1, SPECTRUM = SIDE * HALF, CH = HFC_CIFAR_CHANNELS };
-    float *in = fftwf_alloc_real(CH * PLANE);
-    fftwf_complex *freq = fftwf_alloc_complex(CH * SPECTRUM);
-    int dims[2] = {SIDE, SIDE};
-    fftwf_plan plan = in && freq ? fftwf_plan_many_dft_r2c(2, dims, CH, in, NULL, 1, PLANE, freq,
-                                                           NULL, 1, SPECTRUM, FFTW_ESTIMATE)
+    const int H = height, W = width, HALF = W / 2 + 1, CH = channels;
+    const size_t plane = (size_t)H * W, spectrum = (size_t)H * HALF;
+    float *in = fftwf_alloc_real((size_t)CH * plane);
+    fftwf_complex *freq = fftwf_alloc_complex((size_t)CH * spectrum);
+    int dims[2] = {H, W};
+    fftwf_plan plan = in && freq ? fftwf_plan_many_dft_r2c(2, dims, CH, in, NULL, 1, (int)plane,
+                                                           freq, NULL, 1, (int)spectrum,
+                                                           FFTW_ESTIMATE)
                                  : NULL;
     if (!plan) {
         fftwf_free(in);
         fftwf_free(freq);
         return hfc_fail(err, HFC_ERR_NOMEM, NULL, "FFTW could not plan a spectrum");
     }
-    memcpy(in, image, CH * PLANE * sizeof *in);
+    memcpy(in, image, (size_t)CH * plane * sizeof *in);
     fftwf_execute(plan);
-    for (int i = 0; i < SIDE; i++)
-        for (int j = 0; j < SIDE; j++) {
-            /* shifted (i, j) holds frequency (i - 16, j - 16); r2c keeps
-             * columns 0..16, the rest are conjugates of (-ky, -kx). */
-            int ky = (i + SIDE / 2) % SIDE, kx = (j + SIDE / 2) % SIDE;
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+            /* shifted (i, j) holds frequency (i - H/2, j - W/2); r2c keeps
+             * columns 0..W/2, the rest are conjugates of (-ky, -kx). */
+            int ky = (i - H / 2 + H) % H, kx = (j - W / 2 + W) % W;
             if (kx >= HALF) {
-                ky = (SIDE - ky) % SIDE;
-                kx = SIDE - kx;
+                ky = (H - ky) % H;
+                kx = W - kx;
             }
             double sum = 0;
             for (int ch = 0; ch < CH; ch++) {
-                const float *f = (const float *)(freq + ch * SPECTRUM + ky * HALF + kx);
+                const float *f = (const float *)(freq + ch * spectrum + (size_t)ky * HALF + kx);
                 sum += hypot(f[0], f[1]);
             }
-            out[i * SIDE + j] = (float)(sum / CH);
+            out[(size_t)i * W + j] = (float)(sum / CH);
         }
     fftwf_destroy_plan(plan);
     fftwf_free(in);

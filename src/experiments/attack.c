@@ -26,7 +26,7 @@ double hfc_uniform(uint64_t seed, uint64_t image, uint64_t value)
  * is a few float steps of 1 - p, and computing it any other way changes
  * its signs, so FGSM's step. */
 typedef struct {
-    const uint8_t *labels;  /* of the call's images */
+    const uint16_t *labels;  /* of the call's images */
     int k;
 } ce_loss;
 
@@ -47,7 +47,7 @@ static void ce_grad(void *ctx, size_t first, size_t count, const float *logits, 
     }
 }
 
-static size_t count_correct(const float *logits, int k, const uint8_t *labels, size_t n)
+static size_t count_correct(const float *logits, int k, const uint16_t *labels, size_t n)
 {
     size_t ok = 0;
     for (size_t i = 0; i < n; i++)
@@ -56,16 +56,17 @@ static size_t count_correct(const float *logits, int k, const uint8_t *labels, s
 }
 
 typedef struct {
+    size_t P;                            /* values in an image */
     float *x0, *x, *pix, *grad, *logits; /* batch-sized buffers */
 } attack_buffers;
 
 /* Attack n images x0 (raw pixel units) of one engine at eps: returns the
  * clean and adversarial correct counts in ok[0], ok[1]. */
 static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, double eps,
-                               const float *raw, const uint8_t *labels, size_t n, size_t first,
+                               const float *raw, const uint16_t *labels, size_t n, size_t first,
                                int k, attack_buffers *b, size_t ok[2], hfc_error *err)
 {
-    const size_t P = HFC_CIFAR_PIXELS, total = n * P;
+    const size_t P = b->P, total = n * P;
     const float feps = (float)eps;
     const float step = (float)(spec->step_size > 0 ? spec->step_size : spec->pgd ? eps / 4 : eps);
     ce_loss loss = {labels, k};
@@ -162,9 +163,10 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
         return st;
     const int R = n_masks > 0 ? n_masks : 1;
     batch = hfc_engines_batch(engines, n_models, batch, ds->n);
-    const size_t P = HFC_CIFAR_PIXELS;
+    const size_t P = hfc_dataset_image_size(ds);
     attack_run c = {engines, n_models, n_eps, n_masks, ds->n_classes, spec, eps, masks, {0},
                     tallies};
+    c.b.P = P;
     c.b.x0 = malloc(batch * P * sizeof *c.b.x0);
     c.b.x = malloc(batch * P * sizeof *c.b.x);
     c.b.pix = malloc(batch * P * sizeof *c.b.pix);

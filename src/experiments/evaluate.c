@@ -4,24 +4,24 @@
 
 #include "hfc/experiments.h"
 
-/* The paper's rescaling of one low or high image: x / max(x) * 255, max over
- * all 3072 values, in double as its numpy code; an image whose max <= 0 is
- * left as it is. Returns 1 for such an image. */
-static int rescale_by_max(const float *x, float *out)
+/* The paper's rescaling of one low or high image of P values: x / max(x) *
+ * 255, max over all its values (3072 for CIFAR), in double as its numpy
+ * code; an image whose max <= 0 is left as it is. Returns 1 for such an image. */
+static int rescale_by_max(const float *x, size_t P, float *out)
 {
     double mx = x[0];
-    for (size_t k = 1; k < HFC_CIFAR_PIXELS; k++)
+    for (size_t k = 1; k < P; k++)
         mx = x[k] > mx ? x[k] : mx;
     if (!(mx > 0)) {
-        memcpy(out, x, HFC_CIFAR_PIXELS * sizeof *out);
+        memcpy(out, x, P * sizeof *out);
         return 1;
     }
-    for (size_t k = 0; k < HFC_CIFAR_PIXELS; k++)
+    for (size_t k = 0; k < P; k++)
         out[k] = (float)(x[k] / mx * 255.0);
     return 0;
 }
 
-static void count(hfc_tally *t, int version, const float *logits, int k, const uint8_t *labels,
+static void count(hfc_tally *t, int version, const float *logits, int k, const uint16_t *labels,
                   size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -59,9 +59,9 @@ static hfc_status evaluate_batch(hfc_batch *b, void *arg, hfc_error *err)
             const float *in = v == HFC_LOW ? hfc_split_low(b->split) : hfc_split_high(b->split);
             size_t skipped = 0;
             if (c->rescale) {
+                const size_t P = hfc_dataset_image_size(b->ds);
                 for (size_t i = 0; i < n; i++)
-                    skipped += rescale_by_max(in + i * HFC_CIFAR_PIXELS,
-                                              c->scaled + i * HFC_CIFAR_PIXELS);
+                    skipped += rescale_by_max(in + i * P, P, c->scaled + i * P);
                 in = c->scaled;
             }
             for (int j = 0; j < c->n_models; j++) {
@@ -87,7 +87,7 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     evaluate_run c = {engines, n_models, n_masks, ds->n_classes,
                       protocol && protocol->rescale_max, masks, NULL, NULL, tallies};
     c.logits = malloc(batch * (size_t)c.K * sizeof *c.logits);
-    c.scaled = c.rescale ? malloc(batch * HFC_CIFAR_PIXELS * sizeof *c.scaled) : NULL;
+    c.scaled = c.rescale ? malloc(batch * hfc_dataset_image_size(ds) * sizeof *c.scaled) : NULL;
     if (!c.logits || (c.rescale && !c.scaled)) {
         free(c.logits);
         free(c.scaled);

@@ -4,62 +4,73 @@
  * A peer of evaluate.c and attack.c over the engine API.
  *
  * The subspace at offset o: the orthonormal DCT-II atoms (u, v) with
- * o <= u, v < o + K, each on each of the 3 channels (dimension 3K^2). With
- * D the 32x32 orthonormal DCT matrix and D_o its rows o .. o+K-1, the
- * projection of a channel w onto the subspace is D_o' (D_o w D_o') D_o, and
- * ||S'w|| is the norm of the K x K coefficients D_o w D_o'. */
+ * o <= u, v < o + K, each on each channel (dimension C K^2). With Dh, Dw
+ * the H x H and W x W orthonormal DCT matrices and Dh_o, Dw_o their rows
+ * o .. o+K-1, the projection of a channel w onto the subspace is
+ * Dh_o' (Dh_o w Dw_o') Dw_o, and ||S'w|| is the norm of the K x K
+ * coefficients Dh_o w Dw_o'. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hfc/experiments.h"
 
-#define SIDE HFC_CIFAR_SIDE
-
-/* D[u][i] = c(u) cos(pi (2i + 1) u / 64), c(0) = sqrt(1/32), else sqrt(2/32). */
-static void dct_matrix(double D[SIDE][SIDE])
+/* D[u][i] = c(u) cos(pi (2i + 1) u / 2n), c(0) = sqrt(1/n), else sqrt(2/n): (n, n). */
+static double *dct_matrix(int n)
 {
-    for (int u = 0; u < SIDE; u++)
-        for (int i = 0; i < SIDE; i++)
-            D[u][i] = sqrt((u ? 2.0 : 1.0) / SIDE) * cos(3.14159265358979323846 * (2 * i + 1) * u / (2.0 * SIDE));
+    double *D = malloc((size_t)n * n * sizeof *D);
+    for (int u = 0; D && u < n; u++)
+        for (int i = 0; i < n; i++)
+            D[(size_t)u * n + i] = sqrt((u ? 2.0 : 1.0) / n) *
+                                   cos(3.14159265358979323846 * (2 * i + 1) * u / (2.0 * n));
+    return D;
 }
 
-/* proj = S S' w for one image (3 planes), and ||S' w||. */
-static double project(double D[SIDE][SIDE], int o, int K, const float *w, float *proj)
+/* The DCT of an image's geometry, and room for the products of project. */
+typedef struct {
+    int C, H, W;
+    double *Dh, *Dw;     /* (H, H), (W, W) */
+    double *t, *coef;    /* (K, W), (K, K) */
+} dct_basis;
+
+/* proj = S S' w for one image (C planes), and ||S' w||. */
+static double project(const dct_basis *d, int o, int K, const float *w, float *proj)
 {
-    double norm2 = 0;
-    for (int c = 0; c < HFC_CIFAR_CHANNELS; c++) {
-        const float *wc = w + c * SIDE * SIDE;
-        double t[SIDE][SIDE], coef[SIDE][SIDE]; /* t = D_o w (K x 32); coef = t D_o' (K x K) */
+    const int H = d->H, W = d->W;
+    const double *Dh = d->Dh + (size_t)o * H, *Dw = d->Dw + (size_t)o * W;
+    double *t = d->t, *coef = d->coef, norm2 = 0;
+    for (int c = 0; c < d->C; c++) {
+        const float *wc = w + (size_t)c * H * W;
+        /* t = Dh_o w (K x W); coef = t Dw_o' (K x K) */
         for (int u = 0; u < K; u++)
-            for (int j = 0; j < SIDE; j++) {
+            for (int j = 0; j < W; j++) {
                 double s = 0;
-                for (int i = 0; i < SIDE; i++)
-                    s += D[o + u][i] * wc[i * SIDE + j];
-                t[u][j] = s;
+                for (int i = 0; i < H; i++)
+                    s += Dh[(size_t)u * H + i] * wc[(size_t)i * W + j];
+                t[(size_t)u * W + j] = s;
             }
         for (int u = 0; u < K; u++)
             for (int v = 0; v < K; v++) {
                 double s = 0;
-                for (int j = 0; j < SIDE; j++)
-                    s += t[u][j] * D[o + v][j];
-                coef[u][v] = s;
+                for (int j = 0; j < W; j++)
+                    s += t[(size_t)u * W + j] * Dw[(size_t)v * W + j];
+                coef[u * K + v] = s;
                 norm2 += s * s;
             }
-        /* back: proj = D_o' coef D_o */
+        /* back: proj = Dh_o' coef Dw_o */
         for (int u = 0; u < K; u++)
-            for (int j = 0; j < SIDE; j++) {
+            for (int j = 0; j < W; j++) {
                 double s = 0;
                 for (int v = 0; v < K; v++)
-                    s += coef[u][v] * D[o + v][j];
-                t[u][j] = s;
+                    s += coef[u * K + v] * Dw[(size_t)v * W + j];
+                t[(size_t)u * W + j] = s;
             }
-        for (int i = 0; i < SIDE; i++)
-            for (int j = 0; j < SIDE; j++) {
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
                 double s = 0;
                 for (int u = 0; u < K; u++)
-                    s += D[o + u][i] * t[u][j];
-                proj[c * SIDE * SIDE + i * SIDE + j] = (float)s;
+                    s += Dh[(size_t)u * H + i] * t[(size_t)u * W + j];
+                proj[(size_t)c * H * W + (size_t)i * W + j] = (float)s;
             }
     }
     return sqrt(norm2);
@@ -84,8 +95,9 @@ typedef struct {
     hfc_engine *engine;
     const hfc_margin_spec *spec;
     int C;                       /* classes */
-    double (*D)[SIDE];           /* the DCT matrix */
-    float *x0, *xi, *r, *pix;    /* (batch, 3, 32, 32): start, current, perturbation, pixels */
+    size_t P;                    /* values in an image */
+    dct_basis dct;
+    float *x0, *xi, *r, *pix;    /* (batch, P): start, current, perturbation, pixels */
     float *grads, *logits, *f;   /* every class's gradient (C, batch, P); logits; f */
     float *w, *proj, *best;      /* one image's (P) */
     int *label, *done;           /* per image: the reference label; 1 fooled, 2 stuck */
@@ -95,7 +107,7 @@ typedef struct {
 /* d f_k / d x for every class k, x in [0, 1]: grads[k] (n, P). */
 static hfc_status class_gradients(margin_run *c, size_t n, hfc_error *err)
 {
-    const size_t P = HFC_CIFAR_PIXELS;
+    const size_t P = c->P;
     for (size_t i = 0; i < n * P; i++)
         c->pix[i] = c->xi[i] * 255.0f;
     for (int k = 0; k < c->C; k++) {
@@ -115,7 +127,7 @@ static hfc_status class_gradients(margin_run *c, size_t n, hfc_error *err)
  * direction of the subspace moves it (done[b] = 2). */
 static int deepfool_step(margin_run *c, size_t n, size_t b, int o)
 {
-    const size_t P = HFC_CIFAR_PIXELS;
+    const size_t P = c->P;
     const int k0 = c->label[b];
     const float *g0 = c->grads + (size_t)k0 * n * P + b * P;
     double pert = INFINITY, pnorm = 0;
@@ -125,7 +137,7 @@ static int deepfool_step(margin_run *c, size_t n, size_t b, int o)
         const float *gk = c->grads + (size_t)k * n * P + b * P;
         for (size_t i = 0; i < P; i++)
             c->w[i] = gk[i] - g0[i];
-        double norm = project(c->D, o, c->spec->block, c->w, c->proj);
+        double norm = project(&c->dct, o, c->spec->block, c->w, c->proj);
         double pk = fabs((double)c->f[b * c->C + k] - c->f[b * c->C + k0]) / norm;
         if (norm > 0 && pk < pert) {
             pert = pk;
@@ -148,7 +160,7 @@ static int deepfool_step(margin_run *c, size_t n, size_t b, int o)
  * x0 + (1 + overshoot) r, at most max_iter steps; its margin, or NaN. */
 static hfc_status subspace_margins(margin_run *c, const hfc_batch *bt, int s, hfc_error *err)
 {
-    const size_t P = HFC_CIFAR_PIXELS, n = bt->n;
+    const size_t P = c->P, n = bt->n;
     const int o = s * c->spec->stride;
     memcpy(c->xi, c->x0, n * P * sizeof *c->xi);
     memset(c->r, 0, n * P * sizeof *c->r);
@@ -192,7 +204,7 @@ static hfc_status subspace_margins(margin_run *c, const hfc_batch *bt, int s, hf
 static hfc_status margin_step(hfc_batch *b, void *arg, hfc_error *err)
 {
     margin_run *c = arg;
-    for (size_t i = 0; i < b->n * HFC_CIFAR_PIXELS; i++)
+    for (size_t i = 0; i < b->n * c->P; i++)
         c->x0[i] = b->x[i] / 255.0f;
     hfc_engine_forward(c->engine, b->x, b->n, c->logits);
     for (size_t i = 0; i < b->n; i++)
@@ -208,17 +220,26 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
                       float *margins, hfc_error *err)
 {
     const int K = spec->block, C = model->n_classes;
-    const size_t P = HFC_CIFAR_PIXELS;
-    if (K < 1 || SIDE % K || spec->stride < 1)
-        return hfc_fail(err, HFC_ERR_USAGE, "", "--block must divide 32 and --stride be positive");
+    const int side = ds->height < ds->width ? ds->height : ds->width;
+    const size_t P = hfc_dataset_image_size(ds);
+    if (K < 1 || K > side || spec->stride < 1)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--block must be in 1..%d (the images' shorter side) and --stride be "
+                        "positive",
+                        side);
     hfc_status st = hfc_check_models(&model, 1, ds, 1, err);
     if (st)
         return st;
     hfc_engine *const engines[1] = {engine};
     batch = hfc_engines_batch(engines, 1, batch, ds->n);
-    static double D[SIDE][SIDE];
-    dct_matrix(D);
-    margin_run c = {.engine = engine, .spec = spec, .C = C, .D = D};
+    if ((spec->side > 0 ? spec->side : HFC_CIFAR_SIDE) != side)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "the margin spec was made for images of side %d; these have %d",
+                        spec->side, side);
+    margin_run c = {.engine = engine, .spec = spec, .C = C, .P = P};
+    c.dct = (dct_basis){ds->channels, ds->height, ds->width, dct_matrix(ds->height),
+                        dct_matrix(ds->width), malloc((size_t)K * ds->width * sizeof(double)),
+                        malloc((size_t)K * K * sizeof(double))};
     c.x0 = malloc(batch * P * sizeof *c.x0), c.xi = malloc(batch * P * sizeof *c.xi);
     c.r = malloc(batch * P * sizeof *c.r), c.pix = malloc(batch * P * sizeof *c.pix);
     c.grads = malloc((size_t)C * batch * P * sizeof *c.grads);
@@ -228,18 +249,20 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
     c.label = malloc(batch * sizeof *c.label), c.done = malloc(batch * sizeof *c.done);
     c.margins = margins;
     if (!c.x0 || !c.xi || !c.r || !c.pix || !c.grads || !c.logits || !c.f || !c.w || !c.proj ||
-        !c.best || !c.label || !c.done)
+        !c.best || !c.label || !c.done || !c.dct.Dh || !c.dct.Dw || !c.dct.t || !c.dct.coef)
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
     else
         st = hfc_stream(ds, batch, NULL, 0, 1, progress, margin_step, &c, err);
     free(c.x0), free(c.xi), free(c.r), free(c.pix), free(c.grads), free(c.logits), free(c.f);
     free(c.w), free(c.proj), free(c.best), free(c.label), free(c.done);
+    free(c.dct.Dh), free(c.dct.Dw), free(c.dct.t), free(c.dct.coef);
     return st;
 }
 
 int hfc_margin_subspaces(const hfc_margin_spec *spec)
 {
-    return spec->block < 1 || spec->block > SIDE || spec->stride < 1
+    const int side = spec->side > 0 ? spec->side : HFC_CIFAR_SIDE;
+    return spec->block < 1 || spec->block > side || spec->stride < 1
                ? 0
-               : (SIDE - spec->block) / spec->stride + 1;
+               : (side - spec->block) / spec->stride + 1;
 }

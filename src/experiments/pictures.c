@@ -69,7 +69,10 @@ hfc_status hfc_grid_predict(hfc_engine *const *engines, const hfc_model *const *
     if (st)
         return st;
     const int k = g->n_images;
-    const size_t P = HFC_CIFAR_PIXELS, per_mask = (size_t)k * P;
+    const size_t P = hfc_dataset_image_size(ds), per_mask = (size_t)k * P;
+    g->channels = ds->channels;
+    g->height = ds->height;
+    g->width = ds->width;
     const size_t preds = (size_t)n_models * n_masks * k * HFC_VERSIONS;
     g->n_models = n_models;
     g->n_masks = n_masks;
@@ -87,11 +90,14 @@ hfc_status hfc_grid_predict(hfc_engine *const *engines, const hfc_model *const *
         goto done;
     }
     for (int i = 0; i < k; i++) {
-        memcpy(g->pixels + i * P, ds->pixels + g->index[i] * P, P);
-        for (size_t t = 0; t < P; t++)
-            g->original[i * P + t] = g->pixels[i * P + t];
+        hfc_dataset_image(ds, g->index[i], g->original + i * P);
+        for (size_t t = 0; t < P; t++) {
+            float v = g->original[i * P + t];
+            g->pixels[i * P + t] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)lrintf(v);
+        }
     }
-    if ((st = hfc_splitter_new(&split, (size_t)k, masks, n_masks, err)))
+    if ((st = hfc_splitter_new(&split, (size_t)k, ds->channels, ds->height, ds->width, masks,
+                               n_masks, err)))
         goto done;
     hfc_split_forward(split, g->original, (size_t)k);
     for (int r = 0; r < n_masks; r++) {

@@ -25,6 +25,17 @@ static void add_run_fields(cJSON *o, const hfc_model *m, const hfc_dataset *ds,
     cJSON_AddStringToObject(o, "data", ds->path);
     cJSON_AddStringToObject(o, "dataset", hfc_dataset_name(ds->kind));
     cJSON_AddStringToObject(o, "set", hfc_set_name(ds->set));
+    if (ds->corruption[0]) { /* CIFAR-10-C */
+        cJSON_AddStringToObject(o, "corruption", ds->corruption);
+        cJSON_AddNumberToObject(o, "severity", ds->severity);
+    }
+    if (ds->channels != HFC_CIFAR_CHANNELS || ds->height != HFC_CIFAR_SIDE ||
+        ds->width != HFC_CIFAR_SIDE) {
+        int size[3] = {ds->channels, ds->height, ds->width};
+        cJSON_AddItemToObject(o, "image_size", cJSON_CreateIntArray(size, 3));
+    }
+    if (ds->skipped) /* image folders, --skip-bad-images */
+        cJSON_AddNumberToObject(o, "skipped_images", (double)ds->skipped);
     const hfc_protocol plain = {0, 0, 0};
     const hfc_protocol *p = protocol ? protocol : &plain;
     cJSON_AddStringToObject(o, "bn_stats", p->bn_batch ? "batch" : "running");
@@ -95,7 +106,7 @@ char *hfc_report_json(const hfc_tally *t, const hfc_model *m, const hfc_dataset 
     }
     cJSON *per = cJSON_AddObjectToObject(o, "per_class");
     for (int c = 0; c < ds->n_classes && c < m->n_classes; c++) {
-        cJSON *pc = cJSON_AddObjectToObject(per, ds->has_names ? ds->class_names[c] : m->classes[c]);
+        cJSON *pc = cJSON_AddObjectToObject(per, ds->class_names ? ds->class_names[c] : m->classes[c]);
         if (!pc)  /* duplicate or unprintable names still get a row */
             continue;
         cJSON_AddNumberToObject(pc, "images", (double)t->class_images[c]);
@@ -220,12 +231,17 @@ char *hfc_report_heatmap_json(const hfc_heatmap_tally *t, const hfc_model *m,
     cJSON_AddNumberToObject(o, "seed", (double)t->seed);
     cJSON_AddNumberToObject(o, "images", (double)t->images);
     cJSON_AddNumberToObject(o, "clean_error", fraction(t->clean_wrong, t->images));
+    if (t->rows != t->height || t->cols != t->width) { /* only part of the grid */
+        cJSON_AddNumberToObject(o, "extent", t->rows > t->cols ? t->rows : t->cols);
+        int first[2] = {t->top - t->height / 2, t->left - t->width / 2};
+        cJSON_AddItemToObject(o, "first_frequency", cJSON_CreateIntArray(first, 2));
+    }
     cJSON *rows = cJSON_AddArrayToObject(o, "error");
-    for (int i = 0; i < HFC_CIFAR_SIDE; i++) {
+    for (int i = 0; i < t->rows; i++) {
         cJSON *row = cJSON_CreateArray();
-        for (int j = 0; j < HFC_CIFAR_SIDE; j++)
+        for (int j = 0; j < t->cols; j++)
             cJSON_AddItemToArray(row, cJSON_CreateNumber(
-                                          fraction(t->wrong[i * HFC_CIFAR_SIDE + j], t->images)));
+                                          fraction(t->wrong[i * t->cols + j], t->images)));
         cJSON_AddItemToArray(rows, row);
     }
     const size_t none[HFC_VERSIONS] = {0, 0, 0};

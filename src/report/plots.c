@@ -310,10 +310,11 @@ hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, 
                                const hfc_heatmap_tally *tallies, hfc_error *err)
 {
     hfc_status st = hfc_png_dir(dir, err);
-    const int N = HFC_CIFAR_SIDE, Z = 8, x0 = MARGIN, y0 = MARGIN + 52;
-    const int bar_x = x0 + N * Z + 24, bar_h = N * Z;
     for (int j = 0; !st && j < n_models; j++) {
         const hfc_heatmap_tally *t = &tallies[j];
+        const int N = t->rows, M = t->cols, side = N > M ? N : M;
+        const int Z = side < 256 ? 256 / side : 1, x0 = MARGIN, y0 = MARGIN + 52;
+        const int bar_x = x0 + M * Z + 24, bar_h = N * Z;
         hfc_canvas c;
         if ((st = canvas_new(&c, bar_x + 90, y0 + N * Z + 40, WHITE, err)))
             break;
@@ -328,8 +329,8 @@ hfc_status hfc_heatmap_picture(const char *dir, const hfc_model *const *models, 
                  t->images ? (double)t->clean_wrong / t->images : 0);
         canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, line);
         for (int i = 0; i < N; i++)
-            for (int k = 0; k < N; k++) {
-                double e = t->images ? (double)t->wrong[i * N + k] / t->images : 0;
+            for (int k = 0; k < M; k++) {
+                double e = t->images ? (double)t->wrong[i * M + k] / t->images : 0;
                 canvas_rect(&c, x0 + k * Z, y0 + i * Z, Z, Z, spectrum_colour(e));
             }
         for (int y = 0; y < bar_h; y++) /* the legend: 1 at the top, 0 at the bottom */

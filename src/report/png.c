@@ -26,35 +26,47 @@ static uint8_t clip_byte(double v)
     return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)lround(v);
 }
 
-/* Draw a (3, 32, 32) planar image with top-left (x, y), each pixel zoom x zoom. */
-static void draw_image(hfc_canvas *c, int x, int y, int zoom, const uint8_t *rgb_planes)
+/* Draw a (C, H, W) planar image with top-left (x, y), each pixel zoom x
+ * zoom: one channel as grey, else the first three as R, G, B. */
+static void draw_image(hfc_canvas *c, int x, int y, int zoom, const uint8_t *planes, int C, int H,
+                       int W)
 {
-    const int plane = HFC_CIFAR_SIDE * HFC_CIFAR_SIDE;
-    for (int i = 0; i < HFC_CIFAR_SIDE; i++)
-        for (int j = 0; j < HFC_CIFAR_SIDE; j++) {
-            int k = i * HFC_CIFAR_SIDE + j;
-            hfc_rgb p = {rgb_planes[k], rgb_planes[plane + k], rgb_planes[2 * plane + k]};
+    const size_t plane = (size_t)H * W;
+    const uint8_t *g = planes + (C >= 3 ? plane : 0), *b = planes + (C >= 3 ? 2 * plane : 0);
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+            size_t k = (size_t)i * W + j;
+            hfc_rgb p = {planes[k], g[k], b[k]};
             canvas_rect(c, x + j * zoom, y + i * zoom, zoom, zoom, p);
         }
+}
+
+int grid_zoom(int height, int width)
+{
+    int side = height > width ? height : width;
+    return side < GRID_TILE ? GRID_TILE / side : 1;
 }
 
 /* ------------------------------------------------------------------ grid */
 
 #define GRID_LABEL_W 84
-#define GRID_CELL (GRID_TILE + 2 * GRID_BORDER)
+#define GRID_CELL(tile) ((tile) + 2 * GRID_BORDER)
 #define GRID_COL_GAP 12
 #define GRID_CAPTION 14
-#define GRID_ROW_PITCH (GRID_CELL + GRID_CAPTION + 8)
+#define GRID_ROW_PITCH(tile) (GRID_CELL(tile) + GRID_CAPTION + 8)
 #define GRID_TOP (MARGIN + 56)
 
-void grid_tile_origin(int row, int col, int *x, int *y)
+void grid_tile_origin(int tile, int row, int col, int *x, int *y)
 {
-    *x = MARGIN + GRID_LABEL_W + col * (GRID_CELL + GRID_COL_GAP) + GRID_BORDER;
-    *y = GRID_TOP + row * GRID_ROW_PITCH + GRID_BORDER;
+    *x = MARGIN + GRID_LABEL_W + col * (GRID_CELL(tile) + GRID_COL_GAP) + GRID_BORDER;
+    *y = GRID_TOP + row * GRID_ROW_PITCH(tile) + GRID_BORDER;
 }
 
-int grid_width(void) { return MARGIN + GRID_LABEL_W + 3 * GRID_CELL + 2 * GRID_COL_GAP + MARGIN; }
-int grid_height(int rows) { return GRID_TOP + rows * GRID_ROW_PITCH + MARGIN; }
+int grid_width(int tile)
+{
+    return MARGIN + GRID_LABEL_W + 3 * GRID_CELL(tile) + 2 * GRID_COL_GAP + MARGIN;
+}
+int grid_height(int tile, int rows) { return GRID_TOP + rows * GRID_ROW_PITCH(tile) + MARGIN; }
 
 uint8_t grid_high_pixel(float h, float s) { return clip_byte(128.0 + 127.0 * h / s); }
 
@@ -70,7 +82,6 @@ static const char *class_name(const hfc_model *m, int k)
     return k >= 0 && k < m->n_classes ? m->classes[k] : "?";
 }
 
-/* planes: (k, 3, 32, 32) for each version, low and high as floats. */
 /* File-name part of a mask: r4 (the paper's disc), square-r4, gaussian-r4, band-r4-8. */
 static void mask_tag(const hfc_mask *m, char *buf, size_t cap)
 {
@@ -83,13 +94,20 @@ static void mask_tag(const hfc_mask *m, char *buf, size_t cap)
 }
 
 static hfc_status draw_grid(const char *path, const hfc_model *m, const hfc_mask *mask,
-                            const grid_row *rows, int n, const uint8_t *orig, const float *low,
+                            const grid_row *rows, const hfc_grid_data *g, const float *low,
                             const float *high, hfc_error *err)
 {
+    const int n = g->n_images, C = g->channels, H = g->height, W = g->width;
+    const int zoom = grid_zoom(H, W), tile = (H > W ? H : W) * zoom;
+    const size_t P = (size_t)C * H * W;
+    uint8_t *shown = malloc(P);
     hfc_canvas c;
-    hfc_status st = canvas_new(&c, grid_width(), grid_height(n), WHITE, err);
-    if (st)
+    hfc_status st = shown ? canvas_new(&c, grid_width(tile), grid_height(tile, n), WHITE, err)
+                          : hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a grid");
+    if (st) {
+        free(shown);
         return st;
+    }
     const char *base = strrchr(m->path, '/');
     char line[256], label[64], rule[96];
     hfc_mask_label(mask, label, sizeof label);
@@ -107,21 +125,19 @@ static hfc_status draw_grid(const char *path, const hfc_model *m, const hfc_mask
     snprintf(heads[2], sizeof heads[2], "high (the rest)");
     for (int col = 0; col < 3; col++) {
         int x, y;
-        grid_tile_origin(0, col, &x, &y);
+        grid_tile_origin(tile, 0, col, &x, &y);
         canvas_text(&c, x, GRID_TOP - 12, 1, INK, heads[col]);
     }
-    const size_t P = HFC_CIFAR_PIXELS;
-    uint8_t shown[HFC_CIFAR_PIXELS];
     for (int r = 0; r < n; r++) {
         int x, y;
-        grid_tile_origin(r, 0, &x, &y);
+        grid_tile_origin(tile, r, 0, &x, &y);
         snprintf(line, sizeof line, "#%zu", rows[r].index);
         canvas_text(&c, MARGIN, y + 4, 1, INK, line);
         canvas_text(&c, MARGIN, y + 16, 1, INK, class_name(m, rows[r].label));
         for (int col = 0; col < 3; col++) {
             const float *src = col == 1 ? low + r * P : high + r * P;
             if (col == 0) {
-                memcpy(shown, orig + r * P, P);
+                memcpy(shown, g->pixels + r * P, P);
             } else if (col == 1) {
                 for (size_t k = 0; k < P; k++)
                     shown[k] = clip_byte(src[k]);
@@ -132,19 +148,20 @@ static hfc_status draw_grid(const char *path, const hfc_model *m, const hfc_mask
                 for (size_t k = 0; k < P; k++)
                     shown[k] = grid_high_pixel(src[k], s);
             }
-            grid_tile_origin(r, col, &x, &y);
+            grid_tile_origin(tile, r, col, &x, &y);
             int ok = rows[r].pred[col] == rows[r].label;
-            canvas_frame(&c, x - GRID_BORDER, y - GRID_BORDER, GRID_CELL, GRID_CELL, GRID_BORDER,
-                         ok ? CORRECT : WRONG);
-            draw_image(&c, x, y, GRID_ZOOM, shown);
+            canvas_frame(&c, x - GRID_BORDER, y - GRID_BORDER, GRID_CELL(tile), GRID_CELL(tile),
+                         GRID_BORDER, ok ? CORRECT : WRONG);
+            draw_image(&c, x, y, zoom, shown, C, H, W);
             snprintf(line, sizeof line, "%.15s %.0f%%", class_name(m, rows[r].pred[col]),
                      100.0 * rows[r].confidence[col]);
-            canvas_text(&c, x - GRID_BORDER, y + GRID_TILE + GRID_BORDER + 3, 1,
+            canvas_text(&c, x - GRID_BORDER, y + tile + GRID_BORDER + 3, 1,
                         ok ? CORRECT : WRONG, line);
         }
     }
     st = canvas_write_png(&c, path, err);
     canvas_free(&c);
+    free(shown);
     return st;
 }
 
@@ -172,16 +189,50 @@ hfc_rgb spectrum_colour(double t)
                      clip_byte(a.b + f * (b.b - a.b))};
 }
 
-static hfc_status draw_spectrum(const char *path, const float *image, size_t index,
-                                const char *label, const hfc_mask *mask, hfc_error *err)
+int spectrum_zoom(int height, int width)
 {
-    const int N = HFC_CIFAR_SIDE, Z = SPECTRUM_ZOOM;
-    float mag[HFC_CIFAR_SIDE * HFC_CIFAR_SIDE];
-    hfc_status st = hfc_spectrum_magnitude(image, mag, err);
-    if (st)
+    int side = height > width ? height : width;
+    return side < SPECTRUM_SIDE ? SPECTRUM_SIDE / side : 1;
+}
+
+/* The mask's edge on an N x M grid of Z-pixel cells at (x0, y0): a cell
+ * border between a cell inside (weight >= 0.5) and one outside (or the
+ * picture's edge), two pixels wide on the inside cell. */
+static void draw_mask_edge(hfc_canvas *c, const double *w, int N, int M, int x0, int y0, int Z)
+{
+#define IN(i, j) (w[(i) * M + (j)] >= 0.5)
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < M; j++) {
+            if (!IN(i, j))
+                continue;
+            int x = x0 + j * Z, y = y0 + i * Z;
+            if (i == 0 || !IN(i - 1, j))
+                canvas_rect(c, x, y, Z, 2, SPECTRUM_EDGE);
+            if (i == N - 1 || !IN(i + 1, j))
+                canvas_rect(c, x, y + Z - 2, Z, 2, SPECTRUM_EDGE);
+            if (j == 0 || !IN(i, j - 1))
+                canvas_rect(c, x, y, 2, Z, SPECTRUM_EDGE);
+            if (j == M - 1 || !IN(i, j + 1))
+                canvas_rect(c, x + Z - 2, y, 2, Z, SPECTRUM_EDGE);
+        }
+#undef IN
+}
+
+static hfc_status draw_spectrum(const char *path, const hfc_grid_data *g, const char *label,
+                                const hfc_mask *mask, hfc_error *err)
+{
+    const int N = g->height, M = g->width, Z = spectrum_zoom(N, M);
+    float *mag = malloc((size_t)N * M * sizeof *mag);
+    double *w = malloc((size_t)N * M * sizeof *w);
+    hfc_status st = mag && w ? hfc_spectrum_magnitude(g->original, g->channels, N, M, mag, err)
+                             : hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a spectrum");
+    if (st) {
+        free(mag);
+        free(w);
         return st;
+    }
     double lo = INFINITY, hi = -INFINITY;
-    for (int k = 0; k < N * N; k++) {
+    for (int k = 0; k < N * M; k++) {
         double v = log1p(mag[k]);
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
@@ -189,12 +240,17 @@ static hfc_status draw_spectrum(const char *path, const float *image, size_t ind
     hfc_canvas c;
     int x0, y0;
     spectrum_origin(&x0, &y0);
-    if ((st = canvas_new(&c, x0 + N * Z + 80, y0 + N * Z + 30, WHITE, err)))
+    if ((st = canvas_new(&c, x0 + M * Z + 80, y0 + N * Z + 30, WHITE, err))) {
+        free(mag);
+        free(w);
         return st;
+    }
     char line[160];
-    snprintf(line, sizeof line, "spectrum, image #%zu (%s)", index, label);
+    snprintf(line, sizeof line, "spectrum, image #%zu (%s)", g->index[0], label);
     canvas_text(&c, MARGIN, MARGIN, 1, INK, line);
-    canvas_text(&c, MARGIN, MARGIN + 12, 1, INK, "log(1 + |fftshift(fft2(x))|), mean over R,G,B");
+    canvas_text(&c, MARGIN, MARGIN + 12, 1, INK,
+                g->channels == 3 ? "log(1 + |fftshift(fft2(x))|), mean over R,G,B"
+                                 : "log(1 + |fftshift(fft2(x))|), mean over the channels");
     char rule[96];
     hfc_mask_describe(mask, rule, sizeof rule);
     int soft = mask->kind == HFC_MASK_GAUSSIAN;
@@ -202,47 +258,32 @@ static hfc_status draw_spectrum(const char *path, const float *image, size_t ind
                                      : "cyan: edge of the mask, %s", rule);
     canvas_text(&c, MARGIN, MARGIN + 24, 1, INK, line);
     /* The weights as hfc_mask_weight gives them: cell (i, j) is frequency
-     * (i - 16, j - 16). */
-    double w[HFC_CIFAR_SIDE][HFC_CIFAR_SIDE], total = 0;
+     * (i - N/2, j - M/2), (i - 16, j - 16) at 32 x 32. */
+    double total = 0;
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) {
-            w[i][j] = hfc_mask_weight(mask, i - N / 2, j - N / 2);
-            total += w[i][j];
-            double t = hi > lo ? (log1p(mag[i * N + j]) - lo) / (hi - lo) : 0;
+        for (int j = 0; j < M; j++) {
+            double wij = w[i * M + j] = hfc_mask_weight(mask, i - N / 2, j - M / 2);
+            total += wij;
+            double t = hi > lo ? (log1p(mag[i * M + j]) - lo) / (hi - lo) : 0;
             hfc_rgb col = spectrum_colour(t);
             if (soft) { /* fade towards white by 1 - weight */
-                double f = 0.7 * (1 - w[i][j]);
+                double f = 0.7 * (1 - wij);
                 col = (hfc_rgb){clip_byte(col.r + f * (255 - col.r)),
                                 clip_byte(col.g + f * (255 - col.g)),
                                 clip_byte(col.b + f * (255 - col.b))};
             }
             canvas_rect(&c, x0 + j * Z, y0 + i * Z, Z, Z, col);
         }
-    /* The mask's edge: a cell border between a cell inside (weight >= 0.5)
-     * and one outside (or the picture's edge), two pixels wide on the inside cell. */
-#define IN(i, j) (w[i][j] >= 0.5)
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) {
-            if (!IN(i, j))
-                continue;
-            int x = x0 + j * Z, y = y0 + i * Z;
-            if (i == 0 || !IN(i - 1, j))
-                canvas_rect(&c, x, y, Z, 2, SPECTRUM_EDGE);
-            if (i == N - 1 || !IN(i + 1, j))
-                canvas_rect(&c, x, y + Z - 2, Z, 2, SPECTRUM_EDGE);
-            if (j == 0 || !IN(i, j - 1))
-                canvas_rect(&c, x, y, 2, Z, SPECTRUM_EDGE);
-            if (j == N - 1 || !IN(i, j + 1))
-                canvas_rect(&c, x + Z - 2, y, 2, Z, SPECTRUM_EDGE);
-        }
-#undef IN
+    draw_mask_edge(&c, w, N, M, x0, y0, Z);
     if (soft)
-        snprintf(line, sizeof line, "paler = less weight; weights sum to %.1f of %d", total, N * N);
+        snprintf(line, sizeof line, "paler = less weight; weights sum to %.1f of %d", total, N * M);
     else
-        snprintf(line, sizeof line, "%.0f of %d frequencies in the low part", total, N * N);
+        snprintf(line, sizeof line, "%.0f of %d frequencies in the low part", total, N * M);
     canvas_text(&c, MARGIN, y0 + N * Z + 10, 1, INK, line);
     st = canvas_write_png(&c, path, err);
     canvas_free(&c);
+    free(mag);
+    free(w);
     return st;
 }
 
@@ -369,21 +410,20 @@ hfc_status hfc_pictures(const char *dir, const hfc_model *const *models, int n_m
     for (int j = 0; !st && j < n_models; j++)
         if (!(st = model_file(path, sizeof path, dir, models, j, "kernels.png", err)))
             st = draw_kernels(path, models[j], err);
-    const size_t per_mask = (size_t)g->n_images * HFC_CIFAR_PIXELS;
+    const size_t per_mask = (size_t)g->n_images * g->channels * g->height * g->width;
     grid_row rows[HFC_MAX_PNG_IMAGES];
     for (int r = 0; !st && r < n_radii; r++) {
         char suffix[96], tag[64];
         mask_tag(&masks[r], tag, sizeof tag);
         snprintf(path, sizeof path, "%s/spectrum-%s.png", dir, tag);
-        if ((st = draw_spectrum(path, g->original, g->index[0], class_name(models[0], g->label[0]),
-                                &masks[r], err)))
+        if ((st = draw_spectrum(path, g, class_name(models[0], g->label[0]), &masks[r], err)))
             break;
         for (int j = 0; !st && j < n_models; j++) {
             grid_rows(g, j, r, rows);
             snprintf(suffix, sizeof suffix, "%s-grid.png", tag);
             if (!(st = model_file(path, sizeof path, dir, models, j, suffix, err)))
-                st = draw_grid(path, models[j], &masks[r], rows, g->n_images, g->pixels,
-                               g->low + r * per_mask, g->high + r * per_mask, err);
+                st = draw_grid(path, models[j], &masks[r], rows, g, g->low + r * per_mask,
+                               g->high + r * per_mask, err);
         }
     }
     if (!st && n_radii >= 2) {

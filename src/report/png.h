@@ -6,21 +6,26 @@
 
 #include "report/canvas.h"
 
-/* Figure 1 grid: one row per image, columns original | low | high. */
-#define GRID_ZOOM 4                          /* nearest-neighbour upscaling */
-#define GRID_TILE (HFC_CIFAR_SIDE * GRID_ZOOM) /* 128 */
+/* Figure 1 grid: one row per image, columns original | low | high. Each
+ * image is upscaled (nearest neighbour) by grid_zoom: its longer side to
+ * about GRID_TILE pixels (32 x 32: 4x), never shrunk; `tile` below is that
+ * longer side after the zoom. */
+#define GRID_TILE 128
 #define GRID_BORDER 3                        /* green: correct, red: wrong */
+int grid_zoom(int height, int width);
 /* Top-left pixel of the image (inside the border) in row `row`, column `col`. */
-void grid_tile_origin(int row, int col, int *x, int *y);
-int grid_width(void);
-int grid_height(int rows);
+void grid_tile_origin(int tile, int row, int col, int *x, int *y);
+int grid_width(int tile);
+int grid_height(int tile, int rows);
 /* The high image is shown as 128 + 127 * h / s, s = max(max |h| over the
  * image's three channels, 1), clipped to 0..255: zero is mid-grey. */
 uint8_t grid_high_pixel(float h, float s);
 
-/* Spectrum: 32x32 cells of SPECTRUM_ZOOM pixels, the mask's edge drawn on
- * the cell borders in SPECTRUM_EDGE. */
-#define SPECTRUM_ZOOM 8
+/* Spectrum: H x W cells of spectrum_zoom pixels each (about SPECTRUM_SIDE
+ * pixels in all; 8 at 32 x 32), the mask's edge drawn on the cell borders
+ * in SPECTRUM_EDGE. */
+#define SPECTRUM_SIDE 256
+int spectrum_zoom(int height, int width);
 void spectrum_origin(int *x, int *y);
 extern const hfc_rgb SPECTRUM_EDGE;
 /* The colour map: t in 0..1, dark to bright. */

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static hfc_splitter *s;
     static const hfc_mask kinds[] = {{HFC_MASK_DISC, 30, 0}, {HFC_MASK_SQUARE, 9, 0},
                                      {HFC_MASK_GAUSSIAN, 3, 0}, {HFC_MASK_BAND, 2, 11}};
-    if (!s && hfc_splitter_new(&s, 4, kinds, 4, &err))
+    if (!s && hfc_splitter_new(&s, 4, 3, 32, 32, kinds, 4, &err))
         return 0;
     float x[4 * HFC_CIFAR_PIXELS];
     for (size_t i = 0; i < ds.n * HFC_CIFAR_PIXELS; i++)

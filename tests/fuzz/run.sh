@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
-harnesses=${*:-model cifar args npy}
+harnesses=${*:-model cifar args npy idx image npz}
 rc=0
 for h in $harnesses; do
     bin=build/fuzz/fuzz_$h
