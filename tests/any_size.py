@@ -99,8 +99,33 @@ def model(out, c, h, w, calibration, seed=0):
                           metadata={"test": "any_size", "input": [c, h, w]})
 
 
+def ceil_model(out, onnx_out, calibration):
+    """Pools in ceil mode (squeezenet's, googlenet's) at 31 x 33, by both
+    routes: the PyTorch exporter (out) and ONNX (onnx_out, for onnx_to_hfc.py)."""
+    import torch
+    import torch.nn as nn
+    import export_pytorch
+    torch.manual_seed(2)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
+                      nn.AvgPool2d(3, 2, padding=1, ceil_mode=True),
+                      nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False),
+                      nn.Flatten(), nn.Linear(8 * 4 * 4, 10)).eval()
+    x = np.load(calibration).transpose(0, 3, 1, 2)
+    x = (torch.from_numpy(x.astype(np.float32)) / 255 - 0.45) / 0.25
+    with torch.no_grad():  # spread the predictions over the classes
+        f = m[:-1](x)
+        mu, sd = f.mean(0), f.std(0) + 1e-6
+        m[-1].weight.div_(sd[None, :]).mul_(4)
+        m[-1].bias.copy_(-(m[-1].weight @ mu))
+    export_pytorch.export(m, out, mean=[0.45] * 3, std=[0.25] * 3, input_shape=(3, 31, 33))
+    torch.onnx.export(m, torch.zeros(1, 3, 31, 33), onnx_out, input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, opset_version=13)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "data":
         data(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "ceil":
+        ceil_model(*sys.argv[2:5])
     else:
         model(sys.argv[2], *(int(v) for v in sys.argv[3:6]), sys.argv[6])

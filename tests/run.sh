@@ -485,6 +485,13 @@ PYEOF
     "$PY" tools/onnx_to_hfc.py "$AS/dyn.onnx" "$AS/dyn64.bin" --mean 0.45,0.45,0.45 --std 0.25,0.25,0.25 \
         --input-size 3,64,64 && out=$(same_counts "$AS/dyn64.bin" --data "$AS/up64.npy" --labels "$AS/labels.npy")
 expect $? "ONNX with a dynamic batch axis, converted with --input-size 3,64,64: counts equal tools/reference.py's: $out"
+"$PY" tests/any_size.py ceil "$AS/ceil.bin" "$AS/ceil.onnx" "$AS/odd.npy" &&
+    "$PY" tools/onnx_to_hfc.py "$AS/ceil.onnx" "$AS/ceil-onnx.bin" --mean 0.45,0.45,0.45 --std 0.25,0.25,0.25
+expect $? "pools in ceil mode: both routes convert"
+for m in ceil ceil-onnx; do
+    out=$(same_counts "$AS/$m.bin" --data "$AS/odd.npy" --labels "$AS/labels.npy")
+    expect $? "$m.bin (max and average pools with ceil_mode at 31 x 33): counts equal tools/reference.py's: $out"
+done
 "$PY" tools/export_pytorch.py --family resnet20 --input-size 3,48,40 "$AS/r20.bin" &&
     "$PY" -c 'import json,sys; sys.path.insert(0,"tools"); import export_pytorch as e; h=e.read(sys.argv[1])[0]; assert h["input"]["height"] == 48 and h["input"]["width"] == 40, h["input"]' "$AS/r20.bin"
 expect $? "tools/export_pytorch.py --input-size 3,48,40 records the input it takes"

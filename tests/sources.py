@@ -46,6 +46,17 @@ def mixed(root):
     Image.fromarray(smooth(33, 47, 1)[..., 0]).save(os.path.join(root, "b", "grey.jpeg"), quality=75)
 
 
+def torchvision_folder(root, channels, resize, crop):
+    """The same through torchvision itself (Debian's python3-torchvision):
+    ImageFolder's order and loader, Grayscale, Resize, CenterCrop."""
+    from torchvision import datasets, transforms
+    steps = ([transforms.Grayscale(1)] if channels == 1 else []) + \
+        ([transforms.Resize(resize)] if resize else []) + ([transforms.CenterCrop(crop)] if crop else [])
+    ds = datasets.ImageFolder(root, transform=transforms.Compose(steps))
+    images = [np.asarray(img) for img, _ in ds]
+    return np.stack([a[None] if a.ndim == 2 else a.transpose(2, 0, 1) for a in images])
+
+
 def folder(bin_, root):
     with tempfile.TemporaryDirectory() as tmp:
         cases = ((3, 0, 0), (1, 0, 0), (3, 48, 0), (3, 20, 0), (3, 27, 24), (1, 57, 56),
@@ -63,14 +74,17 @@ def folder(bin_, root):
                 check(False, f"{what}: {r.stderr.strip()}")
                 continue
             got = read_out(out, np.uint8).astype(int)
-            want, _ = reference.read_folder(root, channels, resize, crop)
+            try:
+                want, peer = torchvision_folder(root, channels, resize, crop), "torchvision + PIL"
+            except ImportError:
+                want, peer = reference.read_folder(root, channels, resize, crop)[0], "PIL"
             if got.shape != want.shape:
                 check(False, f"{what}: shape {got.shape}, PIL {want.shape}")
                 continue
             diff = np.abs(got - want.astype(int))
             share = (diff <= 1).mean()
             check(share >= 0.999, f"{what}: {got.shape[0]} images of {got.shape[1:]}; "
-                  f"{100 * share:.3f}% of values within 1 grey level of PIL's "
+                  f"{100 * share:.3f}% of values within 1 grey level of {peer}'s "
                   f"({100 * (diff == 0).mean():.3f}% equal, largest difference {diff.max()})")
 
 

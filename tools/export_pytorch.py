@@ -46,6 +46,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+MAX_CONCAT = 64  # inputs of one concat node (HFC_MAX_INPUTS in src/layers/node.h)
 MAGIC = b"HFCMODEL"
 VERSION = 3          # written always: version 2's layers, and a SHA-256 of the file at its end
 CHECKSUM = 32        # bytes of that SHA-256
@@ -344,6 +345,8 @@ class _Converter:
     def cat(self, n, items, dim):
         if dim not in (1, -3) or not isinstance(items, (list, tuple)):
             raise ExportError(f"{n.name}: only torch.cat([...], 1) (channels) is supported")
+        if not 1 <= len(items) <= MAX_CONCAT:
+            raise ExportError(f"{n.name}: concat of {len(items)} tensors (hfc-eval takes 1 to {MAX_CONCAT})")
         self.emit(n, "concat", [self.src(v, n) for v in items])
 
     def chunk_split(self, n, kind, x, arg, dim):
@@ -394,15 +397,18 @@ class _Converter:
 
     # -- shared shapes of ops ---------------------------------------------
     def maxpool(self, n, x, k, s, p, dilation, ceil_mode):
-        if ceil_mode or _pair(dilation) != [1, 1]:
-            raise ExportError(f"{n.name}: max pool with ceil_mode or dilation is unsupported")
-        self.emit(n, "maxpool2d", [x], kernel=_pair(k), stride=_pair(s if s else k), padding=_pair(p))
+        if _pair(dilation) != [1, 1]:
+            raise ExportError(f"{n.name}: max pool with dilation is unsupported")
+        extra = {"ceil_mode": True} if ceil_mode else {}
+        self.emit(n, "maxpool2d", [x], kernel=_pair(k), stride=_pair(s if s else k), padding=_pair(p),
+                  **extra)
 
     def avgpool(self, n, x, k, s, p, ceil_mode, include_pad, divisor):
-        if ceil_mode or divisor is not None:
-            raise ExportError(f"{n.name}: avg pool with ceil_mode or divisor_override is unsupported")
+        if divisor is not None:
+            raise ExportError(f"{n.name}: avg pool with divisor_override is unsupported")
+        extra = {"ceil_mode": True} if ceil_mode else {}
         self.emit(n, "avgpool2d", [x], kernel=_pair(k), stride=_pair(s if s else k),
-                  padding=_pair(p), count_include_pad=bool(include_pad))
+                  padding=_pair(p), count_include_pad=bool(include_pad), **extra)
 
     def adaptive(self, n, x, size):
         if _pair(size) != [1, 1]:

@@ -297,6 +297,9 @@ class _Converter:
     def op_Concat(self, node, a, ins, out):
         if a.get("axis") not in (1, -3):
             raise ConvertError(f"{self.where(node)}: only Concat along channels (axis 1) is supported")
+        if not 1 <= len(ins) <= export_pytorch.MAX_CONCAT:
+            raise ConvertError(f"{self.where(node)}: Concat of {len(ins)} tensors (hfc-eval takes 1 to "
+                               f"{export_pytorch.MAX_CONCAT})")
         self.emit(node, "concat", [self.src(i, node) for i in ins])
 
     def op_Split(self, node, a, ins, out):
@@ -349,13 +352,15 @@ class _Converter:
             raise ConvertError(f"{self.where(node)}: padding {p} is unsupported")
 
     def pool(self, node, a, ins, op):
-        if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise ConvertError(f"{self.where(node)}: pooling with ceil_mode or dilation is unsupported")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise ConvertError(f"{self.where(node)}: pooling with dilation is unsupported")
         pads = list(a.get("pads", [0, 0, 0, 0]))
         if pads[:2] != pads[2:]:
             raise ConvertError(f"{self.where(node)}: only symmetric pooling pads are supported")
         k = [int(x) for x in a["kernel_shape"]]
         attrs = {"kernel": k, "stride": [int(s) for s in a.get("strides", k)], "padding": pads[:2]}
+        if a.get("ceil_mode", 0):
+            attrs["ceil_mode"] = True
         if ins[0] in self.padded:  # Pad + AveragePool: padding counted in the mean
             src, ph, pw = self.padded[ins[0]]
             if op != "avgpool2d" or pads != [0, 0, 0, 0]:

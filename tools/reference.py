@@ -160,9 +160,11 @@ class GraphModel(torch.nn.Module):
             g = n["groups"]
             y = x.view(b, g, c // g, h, w_).transpose(1, 2).reshape(b, c, h, w_)
         elif op == "maxpool2d":
-            y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]))
+            y = F.max_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
+                             ceil_mode=n.get("ceil_mode", False))
         elif op == "avgpool2d":
             y = F.avg_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
+                             ceil_mode=n.get("ceil_mode", False),
                              count_include_pad=n.get("count_include_pad", True))
         elif op == "global_avgpool":
             y = x.mean((2, 3), keepdim=True)

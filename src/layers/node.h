@@ -19,7 +19,7 @@ typedef enum {
     HFC_OP_COUNT
 } hfc_op;
 
-#define HFC_MAX_INPUTS 8  /* of one node (concat) */
+#define HFC_MAX_INPUTS 64 /* of one node (concat: DenseNet-201 joins up to 49) */
 
 /* The name of an op in model files ("conv2d"), NULL past the table. */
 const char *hfc_op_name(hfc_op op);

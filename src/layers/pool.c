@@ -1,9 +1,22 @@
-/* pool.c - maxpool2d, avgpool2d (PyTorch's floor mode; max routes its
- * gradient to the first maximum in scan order) and global_avgpool. */
+/* pool.c - maxpool2d, avgpool2d (PyTorch's floor mode, or ceil mode since
+ * format version 3; max routes its gradient to the first maximum in scan
+ * order) and global_avgpool. */
 #include <float.h>
 #include <string.h>
 
 #include "layers/layer.h"
+
+/* PyTorch's output size: floor((n + 2p - k) / s) + 1, or in ceil mode the
+ * ceiling, less one when the last window would start past the input and
+ * its left padding. Windows past the edge are clipped (src/kernels/ops.c). */
+static int pool_side(int n, int k, int s, int p, int ceil_mode)
+{
+    int span = n + 2 * p - k;
+    int out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= n + p)
+        out--;
+    return out;
+}
 
 static hfc_status pool_shape(layer_parse *p)
 {
@@ -24,8 +37,14 @@ static hfc_status pool_shape(layer_parse *p)
     if (in.h + 2 * nd->ph < nd->kh || in.w + 2 * nd->pw < nd->kw)
         return FAIL(L, "%s: kernel %dx%d is larger than the padded %dx%d input",
                     p->where, nd->kh, nd->kw, in.h + 2 * nd->ph, in.w + 2 * nd->pw);
-    nd->out = (hfc_shape){in.c, (in.h + 2 * nd->ph - nd->kh) / nd->sh + 1,
-                          (in.w + 2 * nd->pw - nd->kw) / nd->sw + 1};
+    const cJSON *ceil = cJSON_GetObjectItemCaseSensitive(p->j, "ceil_mode");
+    if (ceil && !cJSON_IsBool(ceil))
+        return FAIL(L, "%s: \"ceil_mode\" must be true or false", p->where);
+    if (ceil && cJSON_IsTrue(ceil) && L->version < 3)
+        return FAIL(L, "%s: \"ceil_mode\" needs format version 3", p->where);
+    int up = ceil && cJSON_IsTrue(ceil);
+    nd->out = (hfc_shape){in.c, pool_side(in.h, nd->kh, nd->sh, nd->ph, up),
+                          pool_side(in.w, nd->kw, nd->sw, nd->pw, up)};
     return HFC_OK;
 }
 
