@@ -60,10 +60,17 @@ asan: $(SAN_BINS)
 # libFuzzer harnesses (clang): make fuzz; tests/fuzz/run.sh SECONDS runs them.
 FUZZ_BINS := build/fuzz/fuzz_model build/fuzz/fuzz_cifar build/fuzz/fuzz_args build/fuzz/fuzz_npy \
              build/fuzz/fuzz_idx build/fuzz/fuzz_image build/fuzz/fuzz_npz
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
+# The library is compiled once for all harnesses (instrumented, not linked
+# with libFuzzer's main), each harness then only links.
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc \
+               -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS))
+FUZZ_OBJ := $(LIB_SRC:src/%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 	@mkdir -p build/fuzz
-	clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS)) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 

@@ -880,6 +880,49 @@ else
     echo "SKIP: valgrind not installed"
 fi
 
+echo "== torchvision's architectures by both conversion routes (#26)"
+TV_DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}/test_batch.bin
+[ -f "$TV_DATA" ] || TV_DATA=$TINY
+if "$PY" -c 'import torchvision' 2>/dev/null; then
+    "$PY" -c 'import sys, numpy as np
+r = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 3073)[:60]
+np.save(sys.argv[2] + "/tv-x.npy", r[:, 1:].reshape(-1, 3, 32, 32)); np.save(sys.argv[2] + "/tv-y.npy", r[:, 0].astype(np.int64))' "$TV_DATA" "$T"
+    # every architecture that runs at 32 x 32 but ConvNeXt (permute + LayerNorm + GELU: not
+    # yet); the four largest (about a minute) with HFC_FULL=1
+    big=""
+    [ "${HFC_FULL:-0}" = 1 ] && big="resnet50 resnext50_32x4d wide_resnet50_2 vgg11_bn"
+    # shellcheck disable=SC2086
+    counted "$PY" tests/torchvision_zoo.py "$HFC" "$T/tv-x.npy" "$T/tv-y.npy" "$T/tv" resnet18 \
+        mobilenet_v2 mobilenet_v3_small mobilenet_v3_large mnasnet0_5 shufflenet_v2_x1_0 \
+        regnet_x_400mf regnet_y_400mf squeezenet1_1 googlenet densenet121 efficientnet_b0 $big
+else
+    echo "SKIP: torchvision architectures: python3-torchvision is not installed"
+fi
+# a converter failure is one line naming the operation and the node, exit 1, no traceback
+"$PY" - "$T" <<'PYEOF'
+import sys, torch, torch.nn as nn
+class M(nn.Module):
+    def forward(self, x):
+        return torch.sin(x).flatten(1)
+torch.onnx.export(M(), torch.zeros(1, 3, 4, 4), sys.argv[1] + "/unsupported.onnx", opset_version=13)
+torch.save(M(), sys.argv[1] + "/unsupported.pt")
+PYEOF
+"$PY" tools/onnx_to_hfc.py "$T/unsupported.onnx" "$T/u.bin" --mean 0,0,0 --std 1,1,1 2>"$T/u.err"
+rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$T/u.err")" = 1 ] && grep -q 'unsupported operation' "$T/u.err" && ! grep -q Traceback "$T/u.err"
+expect $? "onnx_to_hfc.py on an unsupported op: exit 1, one line: $(cat "$T/u.err")"
+"$PY" -c 'import sys, torch; sys.path.insert(0, "tools"); import export_pytorch as e
+class M(torch.nn.Module):
+    def forward(self, x):
+        return torch.sin(x).flatten(1)
+try:
+    e.export(M(), sys.argv[1], mean=[0, 0, 0], std=[1, 1, 1], input_shape=(3, 4, 4))
+except e.ExportError as err:
+    print(err); sys.exit(1)' "$T/u2.bin" >"$T/u2.out" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q 'unsupported operation sin' "$T/u2.out" && ! grep -q Traceback "$T/u2.out"
+expect $? "export_pytorch.py on an unsupported op: ExportError naming it: $(cat "$T/u2.out")"
+
 echo "== fuzzing smoke run (libFuzzer)"
 if make -s fuzz >/dev/null 2>&1; then
     for h in model cifar args npy idx image npz; do

@@ -202,6 +202,10 @@ class _Converter:
                          m.count_include_pad, m.divisor_override)
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             self.adaptive(n, x, m.output_size)
+        elif isinstance(m, nn.AdaptiveMaxPool2d):
+            if m.return_indices:
+                raise ExportError(f"{prefix}: AdaptiveMaxPool2d with return_indices is unsupported")
+            self.adaptive(n, x, m.output_size, is_max=True)
         elif isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 raise ExportError(f"{prefix}: only Flatten(1, -1) is supported")
@@ -244,6 +248,13 @@ class _Converter:
             self.emit(n, "flatten", [self.src(a[0], n)])
         elif f is F.adaptive_avg_pool2d:
             self.adaptive(n, self.src(a[0], n), a[1] if len(a) > 1 else kw["output_size"])
+        elif f is F.adaptive_max_pool2d and not kw.get("return_indices", False):
+            self.adaptive(n, self.src(a[0], n), a[1] if len(a) > 1 else kw["output_size"], True)
+        elif getattr(f, "__name__", "") == "stochastic_depth" and "torchvision" in getattr(f, "__module__", ""):
+            training = a[3] if len(a) > 3 else kw.get("training", True)
+            if training:
+                raise ExportError(f"{n.name}: stochastic_depth in training mode (call model.eval() first)")
+            self.alias[n.name] = self.src(a[0], n)  # identity in eval mode
         elif f is F.max_pool2d:
             k = a[1] if len(a) > 1 else kw["kernel_size"]
             s = a[2] if len(a) > 2 else kw.get("stride")
@@ -410,10 +421,15 @@ class _Converter:
         self.emit(n, "avgpool2d", [x], kernel=_pair(k), stride=_pair(s if s else k),
                   padding=_pair(p), count_include_pad=bool(include_pad), **extra)
 
-    def adaptive(self, n, x, size):
-        if _pair(size) != [1, 1]:
-            raise ExportError(f"{n.name}: only adaptive average pooling to 1x1 is supported")
-        self.emit(n, "global_avgpool", [x])
+    def adaptive(self, n, x, size, is_max=False):
+        """Adaptive pooling: PyTorch's windows (start floor(i*H/n), end
+        ceil((i+1)*H/n)); None in size keeps that side."""
+        out = self.shape(n)
+        size = [out[2] if v is None else int(v) for v in _pair(size)]
+        if size == [1, 1] and not is_max:
+            self.emit(n, "global_avgpool", [x])
+        else:
+            self.emit(n, "adaptive_maxpool2d" if is_max else "adaptive_avgpool2d", [x], output=size)
 
     def pad(self, n, a, kw):
         pads = list(a[1] if len(a) > 1 else kw["pad"])
@@ -512,7 +528,13 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
     conv.values = values
     conv.modules = dict(graph.named_modules())
     for n in graph.graph.nodes:
-        conv.convert(n)
+        try:
+            conv.convert(n)
+        except ExportError:
+            raise
+        except Exception as e:  # a form of the op the exporter does not expect: one line
+            raise ExportError(f"{n.name}: cannot export this {n.op} {getattr(n.target, '__name__', n.target)} "
+                              f"({type(e).__name__}: {e})") from e
     if not hasattr(conv, "output"):
         raise ExportError("the traced graph has no output")
 

@@ -61,6 +61,8 @@ class _Converter:
         self.consts = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
         self.shapes = {}
         for vi in list(self.graph.value_info) + list(self.graph.input) + list(self.graph.output):
+            if not vi.type.tensor_type.HasField("shape"):
+                continue  # rank unknown (shape inference gave up): not a scalar
             dims = vi.type.tensor_type.shape.dim
             if all(d.HasField("dim_value") for d in dims):
                 self.shapes[vi.name] = tuple(d.dim_value for d in dims)
@@ -171,14 +173,20 @@ class _Converter:
 
     # -- one node ------------------------------------------------------------------
     def convert(self, node):
-        a = _attrs(node)
-        if self.fold(node, a):
-            return
-        op, ins, out = node.op_type, list(node.input), node.output[0]
-        handler = getattr(self, "op_" + op, None)
-        if handler is None:
-            raise ConvertError(f"{self.where(node)}: unsupported operation {op}")
-        handler(node, a, ins, out)
+        try:
+            a = _attrs(node)
+            if self.fold(node, a):
+                return
+            op, ins, out = node.op_type, list(node.input), node.output[0]
+            handler = getattr(self, "op_" + op, None)
+            if handler is None:
+                raise ConvertError(f"{self.where(node)}: unsupported operation {op}")
+            handler(node, a, ins, out)
+        except ConvertError:
+            raise
+        except Exception as e:  # a form of the op this converter does not expect: one line, no traceback
+            raise ConvertError(f"{self.where(node)}: cannot convert this {node.op_type} "
+                               f"({type(e).__name__}: {e})") from e
 
     def op_Identity(self, node, a, ins, out):
         self.forward_value(ins[0], out, node)
@@ -379,6 +387,9 @@ class _Converter:
     def op_AveragePool(self, node, a, ins, out):
         self.pool(node, a, ins, "avgpool2d")
 
+    def op_GlobalMaxPool(self, node, a, ins, out):
+        self.emit(node, "adaptive_maxpool2d", [self.src(ins[0], node)], output=[1, 1])
+
     def op_GlobalAveragePool(self, node, a, ins, out):
         self.emit(node, "global_avgpool", [self.src(ins[0], node)])
 
@@ -454,11 +465,16 @@ def _fold_constants(model):
     shape is known, arithmetic on them) by an initializer, and infer shapes
     again, until nothing changes: a slice bound computed from x.size(1)
     becomes a number and the shapes after it static."""
-    for _ in range(16):
+    for _ in range(1000):  # until nothing folds (each pass may free the next shapes)
         model = onnx.shape_inference.infer_shapes(model)
         conv, keep, folded = _Converter(model), [], []
         for node in model.graph.node:
-            if conv.fold(node, _attrs(node)):
+            try:
+                done = conv.fold(node, _attrs(node))
+            except Exception as e:  # arithmetic on sizes this converter cannot do
+                raise ConvertError(f"{conv.where(node)}: cannot compute this {node.op_type} at "
+                                   f"conversion ({type(e).__name__}: {e})") from e
+            if done:
                 folded.append(node.output[0])
             else:
                 keep.append(node)

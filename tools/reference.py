@@ -166,6 +166,10 @@ class GraphModel(torch.nn.Module):
             y = F.avg_pool2d(x, n["kernel"], n.get("stride"), n.get("padding", [0, 0]),
                              ceil_mode=n.get("ceil_mode", False),
                              count_include_pad=n.get("count_include_pad", True))
+        elif op == "adaptive_avgpool2d":
+            y = F.adaptive_avg_pool2d(x, n["output"])
+        elif op == "adaptive_maxpool2d":
+            y = F.adaptive_max_pool2d(x, n["output"])
         elif op == "global_avgpool":
             y = x.mean((2, 3), keepdim=True)
         elif op == "flatten":

@@ -1,6 +1,7 @@
 /* pool.c - maxpool2d, avgpool2d (PyTorch's floor mode, or ceil mode since
  * format version 3; max routes its gradient to the first maximum in scan
- * order) and global_avgpool. */
+ * order), global_avgpool and the adaptive pools (PyTorch's windows: output
+ * i of n covers inputs floor(i * N / n) .. ceil((i + 1) * N / n) - 1). */
 #include <float.h>
 #include <string.h>
 
@@ -137,4 +138,75 @@ void backward_global_avgpool(const step_back *r)
             for (int k = 0; k < dx->c; k++)
                 dx->data[((size_t)b * plane + p) * dx->c + k] +=
                     r->dy.data[(size_t)b * dx->c + k] / (float)plane;
+}
+
+/* ------------------------------------------------------- adaptive pools */
+
+static hfc_status parse_adaptive(layer_parse *p)
+{
+    hfc_node *nd = p->nd;
+    hfc_status st = get_pair(p->L, p->j, "output", p->where, 1, MAX_SIDE, 0, &nd->kh, &nd->kw);
+    if (st)
+        return st;
+    if (nd->kh == 0)
+        return FAIL(p->L, "%s: \"output\" is missing", p->where);
+    nd->out = (hfc_shape){p->in[0].c, nd->kh, nd->kw}; /* kh, kw: the output's size */
+    return HFC_OK;
+}
+
+hfc_status parse_adaptive_avgpool2d(layer_parse *p) { return parse_adaptive(p); }
+hfc_status parse_adaptive_maxpool2d(layer_parse *p) { return parse_adaptive(p); }
+
+/* Output i of n over an input of N: [*lo, *hi). */
+static void window(int i, int n, int N, int *lo, int *hi)
+{
+    *lo = (int)((long long)i * N / n);
+    *hi = (int)(((long long)(i + 1) * N + n - 1) / n);
+}
+
+/* y, or with dx the gradient: each window's mean (or first maximum). */
+static void adaptive(const hfc_tensor *x, const hfc_tensor *y, int is_max, const hfc_tensor *dy,
+                     const hfc_tensor *dx)
+{
+    const int c = x->c;
+    for (int b = 0; b < x->n; b++)
+        for (int oy = 0; oy < y->h; oy++)
+            for (int ox = 0; ox < y->w; ox++) {
+                int y0, y1, x0, x1;
+                window(oy, y->h, x->h, &y0, &y1);
+                window(ox, y->w, x->w, &x0, &x1);
+                size_t o = (((size_t)b * y->h + oy) * y->w + ox) * c;
+                const float div = (float)((y1 - y0) * (x1 - x0));
+                for (int ch = 0; ch < c; ch++) {
+                    float acc = is_max ? -FLT_MAX : 0.0f;
+                    size_t best = 0;
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++) {
+                            size_t at = (((size_t)b * x->h + iy) * x->w + ix) * c + ch;
+                            if (dx && !is_max)
+                                dx->data[at] += dy->data[o + ch] / div;
+                            else if (!is_max)
+                                acc += x->data[at];
+                            else if (x->data[at] > acc || (iy == y0 && ix == x0)) {
+                                acc = x->data[at];
+                                best = at;
+                            }
+                        }
+                    if (dx && is_max)
+                        dx->data[best] += dy->data[o + ch];
+                    else if (!dx)
+                        y->data[o + ch] = is_max ? acc : acc / div;
+                }
+            }
+}
+
+void forward_adaptive_avgpool2d(const step_run *r) { adaptive(&r->x[0], &r->y, 0, NULL, NULL); }
+void forward_adaptive_maxpool2d(const step_run *r) { adaptive(&r->x[0], &r->y, 1, NULL, NULL); }
+void backward_adaptive_avgpool2d(const step_back *r)
+{
+    adaptive(&r->x[0], &r->dy, 0, &r->dy, &r->dx[0]);
+}
+void backward_adaptive_maxpool2d(const step_back *r)
+{
+    adaptive(&r->x[0], &r->dy, 1, &r->dy, &r->dx[0]);
 }

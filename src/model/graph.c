@@ -37,7 +37,8 @@ int hfc_block_outputs(const hfc_model *m, int *nodes, int cap)
             hfc_op op = m->nodes[v].op;
             feeds_layer[a] |= op == HFC_OP_CONV2D || op == HFC_OP_LINEAR ||
                               op == HFC_OP_MAXPOOL2D || op == HFC_OP_AVGPOOL2D ||
-                              op == HFC_OP_GLOBAL_AVGPOOL;
+                              op == HFC_OP_GLOBAL_AVGPOOL || op == HFC_OP_ADAPTIVE_AVGPOOL2D ||
+                              op == HFC_OP_ADAPTIVE_MAXPOOL2D;
         }
     int reach = 0; /* the last reader of anything before v */
     for (int v = 0; v < N && count < cap; v++) {
