@@ -55,7 +55,7 @@ static hfc_status central_directory(const uint8_t *z, size_t len, const char *pa
         if (at < 20 || le(z + at - 20, 4) != 0x07064b50)
             return zip_fail(path, "no Zip64 locator before the end record", err);
         uint64_t rec = le(z + at - 20 + 8, 8);
-        if (rec > len - 56 || le(z + rec, 4) != 0x06064b50)
+        if (len < 56 || rec > len - 56 || le(z + rec, 4) != 0x06064b50)
             return zip_fail(path, "the Zip64 end record is not where its locator says", err);
         *entries = le(z + rec + 32, 8);
         *offset = le(z + rec + 48, 8);

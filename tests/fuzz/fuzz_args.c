@@ -59,7 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(!(o.shard_count && o.png_dir));
         check(o.progress >= -1 && o.progress <= 1);
         check(o.set == HFC_SET_TEST || o.set == HFC_SET_TRAIN);
-        check(o.dataset == HFC_CIFAR10 || o.dataset == HFC_CIFAR100);
+        check((unsigned)o.dataset < HFC_DATASET_KINDS);
+        check(o.resize >= 0 && o.resize <= HFC_MAX_SIDE && o.crop >= 0 && o.crop <= HFC_MAX_SIDE);
+        check((o.severities & ~0x3eu) == 0);
         check(o.cmd->inputs != INPUTS_NONE || !o.table);
         for (int i = 0; i < o.n_models; i++)
             check(o.models[i] >= text && o.models[i] <= text + size);
