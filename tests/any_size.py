@@ -70,14 +70,15 @@ def data(src, out):
     np.save(os.path.join(out, "cifar.npy"), images.transpose(0, 2, 3, 1).copy())
 
 
-def model(out, c, h, w, calibration, seed=0):
+def model(out, c, h, w, calibration, seed=0, act=None):
     import torch
     import torch.nn as nn
     import export_pytorch
     torch.manual_seed(seed)
-    m = nn.Sequential(nn.Conv2d(c, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                      nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-                      nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+    act = act or nn.ReLU
+    m = nn.Sequential(nn.Conv2d(c, 8, 3, padding=1), nn.BatchNorm2d(8), act(),
+                      nn.Conv2d(8, 16, 3, stride=2, padding=1), act(),
+                      nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), act(),
                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
     x = np.load(calibration)
     x = x[:, None] if x.ndim == 3 else x if x.shape[1] == c and x.shape[3] != c else x.transpose(0, 3, 1, 2)
@@ -125,6 +126,9 @@ def ceil_model(out, onnx_out, calibration):
 if __name__ == "__main__":
     if sys.argv[1] == "data":
         data(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "gelu":  # the same model with GELU activations
+        import torch.nn as nn
+        model(sys.argv[2], *(int(v) for v in sys.argv[3:6]), sys.argv[6], act=nn.GELU)
     elif sys.argv[1] == "ceil":
         ceil_model(*sys.argv[2:5])
     else:

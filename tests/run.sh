@@ -492,6 +492,9 @@ for m in ceil ceil-onnx; do
     out=$(same_counts "$AS/$m.bin" --data "$AS/odd.npy" --labels "$AS/labels.npy")
     expect $? "$m.bin (max and average pools with ceil_mode at 31 x 33): counts equal tools/reference.py's: $out"
 done
+"$PY" tests/any_size.py gelu "$AS/gelu.bin" 3 31 33 "$AS/odd.npy" &&
+    out=$(same_counts "$AS/gelu.bin" --data "$AS/odd.npy" --labels "$AS/labels.npy")
+expect $? "gelu (exact erf form): counts equal tools/reference.py's: $out"
 "$PY" tools/export_pytorch.py --family resnet20 --input-size 3,48,40 "$AS/r20.bin" &&
     "$PY" -c 'import json,sys; sys.path.insert(0,"tools"); import export_pytorch as e; h=e.read(sys.argv[1])[0]; assert h["input"]["height"] == 48 and h["input"]["width"] == 40, h["input"]' "$AS/r20.bin"
 expect $? "tools/export_pytorch.py --input-size 3,48,40 records the input it takes"

@@ -191,6 +191,10 @@ class _Converter:
                       bias=self.tensor(prefix + ".bias", m.bias) if m.affine else None,
                       mean=self.tensor(prefix + ".running_mean", m.running_mean),
                       var=self.tensor(prefix + ".running_var", m.running_var), eps=float(m.eps))
+        elif isinstance(m, nn.GELU):
+            if m.approximate != "none":
+                raise ExportError(f"{prefix}: GELU(approximate={m.approximate!r}); only the exact (erf) form")
+            self.emit(n, "gelu", [x])
         elif type(m) in UNARY_MODULES:
             self.emit(n, UNARY_MODULES[type(m)], [x])
         elif isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
@@ -220,6 +224,10 @@ class _Converter:
         a, kw = n.args, n.kwargs
         if f in (F.dropout, F.dropout2d, F.alpha_dropout):
             self.alias[n.name] = self.src(a[0], n)
+        elif f is F.gelu:
+            if kw.get("approximate", "none") != "none":
+                raise ExportError(f"{n.name}: F.gelu(approximate={kw['approximate']!r}); only the exact (erf) form")
+            self.emit(n, "gelu", [self.src(a[0], n)])
         elif f in UNARY_FUNCTIONS:
             self.emit(n, UNARY_FUNCTIONS[f], [self.src(a[0], n)])
         elif f is F.hardtanh and tuple(a[1:3]) + tuple(kw.get(k) for k in ("min_val", "max_val") if k in kw) == (0, 6):

@@ -98,7 +98,7 @@ def torch_split(images, radius):
     return low, high
 
 
-UNARY = {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "silu": F.silu,
+UNARY = {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "silu": F.silu, "gelu": F.gelu,
          "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid}
 
 

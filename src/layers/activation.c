@@ -43,6 +43,7 @@ float hfc_act_sigmoid(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 float hfc_act_silu(float x) { return x / (1.0f + exp_vec(-x)); }
 float hfc_act_hardsigmoid(float x) { return hfc_act_relu6(x + 3.0f) / 6.0f; }
 float hfc_act_hardswish(float x) { return x * hfc_act_relu6(x + 3.0f) / 6.0f; }
+float hfc_act_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
 /* One loop per activation, each calling its function directly so that the
  * compiler inlines and vectorises it (through a function pointer, ReLU6 took
@@ -123,6 +124,13 @@ static inline float hfc_dact_hardswish(float x, float y)
 {
     (void)y;
     return x < -3.0f ? 0.0f : x <= 3.0f ? x / 3.0f + 0.5f : 1.0f;
+}
+/* Phi(x) + x phi(x), phi the standard normal density */
+static inline float hfc_dact_gelu(float x, float y)
+{
+    (void)y;
+    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+           x * 0.39894228040143268f * expf(-0.5f * x * x);
 }
 
 /* dx += dy * f'(x), one loop per activation calling its derivative
