@@ -93,7 +93,7 @@ def broken(raw):
     yield "shape-mismatch", join(g, data)
 
     g = json.loads(json.dumps(h))
-    first(g, "relu")["op"] = "gelu"
+    first(g, "relu")["op"] = "mish"
     yield "unknown-op", join(g, data)
 
     g = json.loads(json.dumps(h))
