@@ -145,6 +145,10 @@ class GraphModel(torch.nn.Module):
             else:
                 y = F.batch_norm(x, self.w(n, "mean"), self.w(n, "var"), self.w(n, "weight"),
                                  self.w(n, "bias"), False, 0.0, n["eps"])
+        elif op == "layernorm":
+            c = x.shape[1]
+            y = F.layer_norm(x.permute(0, 2, 3, 1), (c,), self.w(n, "weight"), self.w(n, "bias"),
+                             n["eps"]).permute(0, 3, 1, 2)
         elif op in UNARY:
             y = UNARY[op](x)
         elif op == "affine":
