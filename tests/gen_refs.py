@@ -24,6 +24,7 @@ Binary layouts (little-endian):
 
 import copy
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -96,6 +97,60 @@ class Convs(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class Modern(nn.Module):
+    """The layers torchvision's newer architectures brought (#26): ConvNeXt's
+    channels-last LayerNorm (module and F.layer_norm with parameters), Linear
+    per pixel, GELU and layer scale; GoogLeNet's ceil-mode max pool;
+    DenseNet's long concat; adaptive pools to sizes above 1 (here dividing
+    the map, as torch.onnx needs; Adaptive has the overlapping windows);
+    LayerNorm of flat features."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 4, stride=4)                     # 8x8
+        self.ln_w = nn.Parameter(torch.ones(16))
+        self.ln_b = nn.Parameter(torch.zeros(16))
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.ln = nn.LayerNorm(16, eps=1e-6)
+        self.up = nn.Linear(16, 64)
+        self.gelu = nn.GELU()
+        self.down = nn.Linear(64, 16)
+        self.scale = nn.Parameter(torch.full((16, 1, 1), 0.5))
+        self.branches = nn.ModuleList(nn.Conv2d(16, 2, 1) for _ in range(12))
+        self.ln_flat = nn.LayerNorm(24 * 4 + 24 * 4)
+        self.fc = nn.Linear(24 * 4 + 24 * 4, 10)
+
+    def forward(self, x):
+        x = self.stem(x).permute(0, 2, 3, 1)
+        x = F.layer_norm(x, (16,), self.ln_w, self.ln_b, 1e-6).permute(0, 3, 1, 2)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.down(self.gelu(self.up(self.ln(y)))).permute(0, 3, 1, 2)
+        x = x + self.scale * y
+        x = F.max_pool2d(x, 3, 2, ceil_mode=True)                      # 4x4
+        x = torch.cat([b(x) for b in self.branches], 1)                # 12 inputs
+        a = F.adaptive_avg_pool2d(x, 2).flatten(1)
+        m = F.adaptive_max_pool2d(x, 2).flatten(1)
+        return self.fc(self.ln_flat(torch.cat([a, m], 1)))
+
+
+class Adaptive(nn.Module):
+    """Adaptive pools whose windows overlap or repeat (PyTorch route only:
+    torch.onnx exports only sizes that divide the map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)             # 16x16
+        self.c2 = nn.Conv2d(8, 8, 3, stride=3)                        # 5x5
+        self.fc = nn.Linear(8 * 9 + 8 * 4 + 8 * 49, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c2(torch.relu(self.c1(x))))
+        a = F.adaptive_avg_pool2d(x, 3).flatten(1)                     # 5 -> 3: overlapping
+        m = nn.functional.adaptive_max_pool2d(x, (2, 2)).flatten(1)    # 5 -> 2: overlapping
+        r = F.adaptive_avg_pool2d(x, 7).flatten(1)                     # 5 -> 7: repeated
+        return self.fc(torch.cat([a, m, r], 1))
+
+
 def randomize(model, gen):
     """Random weights everywhere and random BN running statistics."""
     with torch.no_grad():
@@ -111,6 +166,11 @@ def randomize(model, gen):
                 m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
                 m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+            elif isinstance(m, Modern):  # LayerNorms and the layer scale
+                for p in (m.ln_w, m.ln.weight, m.ln_flat.weight, m.scale):
+                    p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+                for p in (m.ln_b, m.ln.bias, m.ln_flat.bias):
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
     return model.eval()
 
 
@@ -131,12 +191,12 @@ class _int_pool_sizes:
         F.avg_pool2d = self.orig
 
 
-def onnx_route(model, stem, mean, std):
+def onnx_route(model, stem, mean, std, opset=13):
     """STEM.onnx by torch.onnx.export, then STEM.onnx.bin by tools/onnx_to_hfc.py."""
     import warnings
     with warnings.catch_warnings(), _int_pool_sizes():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 3, 32, 32), stem + ".onnx", opset_version=13)
+        torch.onnx.export(model, torch.zeros(1, 3, 32, 32), stem + ".onnx", opset_version=opset)
     onnx_to_hfc.convert(stem + ".onnx", stem + ".onnx.bin", mean=mean, std=std,
                         classes=hfc_models.CIFAR10_CLASSES, metadata={"test": os.path.basename(stem)})
 
@@ -237,6 +297,7 @@ def main(out):
         models.update({"zoo-" + name: ctor() for name, ctor in zoo.ZOO_FULL.items()})
     # last: the random weights of the models above stay what they were before these came
     models.update({"paper": hfc_models.PaperResNet(bn=True), "paper-nobn": hfc_models.PaperResNet(bn=False)})
+    models.update({"modern": Modern(), "adaptive": Adaptive()})
     pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
     norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -260,8 +321,12 @@ def main(out):
         if name == "preact":  # batch statistics over the 20 images: training-mode BatchNorm
             write_grad(copy.deepcopy(model).train(), os.path.join(out, name + ".gradbn"), pixels,
                        mean, std, gen, bin_path, batch_stats=True)
-        if name.startswith("zoo-") or name in ("preact", "resnet18", "vgg-nobn", "misc"):
+        if name.startswith("zoo-") or name in ("preact", "resnet18", "vgg-nobn", "misc", "modern"):
             onnx_route(model, os.path.join(out, name), mean, std)
+        if name == "modern":  # opset 17: LayerNormalization as one node
+            onnx_route(model, os.path.join(out, "modern17"), mean, std, opset=17)
+            for ext in (".in", ".out"):
+                shutil.copyfile(os.path.join(out, name + ext), os.path.join(out, "modern17" + ext))
 
     n = 40
     labels = np.arange(n, dtype=np.uint8) % 10

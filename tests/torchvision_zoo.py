@@ -30,15 +30,24 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 ARCHS = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2",
          "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet0_5", "shufflenet_v2_x1_0",
          "regnet_x_400mf", "regnet_y_400mf", "squeezenet1_1", "googlenet", "densenet121",
-         "vgg11_bn", "efficientnet_b0", "convnext_tiny"]
+         "vgg11_bn", "efficientnet_b0", "convnext_tiny", "convnext_slim",
+         "googlenet+transform_input"]
 RADII = [0, 4, 8]
 
 
 def build(name):
     import torchvision
     kw = {"num_classes": 10}
+    if name == "convnext_slim":  # torchvision's ConvNeXt class, a quarter of convnext_tiny's width
+        from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+        widths, depths = (24, 48, 96, 192), (2, 2, 3, 2)
+        return ConvNeXt([CNBlockConfig(w, nxt, d) for w, nxt, d in zip(widths, widths[1:] + (None,), depths)],
+                        stochastic_depth_prob=0.1, **kw)
+    name, _, option = name.partition("+")  # "googlenet+transform_input": that option set
     if name == "googlenet":
         kw.update(aux_logits=False, init_weights=True)
+    if option:
+        kw[option] = True
     return getattr(torchvision.models, name)(**kw)
 
 

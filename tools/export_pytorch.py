@@ -20,6 +20,11 @@ operations converts without per-architecture code:
   nn.Identity / nn.Dropout (no-ops in eval mode)
   x[:, :, ::s, ::s]  (spatial subsampling)
   F.pad(x, (0, 0, 0, 0, a, b))  (zero padding of the channel dimension)
+  nn.GELU / F.gelu (erf form)        nn.AdaptiveAvgPool2d / AdaptiveMaxPool2d to any size
+  x.permute(0, 2, 3, 1) ... .permute(0, 3, 1, 2) around per-pixel work:
+      nn.LayerNorm(C) / F.layer_norm, nn.Linear (a 1x1 conv), activations, + and *
+  p * x for a (c, 1, 1) parameter p after a conv (layer scale: folded into it)
+  x[:, k].unsqueeze(1) (transform_input), x.squeeze() of (n, c, 1, 1) features
 
 Shapes come from running the traced model once on a zero image, so
 `n, c, h, w = x.size()` and sizes computed from it work (x[:, :c] too).
@@ -106,6 +111,10 @@ class _Converter:
         self.shape_values = set()  # fx nodes holding sizes, not tensors
         self.multi = {}       # fx node of chunk/split -> [(start, stop), ...] channel ranges
         self.shuffle = {}     # fx node name -> (source hfc node, groups, transposed?)
+        self.consts = {}      # fx node name -> a parameter or buffer read by get_attr
+        self.nhwc = set()     # fx node names whose value is an hfc node's, permuted to (n, h, w, c)
+        self.layout_back = set()  # fx node names of the permutes back to (n, c, h, w)
+        self.squeezed = set() # fx node names of x[:, k]: one channel, its axis dropped until unsqueeze(1)
 
     # -- helpers -------------------------------------------------------
     def src(self, arg, fx_node):
@@ -113,6 +122,9 @@ class _Converter:
             raise ExportError(f"{fx_node.name}: expected a tensor input, got {arg!r}")
         if arg.name in self.shape_values:
             raise ExportError(f"{fx_node.name}: uses a tensor size as a tensor")
+        if arg.name in self.consts:
+            raise ExportError(f"{fx_node.name}: uses parameter {arg.target} as an input tensor; "
+                              "only as a per-channel scale after a conv or linear")
         return self.alias[arg.name]
 
     def tensor(self, name, value):
@@ -124,6 +136,8 @@ class _Converter:
         if name not in self.tensor_names:
             self.tensor_names.add(name)
             self.tensors.append((name, arr))
+        elif dict(self.tensors)[name].shape != arr.shape:
+            raise ExportError(f"tensor {name} is used in two shapes")
         return name
 
     def shape(self, node):
@@ -149,6 +163,39 @@ class _Converter:
 
     # -- one fx node -----------------------------------------------------
     def convert(self, n):
+        """One fx node; values permuted channels-last (x.permute(0, 2, 3, 1))
+        pass only through what works per pixel on channels: activations,
+        LayerNorm, Linear (a 1x1 conv), + and *, and the permute back."""
+        args = torch.fx.node.map_arg((n.args, n.kwargs), lambda v: v)
+        ins = []
+        torch.fx.node.map_arg(args, ins.append)
+        last = [v.name in self.nhwc for v in ins if v.name not in self.consts]
+        if any(v.name in self.squeezed for v in ins) and not (
+                n.target in (torch.unsqueeze, "unsqueeze") and (n.args[1:] or [n.kwargs.get("dim")])[0] == 1):
+            raise ExportError(f"{n.name}: uses x[:, k] without restoring its channel axis (.unsqueeze(1))")
+        if any(last) and not self.per_pixel(n):
+            raise ExportError(f"{n.name}: {getattr(n.target, '__name__', n.target)} on a channels-last "
+                              "(permuted) tensor; only activations, LayerNorm, Linear, + and * are")
+        if any(last) and not all(last[:2] if n.target in (operator.add, operator.mul, torch.add, torch.mul,
+                                                          "add", "mul", "add_", "mul_") else last):
+            raise ExportError(f"{n.name}: mixes channels-last and channels-first tensors")
+        self.convert_node(n)
+        if any(last) and n.name not in self.layout_back:
+            self.nhwc.add(n.name)
+
+    def per_pixel(self, n):
+        if n.op == "call_module":
+            m = self.modules[n.target]
+            return (type(m) in UNARY_MODULES or isinstance(m, (nn.GELU, nn.Identity, nn.Dropout,
+                                                               nn.LayerNorm, nn.Linear)))
+        if n.op == "call_function":
+            return n.target in UNARY_FUNCTIONS or n.target in (
+                F.gelu, F.dropout, F.layer_norm, operator.add, operator.mul, torch.add, torch.mul,
+                torch.permute) or getattr(n.target, "__name__", "") == "stochastic_depth"
+        return n.op == "call_method" and (n.target in UNARY_METHODS or n.target in (
+            "contiguous", "permute", "add", "add_", "mul", "mul_"))
+
+    def convert_node(self, n):
         if n.op == "placeholder":
             if "input" in self.alias.values():
                 raise ExportError("the model must take exactly one input tensor")
@@ -165,7 +212,10 @@ class _Converter:
         elif n.op == "call_method":
             self.method(n, n.target)
         elif n.op == "get_attr":
-            raise ExportError(f"{n.name}: reads parameter {n.target} directly; unsupported")
+            value = self.values.get(n.name)
+            if not isinstance(value, torch.Tensor):
+                raise ExportError(f"{n.name}: reads {n.target}, which is not a tensor")
+            self.consts[n.name] = value
         else:
             raise ExportError(f"{n.name}: unsupported fx node kind {n.op}")
 
@@ -211,12 +261,18 @@ class _Converter:
                 raise ExportError(f"{prefix}: AdaptiveMaxPool2d with return_indices is unsupported")
             self.adaptive(n, x, m.output_size, is_max=True)
         elif isinstance(m, nn.Flatten):
-            if m.start_dim != 1 or m.end_dim != -1:
-                raise ExportError(f"{prefix}: only Flatten(1, -1) is supported")
+            if not self.flattens(n.args[0], m.start_dim, m.end_dim):
+                raise ExportError(f"{prefix}: Flatten({m.start_dim}, {m.end_dim}); only from dimension 1 "
+                                  "to the last")
             self.emit(n, "flatten", [x])
+        elif isinstance(m, nn.Linear) and n.args[0].name in self.nhwc:  # per pixel: a 1x1 conv
+            self.emit(n, "conv2d", [x], weight=self.tensor(prefix + ".weight", m.weight[:, :, None, None]),
+                      bias=self.tensor(prefix + ".bias", m.bias))
         elif isinstance(m, nn.Linear):
             self.emit(n, "linear", [x], weight=self.tensor(prefix + ".weight", m.weight),
                       bias=self.tensor(prefix + ".bias", m.bias))
+        elif isinstance(m, nn.LayerNorm):
+            self.layer_norm(n, n.args[0], m.normalized_shape, m.weight, m.bias, m.eps, prefix)
         else:
             raise ExportError(f"{prefix}: unsupported module {type(m).__name__}")
 
@@ -224,6 +280,17 @@ class _Converter:
         a, kw = n.args, n.kwargs
         if f in (F.dropout, F.dropout2d, F.alpha_dropout):
             self.alias[n.name] = self.src(a[0], n)
+        elif f is F.layer_norm:
+            get = lambda i, k, d=None: a[i] if len(a) > i else kw.get(k, d)  # noqa: E731
+            self.layer_norm(n, a[0], get(1, "normalized_shape"), get(2, "weight"), get(3, "bias"),
+                            get(4, "eps", 1e-5), n.name)
+        elif f is torch.unsqueeze or f is torch.squeeze:
+            self.squeeze(n, f.__name__, a[0], list(a[1:]) + list(kw.values()))
+        elif f is torch.permute:
+            self.layout(n, a[0], list(a[1] if len(a) > 1 else kw["dims"]))
+        elif f in (operator.mul, torch.mul) and any(isinstance(v, torch.fx.Node) and v.name in self.consts
+                                                    for v in a[:2]):
+            self.scale_channels(n, a[0], a[1])
         elif f is F.gelu:
             if kw.get("approximate", "none") != "none":
                 raise ExportError(f"{n.name}: F.gelu(approximate={kw['approximate']!r}); only the exact (erf) form")
@@ -251,8 +318,8 @@ class _Converter:
         elif f is torch.flatten:
             start = a[1] if len(a) > 1 else kw.get("start_dim", 0)
             end = a[2] if len(a) > 2 else kw.get("end_dim", -1)
-            if start != 1 or end != -1:
-                raise ExportError(f"{n.name}: only torch.flatten(x, 1) is supported")
+            if not self.flattens(a[0], start, end):
+                raise ExportError(f"{n.name}: torch.flatten(x, {start}, {end}); only from dimension 1 to the last")
             self.emit(n, "flatten", [self.src(a[0], n)])
         elif f is F.adaptive_avg_pool2d:
             self.adaptive(n, self.src(a[0], n), a[1] if len(a) > 1 else kw["output_size"])
@@ -300,22 +367,29 @@ class _Converter:
         elif name in ("chunk", "split"):
             self.chunk_split(n, name, a[0], a[1] if len(a) > 1 else kw.get("chunks", kw.get("split_size")),
                              a[2] if len(a) > 2 else kw.get("dim", 0))
+        elif name in ("squeeze", "unsqueeze"):
+            self.squeeze(n, name, a[0], list(a[1:]) + list(kw.values()))
+        elif name == "permute" and not (isinstance(a[0], torch.fx.Node) and a[0].name in self.shuffle):
+            self.layout(n, a[0], list(a[1:]) if not isinstance(a[1], (tuple, list)) else list(a[1]))
         elif name in ("transpose", "permute"):
             self.shuffle_step(n, name, a[0], list(a[1:]) if name == "transpose" or not isinstance(a[1], (tuple, list)) else list(a[1]))
         elif name in ("view", "reshape") and self.shuffle_step(n, name, a[0], None):
             pass
         elif name in ("view", "reshape"):
             dims = list(a[1:]) if len(a) > 2 or not isinstance(a[1], (tuple, list)) else list(a[1])
-            first_ok = isinstance(dims[0], torch.fx.Node) and dims[0].name in self.shape_values
-            if len(dims) != 2 or dims[1] != -1 or not first_ok:
-                raise ExportError(f"{n.name}: only x.{name}(x.size(0), -1) is supported")
+            src, out = self.shape(a[0]), self.shape(n)
+            if len(out) != 2 or out[1] != int(np.prod(src[1:])) or -1 not in dims[:1] + dims[1:] and not (
+                    isinstance(dims[0], torch.fx.Node) and dims[0].name in self.shape_values):
+                raise ExportError(f"{n.name}: only x.{name}(x.size(0), -1), x.{name}(-1, c*h*w) and the like "
+                                  "(a flatten) are supported")
             self.emit(n, "flatten", [self.src(a[0], n)])
         elif name == "flatten" and self.shuffle_step(n, name, a[0], None):
             pass
         elif name == "flatten":
             start = a[1] if len(a) > 1 else kw.get("start_dim", 0)
-            if start != 1 or (a[2] if len(a) > 2 else kw.get("end_dim", -1)) != -1:
-                raise ExportError(f"{n.name}: only x.flatten(1) is supported")
+            end = a[2] if len(a) > 2 else kw.get("end_dim", -1)
+            if not self.flattens(a[0], start, end):
+                raise ExportError(f"{n.name}: x.flatten({start}, {end}); only from dimension 1 to the last")
             self.emit(n, "flatten", [self.src(a[0], n)])
         elif name == "mean":
             dims = a[1] if len(a) > 1 else kw.get("dim")
@@ -348,6 +422,74 @@ class _Converter:
             self.emit(n, "affine", [self.src(a, n)], shift=k)
         else:
             self.emit(n, "affine", [self.src(a, n)], scale=k)
+
+    def flattens(self, x, start, end):
+        """Whether flatten(x, start, end) is (n, features) in PyTorch's order:
+        from dimension 1 to the last, however spelt (1, -1), (1, 3)."""
+        rank = len(self.shape(x))
+        return start % rank == 1 and end % rank == rank - 1
+
+    def squeeze(self, n, name, x, dims):
+        """x[:, k].unsqueeze(1) (GoogLeNet's and Inception's transform_input)
+        and x.squeeze() of (n, c, 1, 1) features."""
+        if name == "unsqueeze" and x.name in self.squeezed and dims[:1] == [1]:
+            self.alias[n.name] = self.src(x, n)
+            return
+        src, out = self.shape(x), self.shape(n)
+        if name == "squeeze" and len(src) == 4 and src[2:] == (1, 1) and len(out) == 2 and out[0] == src[0]:
+            self.emit(n, "flatten", [self.src(x, n)])
+            return
+        raise ExportError(f"{n.name}: {name}{tuple(dims)} of a {tuple(src)} tensor; only x[:, k].unsqueeze(1) "
+                          "and the squeeze of (n, c, 1, 1) features to (n, c)")
+
+    def layout(self, n, x, dims):
+        """x.permute(0, 2, 3, 1) and back: hfc-eval's tensors are (h, w, c) per
+        image already, so the permute changes only what later ops must be."""
+        dims = [d % 4 for d in dims]
+        if len(self.shape(x)) == 4 and dims == [0, 2, 3, 1] and x.name not in self.nhwc:
+            self.alias[n.name] = self.src(x, n)
+            self.nhwc.add(n.name)
+        elif dims == [0, 3, 1, 2] and x.name in self.nhwc:
+            self.alias[n.name] = self.src(x, n)
+            self.layout_back.add(n.name)
+        else:
+            raise ExportError(f"{n.name}: permute{tuple(dims)}; only (0, 2, 3, 1) to channels-last and "
+                              "(0, 3, 1, 2) back, or a channel shuffle")
+
+    def layer_norm(self, n, x, shape, weight, bias, eps, prefix):
+        """LayerNorm over the channels of each pixel: of a channels-last
+        tensor, or of flat features (n, c)."""
+        dims = self.shape(x)
+        if tuple(shape) != dims[-1:] or not (x.name in self.nhwc or len(dims) == 2):
+            raise ExportError(f"{n.name}: LayerNorm over {tuple(shape)} of a {tuple(dims)} tensor; only over "
+                              "the channels of a channels-last (permuted) or (n, c) tensor")
+        val = lambda v: self.consts[v.name] if isinstance(v, torch.fx.Node) else v  # noqa: E731
+        self.emit(n, "layernorm", [self.src(x, n)], eps=float(eps),
+                  weight=self.tensor(prefix + ".weight", val(weight)),
+                  bias=self.tensor(prefix + ".bias", val(bias)))
+
+    def scale_channels(self, n, a, b):
+        """x * p for a parameter p of shape (c, 1, 1) (ConvNeXt's layer scale):
+        folded into the conv or linear that made x, when nothing else reads it."""
+        p, x = (a, b) if a.name in self.consts else (b, a)
+        scale = self.consts[p.name]
+        c = self.shape(x)[1] if len(self.shape(x)) > 1 else 0
+        if not (isinstance(x, torch.fx.Node) and x.name not in self.consts and len(self.shape(x)) == 4
+                and scale.numel() == c and tuple(scale.shape[-3:])[-2:] == (1, 1)):
+            raise ExportError(f"{n.name}: multiplies by parameter {p.target} {tuple(scale.shape)}; only a "
+                              "(c, 1, 1) scale of a conv's output is supported")
+        v = x
+        while self.alias.get(v.name) != v.name and len(v.users) == 1 and v.args:
+            v = v.args[0]  # back through permutes, dropouts, identities
+        node = next((d for d in self.nodes if d["name"] == self.alias.get(v.name)), None)
+        if node is None or node["op"] != "conv2d" or len(v.users) != 1 or self.alias[v.name] != v.name:
+            raise ExportError(f"{n.name}: the scale {p.target} follows no conv or linear it can be folded into")
+        tensors = dict(self.tensors)
+        s = scale.detach().float().reshape(-1)
+        for key, shaped in (("weight", s[:, None, None, None]), ("bias", s)):
+            if key in node:
+                node[key] = self.tensor(f"{node[key]}*{p.target}", torch.from_numpy(tensors[node[key]]) * shaped)
+        self.alias[n.name] = node["name"]
 
     def map_sized(self, n, a, kw):
         """F.avg_pool2d(x, x.size(2)) and the like: a window the size of the map."""
@@ -466,6 +608,12 @@ class _Converter:
             else:
                 self.emit(n, "slice_channels", [self.src(base, n)], start=int(start), stop=int(stop))
             return
+        if (isinstance(idx, tuple) and len(idx) >= 2 and _is_full_slice(idx[0]) and isinstance(idx[1], int)
+                and all(_is_full_slice(s) for s in idx[2:]) and len(self.shape(base)) == 4):
+            k = idx[1] % self.shape(base)[1]  # x[:, k]: one channel, squeezed until unsqueeze(1)
+            self.emit(n, "slice_channels", [self.src(base, n)], start=int(k), stop=int(k) + 1)
+            self.squeezed.add(n.name)
+            return
         if isinstance(base, torch.fx.Node) and base.name in self.multi:
             src, bounds = self.multi[base.name]
             start, stop = bounds[idx]
@@ -570,7 +718,10 @@ def write(path, nodes, tensors, output, n_outputs, *, mean, std, scale=1 / 255, 
 
     np_dtype = np.dtype("<f4") if dtype == "f32" else np.dtype("<f2")
     entries, blobs, offset = [], [], 0
+    used = {v for nd in nodes for v in nd.values() if isinstance(v, str)}
     for name, arr in tensors:
+        if name not in used:  # replaced on the way (a layer scale folded into its conv)
+            continue
         data = np.ascontiguousarray(arr.astype(np_dtype)).tobytes()
         entries.append({"name": name, "dtype": dtype, "shape": list(arr.shape),
                         "offset": offset, "nbytes": len(data)})

@@ -4,8 +4,8 @@
   tools/onnx_to_hfc.py model.onnx model.bin --mean 0.4914,0.4822,0.4465 \\
       --std 0.2470,0.2435,0.2616 [--scale 0.00392156862745098] [--classes a,b,...]
 
-The graph must take one image tensor (1, 3, H, W) (a fixed batch of 1, as
-torch.onnx.export writes by default) and return the logits. Operations, in
+The graph must take one image tensor (N, C, H, W), N fixed or symbolic
+(dynamic_axes), and return the logits. Operations, in
 their ONNX form:
 
   Conv (group, dilations, symmetric pads)   BatchNormalization
@@ -16,6 +16,11 @@ their ONNX form:
   (zeros: on channels, or spatial before an AveragePool)
   Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add of a bias)
   Reshape (N, g, C/g, H, W) + Transpose (0, 2, 1, 3, 4) + Reshape: channel shuffle
+  Transpose (0, 2, 3, 1) ... (0, 3, 1, 2) around per-pixel work: LayerNormalization
+      or its opset-13 chain (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul,
+      Add), GELU (Gelu, or Div by sqrt 2, Erf, Add 1, Mul, Mul 0.5), MatMul (a 1x1
+      conv), activations and arithmetic; Mul by a (1, C, 1, 1) constant after a Conv
+  Gather + Unsqueeze of one channel (transform_input); Squeeze of (N, C, 1, 1)
   Identity, Dropout; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat,
   Cast, Slice, Transpose, Reshape, ConstantOfShape and arithmetic on
   constants are computed here (folded).
@@ -72,6 +77,13 @@ class _Converter:
         self.by_name = {}      # hfc node name -> node dict
         self.padded = {}       # ONNX value -> (source hfc node, ph, pw): a spatial zero Pad
         self.shuffle = {}      # ONNX value -> (source hfc node, groups, transposed)
+        self.nhwc = set()      # ONNX values transposed to (n, h, w, c) (the hfc node's own layout)
+        self.skip = set()      # nodes already converted as part of a pattern (LayerNorm, GELU)
+        self.squeezed = set()  # ONNX values of one gathered channel, its axis dropped (x[:, k])
+        self.users = {}        # ONNX value -> the nodes reading it
+        for node in self.graph.node:
+            for v in node.input:
+                self.users.setdefault(v, []).append(node)
         self.count = 0
 
     # -- helpers -------------------------------------------------------------
@@ -172,7 +184,13 @@ class _Converter:
         return tuple(idx)
 
     # -- one node ------------------------------------------------------------------
+    # ops that work per pixel on channels: they take channels-last values
+    PER_PIXEL = {"Relu", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "Add", "Sub", "Mul", "Div",
+                 "MatMul", "Transpose", "Identity", "Dropout", "LayerNormalization", "ReduceMean", "Gelu"}
+
     def convert(self, node):
+        if id(node) in self.skip:
+            return
         try:
             a = _attrs(node)
             if self.fold(node, a):
@@ -181,7 +199,15 @@ class _Converter:
             handler = getattr(self, "op_" + op, None)
             if handler is None:
                 raise ConvertError(f"{self.where(node)}: unsupported operation {op}")
+            if any(v in self.squeezed for v in ins) and op != "Unsqueeze":
+                raise ConvertError(f"{self.where(node)}: uses one gathered channel (x[:, k]) without Unsqueeze(1)")
+            last = [v in self.nhwc for v in ins if v and v not in self.consts]
+            if any(last) and (op not in self.PER_PIXEL or not all(last)):
+                raise ConvertError(f"{self.where(node)}: {op} of a channels-last (transposed) tensor; "
+                                   "only activations, LayerNorm, MatMul and arithmetic are supported there")
             handler(node, a, ins, out)
+            if any(last) and not (op == "Transpose" and list(a.get("perm", [])) == [0, 3, 1, 2]):
+                self.nhwc.add(out)
         except ConvertError:
             raise
         except Exception as e:  # a form of the op this converter does not expect: one line, no traceback
@@ -265,10 +291,12 @@ class _Converter:
         k, x = (kb, ins[0]) if kb is not None else (ka, ins[1])
         if k.size != 1:
             prev = self.by_name.get(self.alias.get(x))
-            if op == "Add" and prev is not None and prev["op"] == "linear" and "bias" not in prev \
-                    and k.size == self.shape(x)[-1] and kb is not None:
+            if op == "Add" and prev is not None and prev["op"] in ("linear", "conv2d") and "bias" not in prev \
+                    and (prev["op"] == "linear" or x in self.nhwc) and k.size == self.shape(x)[-1]:
                 prev["bias"] = self.tensor(k.reshape(-1))
                 self.alias[out] = prev["name"]
+                return
+            if op == "Mul" and self.fold_scale(node, x, k, out):
                 return
             raise ConvertError(f"{self.where(node)}: {op} with a constant that is not a number")
         k = float(k.reshape(-1)[0])
@@ -297,10 +325,12 @@ class _Converter:
         self.arith(node, ins, out, "Sub")
 
     def op_Mul(self, node, a, ins, out):
-        self.arith(node, ins, out, "Mul")
+        if not self.gelu(node, ins):
+            self.arith(node, ins, out, "Mul")
 
     def op_Div(self, node, a, ins, out):
-        self.arith(node, ins, out, "Div")
+        if not self.gelu(node, ins):
+            self.arith(node, ins, out, "Div")
 
     def op_Concat(self, node, a, ins, out):
         if a.get("axis") not in (1, -3):
@@ -394,13 +424,151 @@ class _Converter:
         self.emit(node, "global_avgpool", [self.src(ins[0], node)])
 
     def op_ReduceMean(self, node, a, ins, out):
+        if self.layer_norm(node, a, ins):
+            return
         axes = a.get("axes", self.const(ins[1]) if len(ins) > 1 else None)
         if axes is None or sorted(int(x) % 4 for x in axes) != [2, 3]:
             raise ConvertError(f"{self.where(node)}: only ReduceMean over axes (2, 3) is supported")
         self.emit(node, "global_avgpool", [self.src(ins[0], node)])
 
+    # -- patterns: several ONNX nodes that are one hfc layer -------------------
+    def only_user(self, value, op):
+        """The node reading value if it is the only one and an `op`, else None."""
+        users = self.users.get(value, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    def number(self, value):
+        k = self.const(value)
+        return float(k.reshape(-1)[0]) if k is not None and k.size == 1 else None
+
+    def other(self, node, value):
+        """A two-input node's input that is not value."""
+        ins = list(node.input)
+        return ins[1] if ins[0] == value else ins[0] if ins[1] == value else None
+
+    def channel_axes(self, x):
+        """The axis of channels of x, as ReduceMean's axes: [-1] or [3] channels-last,
+        [1] channels-first, [-1] or [1] of flat features."""
+        rank = len(self.shape(x))
+        return ([[-1], [3]] if x in self.nhwc else [[1]] if rank == 4 else [[-1], [1]])
+
+    def layer_norm(self, node, a, ins):
+        """torch.onnx's LayerNorm below opset 17, or a LayerNorm2d written out:
+        m = ReduceMean(x); d = x - m; v = ReduceMean(d ** 2); y = d / Sqrt(v + eps);
+        then optionally y * weight + bias, all over the channels of each pixel."""
+        x, axes = ins[0], [int(v) for v in a.get("axes", [])]
+        if axes not in self.channel_axes(x) or a.get("keepdims", 1) != 1:
+            return False
+        sub = self.only_user(node.output[0], "Sub")
+        if sub is None or list(sub.input) != [x, node.output[0]]:
+            return False
+        d = sub.output[0]
+        users = self.users.get(d, [])
+        pw = next((u for u in users if u.op_type == "Pow" and self.number(u.input[1]) == 2.0), None)
+        r2 = pw and self.only_user(pw.output[0], "ReduceMean")
+        ad = r2 and self.only_user(r2.output[0], "Add")
+        eps = ad and self.number(self.other(ad, r2.output[0]))
+        sq = ad and self.only_user(ad.output[0], "Sqrt")
+        dv = sq and self.only_user(sq.output[0], "Div")
+        if not (dv and len(users) == 2 and list(dv.input) == [d, sq.output[0]] and eps and eps > 0
+                and [int(v) for v in _attrs(r2).get("axes", [])] == axes):
+            return False
+        done, y, tensors = [sub, pw, r2, ad, sq, dv], dv.output[0], {}
+        c = self.shape(x)[-1 if x in self.nhwc or len(self.shape(x)) == 2 else 1]
+        for op, key in (("Mul", "weight"), ("Add", "bias")):
+            nxt = self.only_user(y, op)
+            k = nxt and self.const(self.other(nxt, y))
+            if k is None or k.size != c or (x not in self.nhwc and k.ndim == 3 and k.shape[1:] != (1, 1)):
+                break
+            done.append(nxt)
+            tensors[key], y = self.tensor(k.reshape(-1)), nxt.output[0]
+        self.emit(node, "layernorm", [self.src(x, node)], out=y, eps=eps, **tensors)
+        self.skip.update(id(n) for n in done)
+        if x in self.nhwc:
+            self.nhwc.add(y)
+        return True
+
+    def op_LayerNormalization(self, node, a, ins, out):
+        x = ins[0]
+        if [int(a.get("axis", -1))] not in self.channel_axes(x) or len(node.output) > 1 and any(node.output[1:]):
+            raise ConvertError(f"{self.where(node)}: only LayerNormalization over the channels of each pixel "
+                               "(axis -1 of a channels-last or flat tensor)")
+        w, b = self.const(ins[1]), self.const(ins[2]) if len(ins) > 2 and ins[2] else None
+        if w is None:
+            raise ConvertError(f"{self.where(node)}: the scale must be a constant")
+        self.emit(node, "layernorm", [self.src(x, node)], eps=float(a.get("epsilon", 1e-5)),
+                  weight=self.tensor(w.reshape(-1)), bias=self.tensor(b.reshape(-1)) if b is not None else None)
+
+    def gelu(self, node, ins):
+        """torch.onnx's GELU: x * (Erf(x / sqrt 2) + 1) * 0.5, from its Div
+        (or a Mul by 1 / sqrt 2)."""
+        k = self.number(ins[1]) if len(ins) > 1 else None
+        want = 2 ** 0.5 if node.op_type == "Div" else 2 ** -0.5
+        if k is None or abs(k - want) > 1e-6 * want:
+            return False
+        x = ins[0]
+        erf = self.only_user(node.output[0], "Erf")
+        add = erf and self.only_user(erf.output[0], "Add")
+        mul = add and self.only_user(add.output[0], "Mul")
+        half = mul and self.only_user(mul.output[0], "Mul")
+        if not (half and self.number(self.other(add, erf.output[0])) == 1.0
+                and self.other(mul, add.output[0]) == x and self.number(self.other(half, mul.output[0])) == 0.5):
+            return False
+        self.emit(node, "gelu", [self.src(x, node)], out=half.output[0])
+        self.skip.update(id(n) for n in (erf, add, mul, half))
+        if x in self.nhwc:
+            self.nhwc.add(half.output[0])
+        return True
+
+    def op_Gelu(self, node, a, ins, out):
+        if a.get("approximate", b"none") not in (b"none", "none"):
+            raise ConvertError(f"{self.where(node)}: Gelu(approximate=tanh); only the exact (erf) form")
+        self.unary("gelu")(node, a, ins, out)
+
+    def fold_scale(self, node, x, k, out):
+        """x * k for k of shape (c, 1, 1) (ConvNeXt's layer scale): folded into
+        the conv that made x when nothing else reads that conv."""
+        shape = self.shape(x)
+        prev = self.by_name.get(self.alias.get(x))
+        if x in self.nhwc or len(shape) != 4 or k.size != shape[1] or k.shape[-2:] != (1, 1) \
+                or prev is None or prev["op"] != "conv2d":
+            return False
+        same = {v for v, n in self.alias.items() if n == prev["name"]}
+        readers = [u for v in same for u in self.users.get(v, []) if u.output[0] not in same]
+        if readers != [node]:
+            return False
+        weights = dict(self.tensors)
+        s = k.reshape(-1).astype(np.float32)
+        prev["weight"] = self.tensor(weights[prev["weight"]] * s[:, None, None, None])
+        if "bias" in prev:
+            prev["bias"] = self.tensor(weights[prev["bias"]] * s)
+        self.alias[out] = prev["name"]
+        return True
+
+    def op_Gather(self, node, a, ins, out):
+        """x[:, k] of an image tensor (GoogLeNet's transform_input), until Unsqueeze(1)."""
+        k = self.const(ins[1])
+        shape = self.shape(ins[0])
+        if k is None or k.ndim != 0 or int(a.get("axis", 0)) != 1 or len(shape) != 4:
+            raise ConvertError(f"{self.where(node)}: only Gather of one channel (x[:, k]) is supported")
+        k = int(k) % shape[1]
+        self.emit(node, "slice_channels", [self.src(ins[0], node)], start=k, stop=k + 1)
+        self.squeezed.add(out)
+
+    def op_Unsqueeze(self, node, a, ins, out):
+        axes = a.get("axes", self.const(ins[1]) if len(ins) > 1 else None)
+        if ins[0] not in self.squeezed or axes is None or [int(v) for v in np.reshape(axes, -1)] != [1]:
+            raise ConvertError(f"{self.where(node)}: only Unsqueeze(1) of one gathered channel is supported")
+        self.alias[out] = self.src(ins[0], node)
+
+    def op_Squeeze(self, node, a, ins, out):
+        src, shape = self.shape(ins[0]), self.shape(out)
+        if len(src) != 4 or src[2:] != (1, 1) or len(shape) != 2 or shape[0] != src[0]:
+            raise ConvertError(f"{self.where(node)}: only Squeeze of (n, c, 1, 1) features to (n, c)")
+        self.flatten(node, ins[0], out)
+
     def op_Flatten(self, node, a, ins, out):
-        if a.get("axis", 1) != 1:
+        if a.get("axis", 1) % len(self.shape(ins[0])) != 1:
             raise ConvertError(f"{self.where(node)}: only Flatten(axis=1) is supported")
         self.flatten(node, ins[0], out)
 
@@ -433,9 +601,17 @@ class _Converter:
             raise ConvertError(f"{self.where(node)}: reshape {src_shape} -> {out_shape} is unsupported")
 
     def op_Transpose(self, node, a, ins, out):
+        perm = list(a.get("perm", []))
+        if ins[0] not in self.shuffle and len(self.shape(ins[0])) == 4 and (
+                (perm == [0, 2, 3, 1] and ins[0] not in self.nhwc) or (perm == [0, 3, 1, 2] and ins[0] in self.nhwc)):
+            self.alias[out] = self.src(ins[0], node)  # hfc-eval's tensors are (h, w, c) per image anyway
+            if perm == [0, 2, 3, 1]:
+                self.nhwc.add(out)
+            return
         if ins[0] not in self.shuffle or list(a.get("perm", [])) != [0, 2, 1, 3, 4] \
                 or self.shuffle[ins[0]][2]:
-            raise ConvertError(f"{self.where(node)}: Transpose is supported only in a channel shuffle")
+            raise ConvertError(f"{self.where(node)}: Transpose {tuple(perm)} is supported only to channels-last "
+                               "(0, 2, 3, 1) and back, or in a channel shuffle")
         src, g, _ = self.shuffle[ins[0]]
         self.shuffle[out] = (src, g, True)
 
@@ -457,7 +633,10 @@ class _Converter:
         w = self.const(ins[1])
         if w is None or w.ndim != 2:
             raise ConvertError(f"{self.where(node)}: only MatMul(x, W) with a constant 2-D W")
-        self.emit(node, "linear", [self.src(ins[0], node)], weight=self.tensor(w.T))
+        if ins[0] in self.nhwc:  # per pixel (nn.Linear on channels-last): a 1x1 conv
+            self.emit(node, "conv2d", [self.src(ins[0], node)], weight=self.tensor(w.T[:, :, None, None]))
+        else:
+            self.emit(node, "linear", [self.src(ins[0], node)], weight=self.tensor(w.T))
 
 
 def _fold_constants(model):
