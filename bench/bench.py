@@ -16,7 +16,9 @@ thread count, in one run. Prints each ratio on its own line.
 (e) FGSM and PGD-10 against PyTorch autograd, (f) --bn-stats batch's cost,
 (g) the Fourier heat map's forward passes per second, (h) id's time.
 --zoo instead: per architecture of the zoo, hfc-eval end to end against
-PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`.
+PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`;
+tv-NAME are torchvision's own definitions (ImageNet shapes, 10 classes);
+--size S runs them on the test images upsampled to S x S (bilinear).
 --sources instead: the split at 224 x 224 against numpy's np.fft route and
 torch.fft, and reading a JPEG folder (decode, Resize, CenterCrop) against
 PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
@@ -90,14 +92,25 @@ def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
 
 ZOO_BENCH = ["resnet20", "resnet18-full", "resnet50-full", "preactresnet18-full", "resnet56-full",
              "vgg11-full", "vgg16-full", "vgg19-full", "repvgg-full", "repvgg-deploy-full",
-             "regnetx-full", "densenet-full", "mobilenetv2", "shufflenetv2", "efficientnet"]
+             "regnetx-full", "densenet-full", "mobilenetv2", "shufflenetv2", "efficientnet",
+             "tv-resnet50", "tv-mobilenet_v3_large", "tv-efficientnet_b0", "tv-regnet_y_400mf",
+             "tv-densenet121", "tv-convnext_tiny"]
+ZOO_BENCH_LARGE = [n for n in ZOO_BENCH if n.startswith("tv-")]  # --size above 32
 
 
-def zoo_model(name):
+def zoo_model(name, calibrate):
     """The zoo bench's architectures: tools/zoo/models.py's (full width where
-    it has both), random weights and BatchNorm statistics."""
+    it has both), random weights and BatchNorm statistics; tv-NAME:
+    torchvision's, randomised as tests/torchvision_zoo.py does on the
+    (preprocessed) calibration images."""
     sys.path.insert(0, os.path.join(ROOT, "tools", "zoo"))
     sys.path.insert(0, os.path.join(ROOT, "tests"))
+    if name.startswith("tv-"):
+        import torchvision_zoo
+        torch.manual_seed(0)
+        model = torchvision_zoo.build(name[3:])
+        torchvision_zoo.randomise(model, calibrate)
+        return model.eval()
     import models as zoo
     from gen_refs import randomize
     ctor = {"vgg19-full": lambda: zoo.VGG("VGG19", True), "resnet20": lambda: zoo.CifarResNet(20),
@@ -105,19 +118,19 @@ def zoo_model(name):
     return randomize(ctor(), torch.Generator().manual_seed(1))
 
 
-def macs_of(model):
-    """Multiply-adds of one 3x32x32 forward pass (convs and linear layers)."""
+def macs_of(model, side=32):
+    """Multiply-adds of one 3 x side x side forward pass (convs and linear layers)."""
     total = [0]
 
     def hook(m, inp, out):
         if isinstance(m, torch.nn.Conv2d):
             total[0] += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, torch.nn.Linear):
-            total[0] += m.in_features * m.out_features
+        elif isinstance(m, torch.nn.Linear):  # per row: per pixel on channels-last maps
+            total[0] += out.numel() // m.out_features * m.in_features * m.out_features
     hs = [m.register_forward_hook(hook) for m in model.modules()
           if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        model(torch.zeros(1, 3, 32, 32))
+        model(torch.zeros(1, 3, side, side))
     for h in hs:
         h.remove()
     return total[0]
@@ -136,10 +149,19 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
         print(f"onnxruntime: not found in {ort_dir} (npm install --ignore-scripts onnxruntime-node@1.30.0, "
               f"or set ONNXRUNTIME_NODE): its column is left out")
     tmp = tempfile.mkdtemp()
-    n = len(labels)
-    names = args.zoo_models.split(",") if args.zoo_models else ZOO_BENCH
+    n, side = len(labels), args.size
+    names = args.zoo_models.split(",") if args.zoo_models else ZOO_BENCH if side == 32 else ZOO_BENCH_LARGE
     mean = torch.tensor(hfc_models.CIFAR10_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(hfc_models.CIFAR10_STD).view(1, 3, 1, 1)
+    data_args = ["--data", data_path, "--limit", str(n)]
+    if side != 32:  # the test images upsampled, as a .npy hfc-eval reads
+        images = F.interpolate(torch.from_numpy(images).float(), size=(side, side), mode="bilinear",
+                               align_corners=False).round().clamp(0, 255).to(torch.uint8).numpy()
+        np.save(os.path.join(tmp, "x.npy"), images)
+        np.save(os.path.join(tmp, "y.npy"), labels)
+        data_args = ["--data", os.path.join(tmp, "x.npy"), "--labels", os.path.join(tmp, "y.npy"),
+                     "--layout", "nchw"]
+    calibrate = (torch.from_numpy(images[:64]).float() / 255.0 - mean) / std
     x64 = images.astype(np.float64)
     low, high = paper_split(x64, 4)
     pre = np.concatenate([((torch.from_numpy(v).float() / 255.0 - mean) / std).numpy()
@@ -147,20 +169,20 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
     inputs = os.path.join(tmp, "inputs.f32")
     pre.tofile(inputs)
     for name in names:
-        model = zoo_model(name)
+        model = zoo_model(name, calibrate)
         binf, onnxf = os.path.join(tmp, name + ".bin"), os.path.join(tmp, name + ".onnx")
         export_pytorch.export(model, binf, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
-                              classes=hfc_models.CIFAR10_CLASSES, metadata={"bench": name})
+                              classes=hfc_models.CIFAR10_CLASSES, metadata={"bench": name},
+                              input_shape=(3, side, side))
         with warnings.catch_warnings(), _int_pool_sizes():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, torch.zeros(1, 3, 32, 32), onnxf, opset_version=13,
+            torch.onnx.export(model, torch.zeros(1, 3, side, side), onnxf, opset_version=13,
                               input_names=["x"], output_names=["logits"],
                               dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
-        cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
-               "--limit", str(n), binf]
+        cmd = [hfc, "--radius", "4", "--threads", str(args.threads), *data_args, binf]
         best_batch, best_rate = 64, 0
-        for b in (64, 256):
-            k = min(n, 256)
+        for b in ((64, 256) if side == 32 else (16, 64)):
+            k = min(n, 256 if side == 32 else 32)
             t = median_time(lambda: torch_job(model, images[:k], labels[:k], 4, b, mean, std), 1)
             best_batch, best_rate = (b, k / t) if k / t > best_rate else (best_batch, best_rate)
         t_h, t_p, t_o, outs, torch_counts, ort_counts = [], [], [], [], [], []
@@ -172,7 +194,7 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
             if have_ort:
                 r = json.loads(subprocess.run(
                     ["node", os.path.join(ROOT, "bench", "ort_run.js"), onnxf, inputs, str(3 * n),
-                     str(args.threads), "64,256,1000"], check=True, capture_output=True, text=True,
+                     str(args.threads), "64,256,1000" if side == 32 else "16,64", str(side)], check=True, capture_output=True, text=True,
                     env={**os.environ, "ONNXRUNTIME_NODE": ort_dir}).stdout)
                 t_o.append(r["seconds"])
                 am = np.array(r["argmax"]).reshape(3, n)
@@ -180,9 +202,9 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
         ours = json.loads(outs[0])["correct"]
         ours = [ours["original"], ours["low"], ours["high"]]
         th, tp = statistics.median(t_h), statistics.median(t_p)
-        gflops = 2 * macs_of(model) * 3 * n / th / 1e9
+        gflops = 2 * macs_of(model, side) * 3 * n / th / 1e9
         diff = max(abs(a - b) for a, b in zip(ours, torch_counts[0]))
-        line = (f"zoo {name}: speedup vs pytorch-cpu {tp / th:.2f}x")
+        line = f"zoo {name}{'' if side == 32 else f' at {side}x{side}'}: speedup vs pytorch-cpu {tp / th:.2f}x"
         if have_ort:
             to = statistics.median(t_o)
             diff = max(diff, max(abs(a - b) for a, b in zip(ours, ort_counts[0])))
@@ -289,6 +311,9 @@ def main():
                     help="per architecture of the zoo (ZOO_BENCH): hfc-eval vs PyTorch CPU and ONNX "
                          "Runtime, one line each (default 1,000 images, 1 rep)")
     ap.add_argument("--zoo-models", default="", help="comma-separated subset of the zoo's names")
+    ap.add_argument("--size", type=int, default=32,
+                    help="--zoo: the image side; above 32 the test images are upsampled and only the "
+                         "torchvision (tv-) architectures run by default")
     ap.add_argument("--sources", action="store_true",
                     help="the split at 224 x 224 and reading a JPEG folder against their peers")
     args = ap.parse_args()
