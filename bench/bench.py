@@ -314,6 +314,8 @@ def main():
     ap.add_argument("--size", type=int, default=32,
                     help="--zoo: the image side; above 32 the test images are upsampled and only the "
                          "torchvision (tv-) architectures run by default")
+    ap.add_argument("--isa", choices=["avx512", "avx2", "generic"],
+                    help="run hfc-eval's side with HFC_ISA=ISA (a lower instruction set than the CPU's best)")
     ap.add_argument("--sources", action="store_true",
                     help="the split at 224 x 224 and reading a JPEG folder against their peers")
     args = ap.parse_args()
@@ -328,6 +330,8 @@ def main():
         child_env.pop(k, None)
     if args.openblas_coretype:
         child_env["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    if args.isa:
+        child_env["HFC_ISA"] = args.isa
     torch.set_num_threads(args.threads)
     hfc = os.path.join(ROOT, "build/hfc-eval")
     parts_bin = os.path.join(ROOT, "build/bench_parts")
@@ -350,7 +354,10 @@ def main():
     for line in open("/proc/cpuinfo"):
         cpu = line.split(":", 1)[1].strip() if line.startswith("model name") and cpu == "?" else cpu
         flags = line.split(":", 1)[1] if line.startswith("flags") and not flags else flags
-    isa = "avx512 (AVX-512F kernels)" if " avx512f" in flags else "generic (no AVX-512F: im2col + SGEMM)"
+    best = "avx512" if " avx512f" in flags else "avx2" if " avx2" in flags and " fma" in flags else "generic"
+    kernels = {"avx512": "AVX-512F kernels", "avx2": "AVX2 + FMA kernels", "generic": "im2col + SGEMM"}
+    isa = (f"{args.isa} ({kernels[args.isa]}, forced by HFC_ISA; the CPU's best: {best})" if args.isa
+           else f"{best} ({kernels[best]})")
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, {args.threads} threads; ISA path {isa}; "
           f"torch {torch.__version__}; {n} images ({source}); model {os.path.basename(args.model)}; "
           f"{args.reps} reps, medians")

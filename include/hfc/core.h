@@ -52,6 +52,20 @@ typedef struct {
 int hfc_cpu_avx512f(void);
 int hfc_cpu_sha(void);
 
+/* The instruction set the kernels use, chosen once per run: the best this
+ * CPU has, or a lower one named by the environment variable HFC_ISA
+ * (generic, avx2, avx512) for tests and benchmarks. generic: no
+ * hand-written kernels (im2col + OpenBLAS's SGEMM, loops the compiler
+ * vectorised for the x86-64-v3 baseline); avx2: the tiled kernels on 8
+ * lanes; avx512: on 16. Every level gives the same counts as PyTorch; avx2
+ * and avx512 give the same floats. */
+typedef enum { HFC_ISA_GENERIC, HFC_ISA_AVX2, HFC_ISA_AVX512 } hfc_isa_level;
+hfc_isa_level hfc_isa(void);
+hfc_isa_level hfc_isa_of_cpu(void);
+const char *hfc_isa_name(hfc_isa_level level);
+/* 1 and *level set when name is one of the names above, else 0. */
+int hfc_isa_parse(const char *name, hfc_isa_level *level);
+
 /* SHA-256 of data as 64 hex digits: with the CPU's SHA instructions where
  * it has them (hfc_sha256_uses_cpu), else portable C; tests compare the two. */
 void hfc_sha256_hex(const uint8_t *data, size_t len, char out[65]);

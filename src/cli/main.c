@@ -240,6 +240,17 @@ int main(int argc, char **argv)
         }
         o.conv = !strcmp(conv, "gemm") ? HFC_CONV_GEMM : HFC_CONV_DIRECT;
     }
+    const char *isa = getenv("HFC_ISA");  /* for tests and benchmarks: see hfc/core.h */
+    hfc_isa_level want;
+    if (isa && *isa && !hfc_isa_parse(isa, &want)) {
+        st = hfc_fail(&err, HFC_ERR_USAGE, "", "HFC_ISA='%.40s' is not avx512, avx2 or generic", isa);
+        goto out;
+    }
+    if (isa && *isa && want > hfc_isa_of_cpu()) {
+        st = hfc_fail(&err, HFC_ERR_USAGE, "", "HFC_ISA=%s: this CPU has only %s", isa,
+                      hfc_isa_name(hfc_isa_of_cpu()));
+        goto out;
+    }
     st = run_command(&o, t0, &text, &err);
     if (st)
         goto out;

@@ -23,7 +23,7 @@ struct hfc_engine {
     int n_steps;
     int n_slots;
     size_t slot_floats;   /* a group's largest activation */
-    size_t col_floats;    /* scratch: im2col for a group, or an AVX-512 conv's */
+    size_t col_floats;    /* scratch: im2col for a group, or a tiled conv's */
     int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
                              conv runs im2col + SGEMM (the activations stay in L2);
                              bn_batch when BatchNorm uses batch statistics */
@@ -33,7 +33,7 @@ struct hfc_engine {
     int keep_values;      /* planned for hfc_engine_capture: that, and nothing fused */
     int output_slot;
     float *folded;        /* weights made at planning, one allocation */
-    float *transposed;    /* the AVX-512 convs' wt, one allocation */
+    float *transposed;    /* the tiled convs' wt, one allocation */
     float *back_weights;  /* gradients: the backward convs' wt_back, one allocation */
     int threads;
     workspace *ws;        /* (threads) */
@@ -74,7 +74,7 @@ typedef struct {
     conv_path path;     /* conv: the algorithm */
 } node_plan;
 
-/* Convs with at least this many weights run im2col + the blocked AVX-512
+/* Convs with at least this many weights run im2col + the blocked tiled
  * product (CONV_IM2COL) where Winograd does not apply (strided convs), and
  * even where it does when the output has fewer than 16 pixels (VGG's 2x2
  * and 1x1 maps): the direct kernel streams every weight for every output

@@ -6,7 +6,7 @@
  * Planning (hfc_engine_new) is a sequence of named passes over one
  * node_plan per node of the model:
  *   plan_readers     how many nodes read each value
- *   plan_conv_paths  each conv's algorithm: on a CPU with AVX-512F (unless
+ *   plan_conv_paths  each conv's algorithm: on a CPU with AVX2 or AVX-512F (unless
  *                    the options rule it out), a conv with groups 1, no
  *                    dilation and a multiple of 16 output channels runs
  *                    Winograd F(4x4, 3x3) when it is 3x3, stride 1, padding
@@ -23,7 +23,7 @@
  *                      nothing else is done by that step; a flatten of a
  *                      1x1 map is free (same memory);
  *                    - an Add (same shapes) one of whose inputs is an
- *                      AVX-512 conv feeding nothing else, the other computed
+ *                      tiled conv feeding nothing else, the other computed
  *                      before it, is done by the conv as it writes;
  *                    - RepVGG's training-form block, BN(conv3x3(x)) +
  *                      BN(conv1x1(x)) (+ BN(x)), is one 3x3 conv with the
@@ -36,14 +36,14 @@
  *                      x * (1 / (1 + e^-x)) rounded twice
  *   plan_deferred_batchnorm
  *                    a BatchNorm (+ ReLU) not folded whose readers are all
- *                    AVX-512 convs is done by each as it reads (the
+ *                    tiled convs is done by each as it reads (the
  *                    pre-activation blocks). Results are bit for bit those
  *                    of the separate steps.
  *   plan_liveness    the last node that reads each buffer
  *   plan_steps       one step per remaining node, in order, with its
  *                    folded weights and an output slot; a slot is reused
  *                    once the last reader of its value has run
- *   plan_conv_weights  the group size (plan_group), the AVX-512 convs' own
+ *   plan_conv_weights  the group size (plan_group), the tiled convs' own
  *                    weight layouts (in panels) and scratch
  *   plan_workspaces  per-thread slots and scratch, allocated once
  * plan_steps, plan_conv_weights and plan_backward_convs are in steps.c.
@@ -77,7 +77,7 @@ static int single_reader_chain(const node_plan *P, int p)
     }
 }
 
-static int is_avx512_conv(const hfc_model *m, const node_plan *P, int i)
+static int is_tiled_conv(const hfc_model *m, const node_plan *P, int i)
 {
     return m->nodes[i].op == HFC_OP_CONV2D &&
            (P[i].path == CONV_DIRECT || P[i].path == CONV_WINOGRAD);
@@ -111,7 +111,7 @@ static void plan_readers(const hfc_model *m, node_plan *P)
 
 static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
 {
-    int avx512 = hfc_cpu_avx512f() && choice != HFC_CONV_GEMM;
+    int tiled = hfc_isa() >= HFC_ISA_AVX2 && choice != HFC_CONV_GEMM;
     int winograd = choice != HFC_CONV_DIRECT;
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
@@ -123,9 +123,10 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
         const int pointwise = nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 &&
                               !nd->ph && !nd->pw;
         if (nd->groups != 1 || nd->dh != 1 || nd->dw != 1)
-            P[i].path = avx512 && g == nd->out.c / nd->groups && 16 % g == 0 ? CONV_SMALL_GROUPS
-                                                                             : CONV_GROUPED;
-        else if (!avx512)
+            P[i].path = tiled && g == nd->out.c / nd->groups && hfc_tiled_lanes() % g == 0
+                            ? CONV_SMALL_GROUPS
+                            : CONV_GROUPED;
+        else if (!tiled)
             P[i].path = CONV_GEMM;
         else if (big && nd->out.h * nd->out.w < 16)
             P[i].path = CONV_IM2COL;
@@ -231,7 +232,7 @@ static void plan_fusion(const hfc_model *m, node_plan *P, int batch_stats)
                 continue;  /* a broadcast: a step of its own */
             for (int side = 0; side < 2 && P[i].alias < 0; side++) {
                 int a = nd->in[side], b = nd->in[1 - side], r = root_of(P, a);
-                if (!is_avx512_conv(m, P, r) || P[r].fused_relu || P[r].residual >= 0 ||
+                if (!is_tiled_conv(m, P, r) || P[r].fused_relu || P[r].residual >= 0 ||
                     !single_reader_chain(P, a) || root_of(P, b) >= r)
                     continue;
                 P[r].residual = b;
@@ -256,7 +257,7 @@ static void plan_deferred_batchnorm(const hfc_model *m, node_plan *P)
             for (int k = 0; k < rd->n_in; k++)
                 if (root_of(P, rd->in[k]) == i) {
                     readers++;
-                    all_convs &= P[j].alias < 0 && is_avx512_conv(m, P, j);
+                    all_convs &= P[j].alias < 0 && is_tiled_conv(m, P, j);
                 }
         }
         if (readers && all_convs) {

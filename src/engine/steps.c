@@ -1,6 +1,6 @@
 /* engine/steps.c - the plan's steps and weights: one step per node that
  * needs one, with its weights folded (BatchNorm into convs, RepVGG's
- * branches merged), its output slot, the conv weights in the AVX-512
+ * branches merged), its output slot, the conv weights in the tiled
  * kernels' layouts, the group size and the backward convs' weights. */
 #include <assert.h>
 #include <cblas.h>
@@ -26,7 +26,7 @@ static double layer_macs(const hfc_model *m, const hfc_node *nd)
 }
 
 /* A conv whose reordered, folded weights are kept after planning: those
- * of the gradient engines and of the SGEMM and portable paths. The AVX-512
+ * of the gradient engines and of the SGEMM and portable paths. The tiled
  * paths run on their own layout (wt), made from a copy that plan_conv_weights
  * builds and drops one conv at a time: ResNet-50 would otherwise hold its 94 MB
  * of weights three times (model, folded, wt). */
@@ -267,18 +267,18 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
     return HFC_OK;
 }
 
-/* The AVX-512 convs' weights in their own layouts, the group size, and the
+/* The tiled convs' weights in their own layouts, the group size, and the
  * scratch (col) the convs need. */
 /* plan_backward_convs (gradient engines): a stride-1 conv with 'same'
  * padding has dx = conv(dy, W') with W'[ci][ky][kx][co] = W[co][kh-1-ky][kw-1-kx][ci]
- * and the same padding, so its backward runs on the forward's AVX-512
+ * and the same padding, so its backward runs on the forward's tiled
  * kernels (Winograd where the forward's conditions hold with the channels
  * swapped, else direct), adding into dx through the kernels' residual. */
 hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err)
 {
     const hfc_model *m = e->model;
     size_t total = 0;
-    int avx512 = hfc_cpu_avx512f() && choice != HFC_CONV_GEMM;
+    int tiled = hfc_isa() >= HFC_ISA_AVX2 && choice != HFC_CONV_GEMM;
     for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
         float *at = e->back_weights;
         for (int k = 0; k < e->n_steps; k++) {
@@ -288,8 +288,8 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                 continue;
             const int cin = m->nodes[nd->in[0]].out.c, cout = nd->out.c;
             if (pass == 0) {
-                cs->back = avx512 ? CONV_IM2COL : CONV_GEMM; /* the product + col2im */
-                if (!avx512 || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
+                cs->back = tiled ? CONV_IM2COL : CONV_GEMM; /* the product + col2im */
+                if (!tiled || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
                     nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
                     nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2)
                     continue;
@@ -411,8 +411,8 @@ static void plan_group(hfc_engine *e)
     }
 }
 
-/* The floats the AVX-512 convs' own weight layouts take (*layouts), and
- * the largest im2col (or backward dcol) scratch of one image (*im2col). */
+/* The floats the tiled convs' own weight layouts take (*layouts), and the
+ * largest im2col (or backward dcol) scratch of one image (*im2col). */
 static void conv_layout_sizes(const hfc_engine *e, size_t *layouts, size_t *im2col)
 {
     const hfc_model *m = e->model;

@@ -1,9 +1,14 @@
-/* src/kernels/conv_avx512.c - convolutions without im2col or BLAS, for CPUs with
- * AVX-512F (src/engine/plan.c picks them at planning; src/kernels/ops.c has the
- * portable im2col + SGEMM convolution every CPU runs).
+/* kernels/conv_simd.h - convolutions without im2col or BLAS, written once in
+ * kernels/simd.h's vector words and built once per instruction set: by
+ * simd_avx512.c (16 lanes, 32 registers) and simd_avx2.c (8 lanes, 16
+ * registers; AVX2 + FMA), each function named by SFX (f_avx512, f_avx2).
+ * kernels/tiled.c picks one set for the whole run (hfc_isa, src/core/cpu.c)
+ * and holds what is the same for both: the weights' panels and Winograd's
+ * transformed weights. src/kernels/ops.c has the portable im2col + SGEMM
+ * convolution every CPU runs.
  *
  * Both are built on one register-tiled product, gemm_tile: R rows of A
- * (pixels) times 16*NB columns of B (output channels), with the rows' K
+ * (pixels) times VW*NB columns of B (output channels), with the rows' K
  * values read from memory at a fixed row stride, so the rows may overlap.
  *   - direct: A's rows are the receptive fields in the zero-bordered image;
  *     for a kernel row ky they are runs of kw*cin adjacent floats;
@@ -15,32 +20,36 @@
  *     channel per block. The results differ from a direct sum by rounding
  *     only, a little more of it than the direct sum's (the transforms'
  *     coefficients reach 8 and 1/24; the engine tests measure it).
- */
-#include <immintrin.h>
+ * Every sum runs in the same order on both sets (over k, then the
+ * epilogue), so the two differ from each other by nothing at all. Not a
+ * header to include anywhere else: it defines functions. */
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "kernels/simd.h"
 
-#define AVX512 __attribute__((target("avx512f")))
 
-/* out[r][0..16*NB) = bias + sum over ky < kh, t < kwc of
- *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..16*NB) (+ res[r][..]),
+/* out[r][0..VW*NB) = bias + sum over ky < kh, t < kwc of
+ *     a[ky*row + r*pix + t] * b[(ky*kwc + t)*ldb + 0..VW*NB) (+ res[r][..]),
  * then max(., 0) if relu (and min(., 6) if it is HFC_FUSED_RELU6); res (NULL
  * or laid out like out) is a residual. Meanwhile the pf_n cache lines from
  * pf are fetched into L2, one per step of the sum (gemm_rows: next_block).
- * MASKED (with NB = 1): only the columns of mask `last` are read and
- * written, for a last block of fewer than 16. Per value of A: one broadcast
- * and NB fused multiply-adds into registers. */
-AVX512 __attribute__((always_inline)) static inline void
+ * MASKED: only the first `left` columns are read and written, for a last
+ * block narrower than the tile. Per value of A: one broadcast and NB fused
+ * multiply-adds into registers. */
+SIMD __attribute__((always_inline)) static inline void
 gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *b, int ldb,
-          const float *bias, const float *res, int relu, float *out, int ldo, __mmask16 last,
+          const float *bias, const float *res, int relu, float *out, int ldo, int left,
           const char *pf, int pf_n, const int R, const int NB, const int MASKED)
 {
-#define LOAD(p) (MASKED ? _mm512_maskz_loadu_ps(last, p) : _mm512_loadu_ps(p))
-    __m512 acc[16][4];
+    vmask mk[4];
+    for (int j = 0; j < NB; j++)
+        mk[j] = vmask_n(MASKED ? left - VW * j : VW);
+#define LOAD(p, j) (MASKED ? vloadm(mk[j], p) : vload(p))
+    vf acc[16][4];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++)
-            acc[r][j] = bias ? LOAD(bias + 16 * j) : _mm512_setzero_ps();
+            acc[r][j] = bias ? LOAD(bias + VW * j, j) : vzero();
     for (int ky = 0; ky < kh; ky++) {
         const float *ar = a + ky * row;
         const float *br = b + (size_t)ky * kwc * ldb;
@@ -50,13 +59,13 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
                 pf += 64;
                 pf_n--;
             }
-            __m512 w[4];
+            vf w[4];
             for (int j = 0; j < NB; j++)
-                w[j] = LOAD(br + (size_t)t * ldb + 16 * j);
+                w[j] = LOAD(br + (size_t)t * ldb + VW * j, j);
             for (int r = 0; r < R; r++) {
-                __m512 v = _mm512_set1_ps(ar[r * pix + t]);
+                vf v = vset1(ar[r * pix + t]);
                 for (int j = 0; j < NB; j++)
-                    acc[r][j] = _mm512_fmadd_ps(v, w[j], acc[r][j]);
+                    acc[r][j] = vfmadd(v, w[j], acc[r][j]);
             }
         }
     }
@@ -64,36 +73,50 @@ gemm_tile(const float *a, size_t pix, size_t row, int kh, int kwc, const float *
         _mm_prefetch(pf, _MM_HINT_T1);
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++) {
-            __m512 v = acc[r][j];
+            vf v = acc[r][j];
             if (res)
-                v = _mm512_add_ps(v, LOAD(res + (size_t)r * ldo + 16 * j));
+                v = vadd(v, LOAD(res + (size_t)r * ldo + VW * j, j));
             if (relu)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
+                v = vmax(v, vzero());
             if (relu == HFC_FUSED_RELU6)
-                v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+                v = vmin(v, vset1(6.0f));
             if (MASKED)
-                _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * j, last, v);
+                vstorem(out + (size_t)r * ldo + VW * j, mk[j], v);
             else
-                _mm512_storeu_ps(out + (size_t)r * ldo + 16 * j, v);
+                vstore(out + (size_t)r * ldo + VW * j, v);
         }
 #undef LOAD
 }
 
 typedef void (*tile_fn)(const float *, size_t, size_t, int, int, const float *, int,
-                        const float *, const float *, int, float *, int, __mmask16,
-                        const char *, int);
+                        const float *, const float *, int, float *, int, int, const char *, int);
 
 /* One function per (R, NB, MASKED), so that every loop above has constant
  * bounds. */
 #define GEMM_TILE_FN(R, NB, MASKED, name)                                                     \
-    AVX512 static void name(const float *a, size_t pix, size_t row, int kh, int kwc,           \
-                            const float *b, int ldb, const float *bias, const float *res,     \
-                            int relu, float *out, int ldo, __mmask16 last, const char *pf,    \
-                            int pf_n)                                                         \
+    SIMD static void name(const float *a, size_t pix, size_t row, int kh, int kwc,             \
+                          const float *b, int ldb, const float *bias, const float *res,       \
+                          int relu, float *out, int ldo, int left, const char *pf, int pf_n)  \
     {                                                                                         \
-        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, last, pf, pf_n, R,  \
+        gemm_tile(a, pix, row, kh, kwc, b, ldb, bias, res, relu, out, ldo, left, pf, pf_n, R,  \
                   NB, MASKED);                                                                \
     }
+/* The tiles by the width of the block of columns they take: all of a
+ * 64-, 32- or 16-column block of B's panels, or (masked) a last block of
+ * fewer than 16; for each, tiles of several row counts, the most first, the
+ * last of 1 row. AVX-512's 32 registers hold 16 sums of 16 lanes: 16 x 16,
+ * 8 x 32 or 4 x 64 per tile, and a remainder of rows goes one at a time.
+ * AVX2's 16 hold 12 of 8 lanes: 6 rows x 16 columns (the shape of the
+ * classic Haswell SGEMM kernel), so its tiles take a panel 16 columns at a
+ * time (reading each row of A again per 16), and a remainder of rows by 4
+ * and 2 (one at a time, it took 16% of ResNet-20's time). */
+typedef struct {
+    int cols;       /* columns of B a tile takes */
+    int n;          /* tiles of rows[0] > rows[1] > ... > rows[n-1] = 1 rows */
+    int rows[4];
+    tile_fn fn[4];
+} tile_shape;
+#if VW == 16
 GEMM_TILE_FN(16, 1, 0, gemm_tile_16_1)
 GEMM_TILE_FN(8, 2, 0, gemm_tile_8_2)
 GEMM_TILE_FN(4, 4, 0, gemm_tile_4_4)
@@ -102,22 +125,31 @@ GEMM_TILE_FN(1, 2, 0, gemm_tile_1_2)
 GEMM_TILE_FN(1, 4, 0, gemm_tile_1_4)
 GEMM_TILE_FN(16, 1, 1, gemm_tile_16_1_masked)
 GEMM_TILE_FN(1, 1, 1, gemm_tile_1_1_masked)
+static tile_shape tile_for(int left)
+{
+    return left >= 64   ? (tile_shape){64, 2, {4, 1}, {gemm_tile_4_4, gemm_tile_1_4}}
+           : left >= 32 ? (tile_shape){32, 2, {8, 1}, {gemm_tile_8_2, gemm_tile_1_2}}
+           : left >= 16 ? (tile_shape){16, 2, {16, 1}, {gemm_tile_16_1, gemm_tile_1_1}}
+                        : (tile_shape){left, 2, {16, 1}, {gemm_tile_16_1_masked, gemm_tile_1_1_masked}};
+}
+#else
+GEMM_TILE_FN(6, 2, 0, gemm_tile_6_2)
+GEMM_TILE_FN(4, 2, 0, gemm_tile_4_2)
+GEMM_TILE_FN(2, 2, 0, gemm_tile_2_2)
+GEMM_TILE_FN(1, 2, 0, gemm_tile_1_2)
+GEMM_TILE_FN(6, 2, 1, gemm_tile_6_2_masked)
+GEMM_TILE_FN(1, 2, 1, gemm_tile_1_2_masked)
+static tile_shape tile_for(int left)
+{
+    return left >= 16 ? (tile_shape){16, 4, {6, 4, 2, 1}, {gemm_tile_6_2, gemm_tile_4_2, gemm_tile_2_2, gemm_tile_1_2}}
+                      : (tile_shape){left, 2, {6, 1}, {gemm_tile_6_2_masked, gemm_tile_1_2_masked}};
+}
+#endif
 
-/* The columns of a product's B in blocks as its tiles take them: 64 wide
- * while 64 are left, then at most one block each of 32 and 16, then the rest
- * (masked). */
+/* The width of B's panel that starts at column o0 (kernels/tiled.c). */
 static int panel_width(int left)
 {
     return left >= 64 ? 64 : left >= 32 ? 32 : left >= 16 ? 16 : left;
-}
-
-size_t hfc_panel_offset(int k, int cols, int r, int c)
-{
-    int o0 = c / 64 * 64;
-    if (cols - o0 < 64) /* the narrower blocks after the last 64-wide one */
-        while (c >= o0 + panel_width(cols - o0))
-            o0 += panel_width(cols - o0);
-    return (size_t)k * o0 + (size_t)r * panel_width(cols - o0) + (size_t)(c - o0);
 }
 
 /* B of a product, (k, cols): row-major, or in panels (hfc_panel_offset);
@@ -129,16 +161,16 @@ typedef struct {
     const float *next;
 } matrix;
 
-/* Where rows k0.. of the block of columns starting at o0 begin, and their
- * stride. */
+/* Where rows k0.. of the columns from o0 begin (o0 anywhere in a panel),
+ * and their stride. */
 static const float *block_at(matrix b, int k0, int o0, int *ldb)
 {
     if (!b.panels) {
         *ldb = b.cols;
         return b.data + (size_t)k0 * b.cols + o0;
     }
-    *ldb = panel_width(b.cols - o0);
-    return b.data + (size_t)b.k * o0 + (size_t)k0 * *ldb;
+    hfc_panel_start(b.cols, o0, ldb);
+    return b.data + hfc_panel_offset(b.k, b.cols, k0, o0);
 }
 
 /* The K blocks of a product: as equal as may be, at most K_BLOCK rows. */
@@ -184,55 +216,53 @@ static const char *next_block(matrix b, int k0, int kc, int o1, size_t *lines)
 }
 
 /* n rows of out (ldo apart; res, if any, likewise) for all of b's columns,
- * from b's rows k0 .. k0 + kh * kwc: the widest tiles first, single rows for
- * the remainder; a last block of fewer than 16 columns by the masked tiles. */
+ * from b's rows k0 .. k0 + kh * kwc: block by block of columns (tile_for),
+ * the wide tiles first, single rows for the remainder. The next block of b
+ * is fetched during the tiles of the last block of each panel. */
 static void gemm_rows(const float *a, size_t pix, size_t row, int kh, int kwc, matrix b, int k0,
                       const float *bias, const float *res, int relu, float *out, int ldo, int n)
 {
     for (int o0 = 0; o0 < b.cols;) {
         const int left = b.cols - o0;
-        const int nb = left >= 64 ? 4 : left >= 32 ? 2 : 1, masked = left < 16;
-        const int r_full = 16 / nb;
-        const __mmask16 last = masked ? (__mmask16)((1u << left) - 1) : 0xffff;
-        tile_fn full = masked    ? gemm_tile_16_1_masked
-                       : nb == 4 ? gemm_tile_4_4
-                       : nb == 2 ? gemm_tile_8_2
-                                 : gemm_tile_16_1;
-        tile_fn one = masked    ? gemm_tile_1_1_masked
-                      : nb == 4 ? gemm_tile_1_4
-                      : nb == 2 ? gemm_tile_1_2
-                                : gemm_tile_1_1;
+        const tile_shape t = tile_for(left);
         const float *bo = bias ? bias + o0 : NULL;
-        int ldb;
+        int ldb, pw = 0;
         const float *bp = block_at(b, k0, o0, &ldb);
-        size_t pf_lines;
-        const char *pf = next_block(b, k0, kh * kwc, o0 + 16 * nb, &pf_lines);
-        const int calls = n / r_full + n % r_full;
+        const int p0 = b.panels ? hfc_panel_start(b.cols, o0, &pw) : 0;
+        size_t pf_lines = 0;
+        const char *pf = !b.panels || o0 + t.cols == p0 + pw
+                             ? next_block(b, k0, kh * kwc, o0 + t.cols, &pf_lines)
+                             : NULL;
+        int calls = 0;
+        for (int r = n, k = 0; k < t.n; k++) {
+            calls += r / t.rows[k];
+            r %= t.rows[k];
+        }
         const size_t per_call = calls ? (pf_lines + calls - 1) / calls : 0;
         size_t fetched = 0;
-        for (int r = 0; r < n;) {
-            const int take = n - r >= r_full ? r_full : 1;
+        for (int r = 0, k = 0; r < n;) {
+            while (n - r < t.rows[k])
+                k++;
             const size_t at = (size_t)r * ldo + o0;
             const int pf_n = (int)(pf_lines - fetched < per_call ? pf_lines - fetched : per_call);
-            (take > 1 ? full : one)(a + r * pix, pix, row, kh, kwc, bp, ldb, bo,
-                                    res ? res + at : NULL, relu, out + at, ldo, last,
-                                    pf ? pf + 64 * fetched : NULL, pf_n);
+            t.fn[k](a + r * pix, pix, row, kh, kwc, bp, ldb, bo, res ? res + at : NULL, relu,
+                    out + at, ldo, left, pf ? pf + 64 * fetched : NULL, pf_n);
             fetched += pf_n;
-            r += take;
+            r += t.rows[k];
         }
-        o0 += 16 * nb;
+        o0 += t.cols;
     }
 }
 
 /* Image b of x into pad, (x.h + 2ph, x.w + 2pw, x.c), zero border; with
  * ex->in_scale, each value as max(x * scale + shift, 0 if in_relu). */
-AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
+SIMD static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
                                const hfc_conv_extras *ex, float *pad)
 {
     const int c = x->c;
     const size_t row = (size_t)(x->w + 2 * pw) * c, side = (size_t)pw * c;
     const size_t inner = (size_t)x->w * c;
-    const __m512 zero = _mm512_setzero_ps();
+    const vf zero = vzero();
     memset(pad, 0, ph * row * sizeof *pad);
     memset(pad + (ph + x->h) * row, 0, ph * row * sizeof *pad);
     for (int iy = 0; iy < x->h; iy++) {
@@ -245,17 +275,18 @@ AVX512 static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
             memcpy(dst, src, inner * sizeof *pad);
             continue;
         }
-        for (int ch = 0; ch < c; ch += 16) {
-            __mmask16 k = c - ch >= 16 ? 0xffff : (__mmask16)((1u << (c - ch)) - 1);
-            __m512 s = _mm512_maskz_loadu_ps(k, ex->in_scale + ch);
-            __m512 t = _mm512_maskz_loadu_ps(k, ex->in_shift + ch);
+        for (int ch = 0; ch < c; ch += VW) {
+            const vmask k = vmask_n(c - ch);
+            const int whole = c - ch >= VW;
+            vf s = vload_lanes(whole, 1, k, ex->in_scale + ch);
+            vf t = vload_lanes(whole, 1, k, ex->in_shift + ch);
             for (int px = 0; px < x->w; px++) {
                 /* multiply, then add: rounded as hfc_scale_shift rounds */
-                __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, src + (size_t)px * c + ch), s);
-                v = _mm512_add_ps(v, t);
+                vf v = vmul(vload_lanes(whole, 1, k, src + (size_t)px * c + ch), s);
+                v = vadd(v, t);
                 if (ex->in_relu)
-                    v = _mm512_max_ps(v, zero);
-                _mm512_mask_storeu_ps(dst + (size_t)px * c + ch, k, v);
+                    v = vmax(v, zero);
+                vstore_lanes(whole, dst + (size_t)px * c + ch, k, v);
             }
         }
     }
@@ -289,13 +320,13 @@ static void product(const float *a, size_t rows, matrix b, const float *bias, co
     }
 }
 
-void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
+void SFX(hfc_gemm_tiled)(const float *a, size_t rows, int k, const float *b, int cols,
                      const float *bias, const float *res, int relu, float *out)
 {
     product(a, rows, (matrix){b, k, cols, 0, NULL}, bias, res, relu, out);
 }
 
-void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
+void SFX(hfc_conv2d_im2col_tiled)(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
                               int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
                               hfc_tensor *y)
 {
@@ -304,7 +335,7 @@ void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int 
             ex->residual, ex->relu, y->data);
 }
 
-void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
+void SFX(hfc_conv2d_direct)(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y)
 {
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
@@ -337,91 +368,55 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
  * cache line, so that the planes of one tile do not all fall into the same
  * L1 set when a plane is a multiple of 4 KB (measured: the input transform
  * took 2.2x longer). */
-static size_t plane_stride(int tiles, int c) { return (size_t)tiles * c + 16; }
-
-size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk)
-{
-    const int tiles = chunk * (h / WO) * (w / WO);
-    return (size_t)(h + 2) * (w + 2) * cin +
-           WP * (plane_stride(tiles, cin) + plane_stride(tiles, cout));
-}
-
-void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
-{
-    static const double G[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
-                                    {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
-                                    {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
-    /* c in runs of C_RUN: each o's taps are then runs of adjacent floats of
-     * w, and a panel's row gets o's neighbours while its lines are in L1
-     * (512 x 512: 0.095 s with o outer, 0.059 with c outer, 0.050 now) */
-    enum { C_RUN = 8 };
-    for (int c0 = 0; c0 < cin; c0 += C_RUN)
-        for (int o = 0; o < cout; o++)
-            for (int c = c0; c < c0 + C_RUN && c < cin; c++) {
-                double g[3][3], gg[WT][3];
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++)
-                        g[ky][kx] = w[(((size_t)o * 3 + ky) * 3 + kx) * cin + c];
-                for (int i = 0; i < WT; i++)
-                    for (int kx = 0; kx < 3; kx++)
-                        gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
-                float *at = u + hfc_panel_offset(cin, cout, c, o);
-                for (int i = 0; i < WT; i++)
-                    for (int j = 0; j < WT; j++)
-                        at[(size_t)(WT * i + j) * cin * cout] = (float)(
-                            gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
-            }
-}
+static size_t plane_stride(int tiles, int c) { return hfc_winograd_plane_stride(tiles, c); }
 
 /* y = B^T x for six vectors, with
  * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
  *        0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
-AVX512 __attribute__((always_inline)) static inline void input_1d(const __m512 x[WT],
-                                                                  __m512 y[WT])
+SIMD __attribute__((always_inline)) static inline void input_1d(const vf x[WT], vf y[WT])
 {
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
-    __m512 t0 = _mm512_fnmadd_ps(four, x[2], x[4]);              /* x4 - 4 x2 */
-    __m512 t1 = _mm512_fnmadd_ps(four, x[1], x[3]);              /* x3 - 4 x1 */
-    __m512 t2 = _mm512_sub_ps(x[4], x[2]);
-    __m512 t3 = _mm512_mul_ps(two, _mm512_sub_ps(x[3], x[1]));
-    y[0] = _mm512_fmadd_ps(four, x[0], _mm512_fnmadd_ps(five, x[2], x[4]));
-    y[1] = _mm512_add_ps(t0, t1);
-    y[2] = _mm512_sub_ps(t0, t1);
-    y[3] = _mm512_add_ps(t2, t3);
-    y[4] = _mm512_sub_ps(t2, t3);
-    y[5] = _mm512_fmadd_ps(four, x[1], _mm512_fnmadd_ps(five, x[3], x[5]));
+    const vf two = vset1(2), four = vset1(4), five = vset1(5);
+    vf t0 = vfnmadd(four, x[2], x[4]);              /* x4 - 4 x2 */
+    vf t1 = vfnmadd(four, x[1], x[3]);              /* x3 - 4 x1 */
+    vf t2 = vsub(x[4], x[2]);
+    vf t3 = vmul(two, vsub(x[3], x[1]));
+    y[0] = vfmadd(four, x[0], vfnmadd(five, x[2], x[4]));
+    y[1] = vadd(t0, t1);
+    y[2] = vsub(t0, t1);
+    y[3] = vadd(t2, t3);
+    y[4] = vsub(t2, t3);
+    y[5] = vfmadd(four, x[1], vfnmadd(five, x[3], x[5]));
 }
 
 /* y = A^T x for six vectors, with
  * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-AVX512 __attribute__((always_inline)) static inline void output_1d(const __m512 x[WT],
-                                                                   __m512 y[WO])
+SIMD __attribute__((always_inline)) static inline void output_1d(const vf x[WT], vf y[WO])
 {
-    __m512 a = _mm512_add_ps(x[1], x[2]), b = _mm512_sub_ps(x[1], x[2]);
-    __m512 c = _mm512_add_ps(x[3], x[4]), d = _mm512_sub_ps(x[3], x[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(x[0], a), c);
-    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d, b);
-    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), c, a);
-    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d, b), x[5]);
+    vf a = vadd(x[1], x[2]), b = vsub(x[1], x[2]);
+    vf c = vadd(x[3], x[4]), d = vsub(x[3], x[4]);
+    y[0] = vadd(vadd(x[0], a), c);
+    y[1] = vfmadd(vset1(2), d, b);
+    y[2] = vfmadd(vset1(4), c, a);
+    y[3] = vadd(vfmadd(vset1(8), d, b), x[5]);
 }
 
 /* One tile: vt[(WT*i + j) * plane + c] = (B^T d B)[i][j] for the 6x6 block
- * d that starts `at` floats into img (rows `row` floats apart), 16 channels
- * at a time, the last 16 masked. BORDER: only the rows i with bit i of
+ * d that starts `at` floats into img (rows `row` floats apart), VW channels
+ * at a time, the last VW masked. BORDER: only the rows i with bit i of
  * rows_in and the columns j with bit j of cols_in are read, the others are
  * zeros (the padding), and `at` may be negative. */
-AVX512 __attribute__((always_inline)) static inline void
+SIMD __attribute__((always_inline)) static inline void
 input_tile(const float *img, ptrdiff_t at, ptrdiff_t row, int cin, unsigned rows_in,
            unsigned cols_in, size_t plane, float *vt, const int BORDER)
 {
-    for (int c = 0; c < cin; c += 16) {
-        __mmask16 k = cin - c >= 16 ? 0xffff : (__mmask16)((1u << (cin - c)) - 1);
-        __m512 s[WT][WT], x[WT], y[WT];
+    for (int c = 0; c < cin; c += VW) {
+        const vmask k = vmask_n(cin - c);
+        const int whole = cin - c >= VW;
+        vf s[WT][WT], x[WT], y[WT];
         for (int j = 0; j < WT; j++) {  /* columns: B^T d */
             for (int i = 0; i < WT; i++) {
                 const int in = !BORDER || (rows_in >> i & cols_in >> j & 1);
-                x[i] = _mm512_maskz_loadu_ps(in ? k : 0,
-                                             in ? img + (at + i * row + j * cin + c) : img);
+                x[i] = vload_lanes(whole, in, k, in ? img + (at + i * row + j * cin + c) : img);
             }
             input_1d(x, y);
             for (int i = 0; i < WT; i++)
@@ -430,7 +425,7 @@ input_tile(const float *img, ptrdiff_t at, ptrdiff_t row, int cin, unsigned rows
         for (int i = 0; i < WT; i++) {  /* rows: (B^T d) B */
             input_1d(s[i], y);
             for (int j = 0; j < WT; j++)
-                _mm512_mask_storeu_ps(vt + (WT * i + j) * plane + c, k, y[j]);
+                vstore_lanes(whole, vt + (WT * i + j) * plane + c, k, y[j]);
         }
     }
 }
@@ -440,7 +435,7 @@ input_tile(const float *img, ptrdiff_t at, ptrdiff_t row, int cin, unsigned rows
  * apart. Read in place: a tile on the border masks the loads of the padding
  * (copying each image into a padded buffer first was 6.5% of ResNet-18's
  * samples). */
-AVX512 static void winograd_input(const float *img, int h, int w, int cin, int pad, int th,
+SIMD static void winograd_input(const float *img, int h, int w, int cin, int pad, int th,
                                   int tw, size_t plane, float *v)
 {
     const ptrdiff_t row = (ptrdiff_t)w * cin;
@@ -464,44 +459,44 @@ AVX512 static void winograd_input(const float *img, int h, int w, int cin, int p
 
 /* y's 4x4 block of every tile = A^T m A (+ bias, + res, ReLU) from
  * m[WP][tiles][cout] (planes `plane` floats apart); res: NULL or like y. */
-AVX512 static void winograd_output(const float *m, int th, int tw, int cout, size_t plane,
+SIMD static void winograd_output(const float *m, int th, int tw, int cout, size_t plane,
                                    const float *bias, const float *res, int relu, float *y)
 {
     const size_t row = (size_t)WO * tw * cout;
-    const __m512 zero = _mm512_setzero_ps();
+    const vf zero = vzero();
     for (int ty = 0; ty < th; ty++)
         for (int tx = 0; tx < tw; tx++) {
             const float *mt = m + ((size_t)ty * tw + tx) * cout;
             const size_t base = WO * ty * row + (size_t)WO * tx * cout;  /* in y and res */
-            for (int o = 0; o < cout; o += 16) {
-                __m512 t[WO][WT], x[WT], r[WO];
+            for (int o = 0; o < cout; o += VW) {
+                vf t[WO][WT], x[WT], r[WO];
                 for (int j = 0; j < WT; j++) {  /* columns: A^T m */
                     for (int i = 0; i < WT; i++)
-                        x[i] = _mm512_loadu_ps(mt + (WT * i + j) * plane + o);
+                        x[i] = vload(mt + (WT * i + j) * plane + o);
                     output_1d(x, r);
                     for (int i = 0; i < WO; i++)
                         t[i][j] = r[i];
                 }
-                __m512 b = bias ? _mm512_loadu_ps(bias + o) : zero;
+                vf b = bias ? vload(bias + o) : zero;
                 for (int i = 0; i < WO; i++) {  /* rows: (A^T m) A */
                     output_1d(t[i], r);
                     for (int j = 0; j < WO; j++) {
                         size_t at = base + i * row + (size_t)j * cout + o;
-                        __m512 val = _mm512_add_ps(r[j], b);
+                        vf val = vadd(r[j], b);
                         if (res)
-                            val = _mm512_add_ps(val, _mm512_loadu_ps(res + at));
+                            val = vadd(val, vload(res + at));
                         if (relu)
-                            val = _mm512_max_ps(val, zero);
+                            val = vmax(val, zero);
                         if (relu == HFC_FUSED_RELU6)
-                            val = _mm512_min_ps(val, _mm512_set1_ps(6.0f));
-                        _mm512_storeu_ps(y + at, val);
+                            val = vmin(val, vset1(6.0f));
+                        vstore(y + at, val);
                     }
                 }
             }
         }
 }
 
-void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
+void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
                          const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
 {
     const int cin = x->c, cout = y->c, th = y->h / WO, tw = y->w / WO, tiles = th * tw;
@@ -537,9 +532,9 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
     }
 }
 
-/* Grouped convs with g input and g output channels per group, g dividing 16
- * (depthwise: g = 1; RegNetX: 8). A block of 16 output channels reads the
- * same 16 input channels, whole groups of them, so one vector load per input
+/* Grouped convs with g input and g output channels per group, g dividing VW
+ * (depthwise: g = 1; RegNetX: 8). A block of VW output channels reads the
+ * same VW input channels, whole groups of them, so one vector load per input
  * pixel serves the block: output lane o needs input lane o - o % g + j for
  * the group's j-th channel, one permute. Up to PIX_BLOCK output pixels of a
  * row share each weight vector; a tap outside the image reads zeros. Per
@@ -551,34 +546,34 @@ void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
  * row's PIX_BLOCK + 2 input vectors are loaded once for its three taps (13
  * loads per 24 multiply-adds instead of 27). The same sums in the same order
  * as the general loop below. */
-AVX512 __attribute__((always_inline)) static inline void
-depthwise_row3(const float *row, int ix0, int w_in, int c, __mmask16 mk, const float *w,
-               __m512 acc[PIX_BLOCK])
+SIMD __attribute__((always_inline)) static inline void
+depthwise_row3(const float *row, int ix0, int w_in, int c, int whole, vmask mk, const float *w,
+               vf acc[PIX_BLOCK])
 {
-    __m512 in[PIX_BLOCK + 2];
+    vf in[PIX_BLOCK + 2];
     for (int q = 0; q < PIX_BLOCK + 2; q++) {
         const int ix = ix0 + q, inside = ix >= 0 && ix < w_in;
-        in[q] = _mm512_maskz_loadu_ps(inside ? mk : 0, inside ? row + (size_t)ix * c : row);
+        in[q] = vload_lanes(whole, inside, mk, inside ? row + (size_t)ix * c : row);
     }
     for (int kx = 0; kx < 3; kx++) {
-        const __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)kx * c);
+        const vf wv = vload_lanes(whole, 1, mk, w + (size_t)kx * c);
         for (int p = 0; p < PIX_BLOCK; p++)
-            acc[p] = _mm512_fmadd_ps(in[p + kx], wv, acc[p]);
+            acc[p] = vfmadd(in[p + kx], wv, acc[p]);
     }
 }
 
-AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh,
+SIMD void SFX(hfc_conv2d_small_groups)(const hfc_tensor *x, const float *wt, int g, int kh,
                                       int kw, int sh, int sw, int ph, int pw, int dh, int dw,
                                       const float *bias, int relu, hfc_tensor *y)
 {
-    const int c = y->c, blocks = (c + 15) / 16;
-    const __mmask16 tail = c % 16 ? (__mmask16)((1u << (c % 16)) - 1) : 0xFFFF;
-    __m512i lanes[16];
+    const int c = y->c, blocks = (c + VW - 1) / VW;
+    const vmask all = vmask_n(VW), tail = vmask_n(c - VW * (blocks - 1));
+    vidx lanes[VW];
     for (int j = 0; j < g; j++) {
-        int idx[16];
-        for (int l = 0; l < 16; l++)
+        int idx[VW];
+        for (int l = 0; l < VW; l++)
             idx[l] = l - l % g + j;
-        lanes[j] = _mm512_loadu_si512(idx);
+        lanes[j] = vidx_load(idx);
     }
     /* Every block is computed for PIX_BLOCK pixels, the last of a row
      * storing only its np: with constant bounds on every loop the sums and
@@ -590,53 +585,51 @@ AVX512 void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int 
             for (int ox0 = 0; ox0 < y->w; ox0 += PIX_BLOCK) {
                 const int np = y->w - ox0 < PIX_BLOCK ? y->w - ox0 : PIX_BLOCK;
                 for (int cb = 0; cb < blocks; cb++) {
-                    const __mmask16 mk = cb == blocks - 1 ? tail : 0xFFFF;
-                    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * cb)
-                                           : _mm512_setzero_ps();
-                    __m512 acc[PIX_BLOCK], in[PIX_BLOCK];
+                    const vmask mk = cb == blocks - 1 ? tail : all;
+                    const int whole = cb < blocks - 1 || c % VW == 0;
+                    const vf b0 = bias ? vload_lanes(whole, 1, mk, bias + VW * cb) : vzero();
+                    vf acc[PIX_BLOCK], in[PIX_BLOCK];
                     for (int p = 0; p < PIX_BLOCK; p++)
                         acc[p] = b0;
                     for (int ky = 0; ky < kh; ky++) {
                         const int iy = oy * sh - ph + ky * dh;
                         if (iy < 0 || iy >= x->h)
                             continue;
-                        const float *row = x->data + ((size_t)img * x->h + iy) * x->w * c + 16 * cb;
+                        const float *row = x->data + ((size_t)img * x->h + iy) * x->w * c + VW * cb;
                         if (g == 1 && kw == 3 && sw == 1 && dw == 1) {
-                            depthwise_row3(row, ox0 - pw, x->w, c, mk,
-                                           wt + (size_t)ky * 3 * c + 16 * cb, acc);
+                            depthwise_row3(row, ox0 - pw, x->w, c, whole, mk,
+                                           wt + (size_t)ky * 3 * c + VW * cb, acc);
                             continue;
                         }
                         for (int kx = 0; kx < kw; kx++) {
-                            const float *w = wt + (size_t)(ky * kw + kx) * g * c + 16 * cb;
+                            const float *w = wt + (size_t)(ky * kw + kx) * g * c + VW * cb;
                             for (int p = 0; p < PIX_BLOCK; p++) {
                                 const int ix = (ox0 + p) * sw - pw + kx * dw;
                                 const int inside = ix >= 0 && ix < x->w;
-                                in[p] = _mm512_maskz_loadu_ps(inside ? mk : 0,
-                                                              inside ? row + (size_t)ix * c : row);
+                                in[p] = vload_lanes(whole, inside, mk, inside ? row + (size_t)ix * c : row);
                             }
                             if (g == 1) {
-                                const __m512 wv = _mm512_maskz_loadu_ps(mk, w);
+                                const vf wv = vload_lanes(whole, 1, mk, w);
                                 for (int p = 0; p < PIX_BLOCK; p++)
-                                    acc[p] = _mm512_fmadd_ps(in[p], wv, acc[p]);
+                                    acc[p] = vfmadd(in[p], wv, acc[p]);
                                 continue;
                             }
                             for (int j = 0; j < g; j++) {
-                                const __m512 wv = _mm512_maskz_loadu_ps(mk, w + (size_t)j * c);
+                                const vf wv = vload_lanes(whole, 1, mk, w + (size_t)j * c);
                                 for (int p = 0; p < PIX_BLOCK; p++)
-                                    acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes[j], in[p]),
-                                                             wv, acc[p]);
+                                    acc[p] = vfmadd(vperm(lanes[j], in[p]), wv, acc[p]);
                             }
                         }
                     }
-                    float *out = y->data + (((size_t)img * y->h + oy) * y->w + ox0) * c + 16 * cb;
+                    float *out = y->data + (((size_t)img * y->h + oy) * y->w + ox0) * c + VW * cb;
                     for (int p = 0; p < PIX_BLOCK; p++) {
-                        __m512 v = acc[p];
+                        vf v = acc[p];
                         if (relu)
-                            v = _mm512_max_ps(v, _mm512_setzero_ps());
+                            v = vmax(v, vzero());
                         if (relu == HFC_FUSED_RELU6)
-                            v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+                            v = vmin(v, vset1(6.0f));
                         if (p < np)
-                            _mm512_mask_storeu_ps(out + (size_t)p * c, mk, v);
+                            vstore_lanes(whole, out + (size_t)p * c, mk, v);
                     }
                 }
             }

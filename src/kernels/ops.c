@@ -260,7 +260,7 @@ binary_avx512(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hf
 
 void hfc_binary(const hfc_tensor *a, const hfc_tensor *b, int is_mul, int relu, hfc_tensor *y)
 {
-    (hfc_cpu_avx512f() ? binary_avx512 : binary_any)(a, b, is_mul, relu, y);
+    (hfc_isa() == HFC_ISA_AVX512 ? binary_avx512 : binary_any)(a, b, is_mul, relu, y);
 }
 
 /* `pixels` runs of c floats, src_stride and dst_stride floats apart. The

@@ -35,11 +35,14 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
  * (ky, kx, c) order, zeros where the window hangs over the padding. */
 void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ho,
                 int wo, float *col);
-/* src/kernels/conv_avx512.c: the same convolution without im2col or BLAS, on a
- * CPU with AVX-512F (1 from hfc_cpu_avx512f, src/core/cpu.c); the direct one
- * takes any y.c (a last block of fewer than 16 channels is masked),
- * Winograd a multiple of 16. Results differ from hfc_conv2d's by rounding
- * only. */
+/* The tiled kernels (kernels/conv_simd.h, by kernels/tiled.c): the same
+ * convolution without im2col or BLAS, on a CPU with AVX-512F or AVX2 + FMA
+ * (hfc_isa, src/core/cpu.c, at least HFC_ISA_AVX2; the two give the same
+ * floats); the direct one takes any y.c (a last block of fewer than 16
+ * channels is masked), Winograd a multiple of 16. Results differ from
+ * hfc_conv2d's by rounding only. hfc_tiled_lanes: floats per vector of the
+ * set in use (16 or 8; 0 below AVX2). */
+int hfc_tiled_lanes(void);
 /* What these convs do besides the convolution (src/engine/plan.c decides at
  * planning):
  *   x' = max(x * in_scale + in_shift, 0 if in_relu) per input channel as the
@@ -55,12 +58,14 @@ typedef struct {
     const float *residual;
     int relu;
 } hfc_conv_extras;
-/* The AVX-512 convs' products read their weights B, (k, cols), in panels:
+/* The tiled convs' products read their weights B, (k, cols), in panels:
  * the columns in blocks (64 wide while 64 are left, then at most one of 32,
  * one of 16, and the rest), each block's k rows stored together, so that a
  * tile streams its block from consecutive addresses. B[r][c] is at
- * hfc_panel_offset(k, cols, r, c). */
+ * hfc_panel_offset(k, cols, r, c); column c lies in the panel starting at
+ * hfc_panel_start(cols, c, &width), `width` wide. */
 size_t hfc_panel_offset(int k, int cols, int r, int c);
+int hfc_panel_start(int cols, int c, int *width);
 /* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c) in panels;
  * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
@@ -72,6 +77,10 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
  * an image has few tiles); scratch: of hfc_conv2d_winograd_scratch floats. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
+/* Floats from one transformed plane to the next: a plane plus one cache
+ * line, so that one tile's planes do not all fall into the same L1 set
+ * when a plane is a multiple of 4 KB (the input transform took 2.2x longer). */
+size_t hfc_winograd_plane_stride(int tiles, int c);
 void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
                          const hfc_conv_extras *ex, float *scratch, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
@@ -103,24 +112,24 @@ void hfc_channel_shuffle(const hfc_tensor *x, int groups, hfc_tensor *y);
 void hfc_conv2d_grouped(const hfc_tensor *x, const float *w, const float *wt, const float *bias,
                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                         int relu, hfc_tensor *y);
-/* AVX-512F: out (rows, cols) = a (rows, k) b (k, cols), all row-major, + bias
+/* Tiled: out (rows, cols) = a (rows, k) b (k, cols), all row-major, + bias
  * (cols) if not NULL, + res (like out) if not NULL (res may be out), then
  * max(., 0) if relu; blocked so that a block of b stays in L1 (any cols).
  * Each value's sum runs over k in the same order whatever rows is. */
-void hfc_gemm_avx512(const float *a, size_t rows, int k, const float *b, int cols,
+void hfc_gemm_tiled(const float *a, size_t rows, int k, const float *b, int cols,
                      const float *bias, const float *res, int relu, float *out);
 /* im2col + the same product with the direct conv's wt: for maps of few pixels,
  * where a group's images share each weight read. col: (y.n*y.h*y.w, kh*kw*x.c). */
-void hfc_conv2d_im2col_avx512(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
-                              int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
-                              hfc_tensor *y);
-/* The same for groups of g input and g output channels, g dividing 16, on
- * AVX-512F (src/kernels/conv_avx512.c); wt is W as (kh, kw, g, c):
+void hfc_conv2d_im2col_tiled(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
+                             int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
+                             hfc_tensor *y);
+/* The same for groups of g input and g output channels, g dividing
+ * hfc_tiled_lanes() (kernels/conv_simd.h); wt is W as (kh, kw, g, c):
  * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise
  * layout above). */
-void hfc_conv2d_grouped_avx512(const hfc_tensor *x, const float *wt, int g, int kh, int kw,
-                               int sh, int sw, int ph, int pw, int dh, int dw, const float *bias,
-                               int relu, hfc_tensor *y);
+void hfc_conv2d_small_groups(const hfc_tensor *x, const float *wt, int g, int kh, int kw,
+                             int sh, int sw, int ph, int pw, int dh, int dw, const float *bias,
+                             int relu, hfc_tensor *y);
 /* Max (is_max) or average pooling, PyTorch's semantics (floor mode). */
 void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw, int ph, int pw,
                 int count_include_pad, hfc_tensor *y);

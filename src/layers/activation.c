@@ -122,7 +122,7 @@ unary_avx512(const float *restrict in, hfc_op op, float *restrict out, size_t n)
 
 static void unary(const hfc_tensor *x, hfc_op op, hfc_tensor *y)
 {
-    (hfc_cpu_avx512f() ? unary_avx512 : unary_any)(x->data, op, y->data,
+    (hfc_isa() == HFC_ISA_AVX512 ? unary_avx512 : unary_any)(x->data, op, y->data,
                                                              hfc_tensor_size(x));
 }
 
@@ -210,6 +210,6 @@ dact_avx512(hfc_op op, const float *restrict x, const float *restrict y, const f
 
 void backward_unary(const step_back *r)
 {
-    (hfc_cpu_avx512f() ? dact_avx512 : dact_any)(
+    (hfc_isa() == HFC_ISA_AVX512 ? dact_avx512 : dact_any)(
         r->s->op, r->x[0].data, r->y.data, r->dy.data, r->dx[0].data, hfc_tensor_size(&r->dy));
 }

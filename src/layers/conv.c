@@ -76,11 +76,11 @@ void forward_conv2d(const step_run *r)
                            nd->pw, nd->dh, nd->dw, nd->groups, s->relu, &y);
         break;
     case CONV_IM2COL:
-        hfc_conv2d_im2col_avx512(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+        hfc_conv2d_im2col_tiled(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
                                  &ex, r->scratch, &y);
         break;
     case CONV_SMALL_GROUPS:
-        hfc_conv2d_grouped_avx512(&r->x[0], s->wt, r->x[0].c / nd->groups, nd->kh, nd->kw, nd->sh,
+        hfc_conv2d_small_groups(&r->x[0], s->wt, r->x[0].c / nd->groups, nd->kh, nd->kw, nd->sh,
                                   nd->sw, nd->ph, nd->pw, nd->dh, nd->dw, s->b, s->relu, &y);
         break;
     }
@@ -130,10 +130,10 @@ void backward_conv2d(const step_back *r)
         /* dcol (pixels, K) = dy (pixels, cout) W (cout, K), then back to the image */
         const int k = nd->kh * nd->kw * dx.c;
         const int rows = (int)pixels_of(dy);
-        const int own = r->s->back == CONV_IM2COL; /* the AVX-512 product, else SGEMM */
+        const int own = r->s->back == CONV_IM2COL; /* the tiled product, else SGEMM */
         if (nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 && !nd->ph && !nd->pw) {
             if (own)
-                hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, add_to, 0, dx.data);
+                hfc_gemm_tiled(dy->data, (size_t)rows, dy->c, w, k, NULL, add_to, 0, dx.data);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
                             dy->data, dy->c, w, k, add_to ? 1.0f : 0.0f, dx.data, k);
@@ -143,7 +143,7 @@ void backward_conv2d(const step_back *r)
             memset(dx.data, 0, hfc_tensor_size(&dx) * sizeof(float));
         float *dcol = r->scratch;
         if (own)
-            hfc_gemm_avx512(dy->data, (size_t)rows, dy->c, w, k, NULL, NULL, 0, dcol);
+            hfc_gemm_tiled(dy->data, (size_t)rows, dy->c, w, k, NULL, NULL, 0, dcol);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
                         dy->data, dy->c, w, k, 0.0f, dcol, k);

@@ -76,11 +76,11 @@ hfc_status get_tensor(loader *L, const hfc_model *m, const cJSON *node, const ch
 /* How a conv runs (src/engine/plan.c, plan_conv_paths; docs/speed.md has the table). */
 typedef enum {
     CONV_GEMM,         /* im2col + SGEMM, any CPU */
-    CONV_DIRECT,       /* AVX-512 direct kernel */
-    CONV_WINOGRAD,     /* AVX-512 Winograd F(4x4, 3x3) */
+    CONV_DIRECT,       /* the tiled direct kernel (AVX-512 or AVX2) */
+    CONV_WINOGRAD,     /* tiled Winograd F(4x4, 3x3) */
     CONV_GROUPED,      /* grouped or dilated, portable loops */
-    CONV_SMALL_GROUPS, /* groups of g in and g out channels, g | 16, AVX-512 */
-    CONV_IM2COL        /* im2col + the AVX-512 product (maps of few pixels) */
+    CONV_SMALL_GROUPS, /* groups of g in and g out channels, g dividing the lanes (16, 8) */
+    CONV_IM2COL        /* im2col + the tiled product (maps of few pixels) */
 } conv_path;
 
 /* The plan of one node, made by the engine (src/engine/plan.c): its step. */
@@ -105,7 +105,7 @@ typedef struct {
     const float *wt;       /* CONV_DIRECT, CONV_IM2COL: w transposed; CONV_WINOGRAD: transformed;
                               CONV_SMALL_GROUPS, depthwise CONV_GROUPED: (kh, kw, g, c) */
     conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im),
-                              CONV_IM2COL (the AVX-512 product + col2im), or as the
+                              CONV_IM2COL (the tiled product + col2im), or as the
                               forward conv of dy with the flipped kernel (stride 1,
                               'same' padding): CONV_WINOGRAD or CONV_DIRECT with... */
     const float *wt_back;  /* ... these weights */
