@@ -146,10 +146,11 @@ static tile_shape tile_for(int left)
 }
 #endif
 
-/* The width of B's panel that starts at column o0 (kernels/tiled.c). */
+/* The width of B's panel that starts where `left` columns are left
+ * (kernels/tiled.c, hfc_panel_start: the same rule). */
 static int panel_width(int left)
 {
-    return left >= 64 ? 64 : left >= 32 ? 32 : left >= 16 ? 16 : left;
+    return hfc_panel_width(left);
 }
 
 /* B of a product, (k, cols): row-major, or in panels (hfc_panel_offset);
@@ -540,7 +541,7 @@ void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
  * row share each weight vector; a tap outside the image reads zeros. Per
  * output value the sum runs over taps (ky, kx) then j, whatever the image,
  * block or thread. */
-#define PIX_BLOCK 8
+#define PIX_BLOCK (VW == 16 ? 8 : 4) /* AVX2's 16 registers: 4 sums + 6 inputs + a weight */
 
 /* Depthwise, stride 1, three taps wide, a full block of pixels: one kernel
  * row's PIX_BLOCK + 2 input vectors are loaded once for its three taps (13

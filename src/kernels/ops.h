@@ -66,6 +66,9 @@ typedef struct {
  * hfc_panel_start(cols, c, &width), `width` wide. */
 size_t hfc_panel_offset(int k, int cols, int r, int c);
 int hfc_panel_start(int cols, int c, int *width);
+/* The width of the panel that starts where `left` columns are left: 64, 32,
+ * 16 or the rest under AVX-512; 16 or the rest under AVX2. */
+int hfc_panel_width(int left);
 /* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c) in panels;
  * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
