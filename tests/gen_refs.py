@@ -135,20 +135,23 @@ class Modern(nn.Module):
 
 class Adaptive(nn.Module):
     """Adaptive pools whose windows overlap or repeat (PyTorch route only:
-    torch.onnx exports only sizes that divide the map)."""
+    torch.onnx exports only sizes that divide the map); a linear layer large
+    enough for the tiled product (src/engine/steps.c, tiled_linear), its
+    ReLU fused."""
 
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)             # 16x16
         self.c2 = nn.Conv2d(8, 8, 3, stride=3)                        # 5x5
-        self.fc = nn.Linear(8 * 9 + 8 * 4 + 8 * 49, 10)
+        self.hidden = nn.Linear(8 * 9 + 8 * 4 + 8 * 49, 200)
+        self.fc = nn.Linear(200, 10)
 
     def forward(self, x):
         x = torch.relu(self.c2(torch.relu(self.c1(x))))
         a = F.adaptive_avg_pool2d(x, 3).flatten(1)                     # 5 -> 3: overlapping
         m = nn.functional.adaptive_max_pool2d(x, (2, 2)).flatten(1)    # 5 -> 2: overlapping
         r = F.adaptive_avg_pool2d(x, 7).flatten(1)                     # 5 -> 7: repeated
-        return self.fc(torch.cat([a, m, r], 1))
+        return self.fc(torch.relu(self.hidden(torch.cat([a, m, r], 1))))
 
 
 def randomize(model, gen):

@@ -102,8 +102,9 @@ typedef struct {
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
     const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
     int in_relu;           /* ... followed by a ReLU */
-    const float *wt;       /* CONV_DIRECT, CONV_IM2COL: w transposed; CONV_WINOGRAD: transformed;
-                              CONV_SMALL_GROUPS, depthwise CONV_GROUPED: (kh, kw, g, c) */
+    const float *wt;       /* CONV_DIRECT, CONV_IM2COL, a large linear: w transposed, in
+                              panels; CONV_WINOGRAD: transformed; CONV_SMALL_GROUPS,
+                              depthwise CONV_GROUPED: (kh, kw, g, c) */
     conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im),
                               CONV_IM2COL (the tiled product + col2im), or as the
                               forward conv of dy with the flipped kernel (stride 1,

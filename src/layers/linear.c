@@ -41,10 +41,17 @@ void forward_flatten(const step_run *r)  /* a step only when its input is not 1x
     hfc_flatten(&r->x[0], &y);
 }
 
+/* By OpenBLAS, or where the engine laid W^T out in panels (wt: a large
+ * layer on a CPU with AVX2) by the tiled product, as a 1x1 conv. */
 void forward_linear(const step_run *r)
 {
     const hfc_tensor *x = &r->x[0];
     hfc_tensor flat = {r->n, x->c * x->h * x->w, 1, 1, x->data}, y = r->y;
+    if (r->s->wt) {
+        const hfc_conv_extras ex = {.bias = r->s->b, .relu = r->s->relu};
+        hfc_conv2d_direct(&flat, r->s->wt, 1, 1, 1, 1, 0, 0, &ex, NULL, &y);
+        return;
+    }
     hfc_linear(&flat, r->s->w, r->s->b, r->s->relu, &y);
 }
 
