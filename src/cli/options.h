@@ -25,7 +25,7 @@ typedef struct {
     char (*sweep)[32];     /* CIFAR-10-C: the corruptions run (hfc_data_sweep) */
     int n_sweep_corruptions;
     size_t limit;          /* 0: every image */
-    size_t batch;
+    size_t batch;          /* --batch-size; 0: hfc_batch_for's default */
     int threads;
     hfc_conv_choice conv;  /* from $HFC_CONV: auto (default), direct or gemm */
     const char *output;    /* NULL: stdout */
