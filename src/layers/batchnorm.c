@@ -18,10 +18,8 @@ hfc_status parse_batchnorm(layer_parse *p)
         (st = get_tensor(L, p->m, p->j, "weight", p->where, 1, 1, dims, &nd->weight, NULL)) ||
         (st = get_tensor(L, p->m, p->j, "bias", p->where, 1, 1, dims, &nd->bias, NULL)))
         return st;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(p->j, "eps");
-    if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !isfinite(eps->valuedouble))
-        return FAIL(L, "%s: \"eps\" must be a positive number", p->where);
-    nd->eps = (float)eps->valuedouble;
+    if ((st = get_eps(p)))
+        return st;
     for (size_t k = 0; k < c; k++)
         if (nd->var[k] < 0)
             return FAIL(L, "%s: running variance %zu is negative", p->where, k);

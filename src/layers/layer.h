@@ -70,6 +70,9 @@ hfc_status get_pair(loader *L, const cJSON *obj, const char *key, const char *wh
 hfc_status get_tensor(loader *L, const hfc_model *m, const cJSON *node, const char *key,
                       const char *where, int optional, int ndim, const size_t *dims,
                       const float **out, const tensor_info **info);
+/* The node's "eps", a positive finite number, into p->nd->eps (batchnorm,
+ * layernorm). */
+hfc_status get_eps(layer_parse *p);
 
 /* ------------------------------------------------------------- running */
 

@@ -79,3 +79,12 @@ hfc_status get_tensor(loader *L, const hfc_model *m, const cJSON *node, const ch
     }
     return FAIL(L, "%s: tensor \"%.100s\" is not in the file", where, v->valuestring);
 }
+
+hfc_status get_eps(layer_parse *p)
+{
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(p->j, "eps");
+    if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !isfinite(eps->valuedouble))
+        return FAIL(p->L, "%s: \"eps\" must be a positive number", p->where);
+    p->nd->eps = (float)eps->valuedouble;
+    return HFC_OK;
+}
