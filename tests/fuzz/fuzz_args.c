@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(m->kind != HFC_MASK_BAND || (m->r < m->outer && m->outer <= 1000));
             check(m->kind != HFC_MASK_GAUSSIAN || m->r > 0);
         }
-        check(o.batch >= 1 && o.batch <= 65536);
+        check(o.batch <= 65536); /* 0: the default, by the images' size */
         check(o.threads >= 1 && o.threads <= 256);
         check(o.limit <= 1000000000);
         check(o.n_png_images >= 0 && o.n_png_images <= HFC_MAX_PNG_IMAGES);
