@@ -15,6 +15,14 @@ trap 'rm -rf "$T"' EXIT
 passed=0
 failed=0
 
+# A section's header, and how long the one before it took (make check has
+# 10 minutes: the slow sections show where to trim).
+SECTION_NAME="" SECTION_START=$SECONDS
+section() {
+    [ -n "$SECTION_NAME" ] && echo "-- $((SECONDS - SECTION_START)) s: $SECTION_NAME"
+    SECTION_NAME=$1 SECTION_START=$SECONDS
+    echo "== $1"
+}
 ok() { echo "PASS: $*"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 expect() { if [ "$1" = 0 ]; then ok "$2"; else bad "$2"; fi; }
@@ -68,19 +76,19 @@ errors() {
     grep -qxF "[$section]" tests/errors.txt || bad "tests/errors.txt has no [$section]"
 }
 
-echo "== references (PyTorch + numpy)"
+section "references (PyTorch + numpy)"
 "$PY" tests/gen_refs.py "$REF" >/dev/null
 expect $? "tests/gen_refs.py made the reference files"
 
-echo "== split vs the paper's numpy code"
+section "split vs the paper's numpy code"
 counted build/test_split "$REF/split.ref" "$REF/masks.ref"
 
-echo "== engine vs PyTorch, random weights and BN statistics"
+section "engine vs PyTorch, random weights and BN statistics"
 ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr '\n' ' ')
 for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive $ZOO; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
-echo "== input gradients vs torch autograd"
+section "input gradients vs torch autograd"
 for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive $ZOO; do
     counted build/test_grad "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.grad"
 done
@@ -119,7 +127,7 @@ if ! grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
     HFC_ISA=avx512 expect_error 1 "HFC_ISA=avx512: this CPU has only" -- "$REF/preact.bin"
 fi
 
-echo "== exporter"
+section "exporter"
 out=$("$PY" - <<'EOF' 2>&1
 import sys; sys.path.insert(0, "tools")
 import torch, torch.nn as nn, export_pytorch
@@ -137,7 +145,7 @@ EOF
 [[ "$out" == *"unsupported operation tanh"* ]]
 expect $? "exporter names an unsupported operation ($out)"
 
-echo "== the zoo (tools/zoo/models.py): hfc-eval's counts vs tools/reference.py's"
+section "the zoo (tools/zoo/models.py): hfc-eval's counts vs tools/reference.py's"
 for f in $ZOO; do
     "$HFC" --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-ours" &&
         "$PY" tools/reference.py --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-theirs" &&
@@ -164,10 +172,10 @@ PYEOF
 [[ "$out" == "error: torch.fx cannot trace IntOfSize: TypeError: int() argument"* ]]
 expect $? "exporter: a Python computation on a traced size is a clear ExportError ($out)"
 
-echo "== the layout: floors, no include circles, sizes (docs/architecture.md)"
+section "the layout: floors, no include circles, sizes (docs/architecture.md)"
 counted "$PY" tests/check_layout.py
 
-echo "== the layer table and its documentation"
+section "the layer table and its documentation"
 ops=$(sed -n 's/^HFC_\(LAYER\|UNARY\)([A-Z_0-9]*, *\([a-z_0-9]*\),.*/\2/p' include/hfc_layers.def | grep -vx input)
 missing=""
 for op in $ops; do
@@ -177,7 +185,7 @@ done
 [ "$(wc -w <<<"$ops")" -ge 20 ] && [ -z "$missing" ]
 expect $? "every row of include/hfc_layers.def ($(wc -w <<<"$ops") layers) has its row in README.md and docs/model-format.md${missing:+; missing:$missing}"
 
-echo "== ONNX import errors"
+section "ONNX import errors"
 out=$("$PY" - "$T" <<'PYEOF' 2>&1
 import sys, warnings; sys.path.insert(0, "tools")
 import torch, torch.nn as nn, onnx_to_hfc
@@ -201,7 +209,7 @@ echo 'not onnx' >"$T/junk.onnx"
 [ $? = 1 ] && grep -q "junk.onnx: not an ONNX model" "$T/err" && [ ! -e "$T/junk.bin" ]
 expect $? "onnx_to_hfc: a file that is not ONNX is one line, exit 1 ($(cat "$T/err"))"
 
-echo "== command line"
+section "command line"
 "$HFC" --help | grep -q '^usage: hfc-eval'
 expect $? "--help prints the usage"
 "$HFC" --version | grep -q '^hfc-eval [0-9]'
@@ -249,7 +257,7 @@ expect $? "--output writes the file"
 [ "$(cat "$T/keep.jsonl")" = previous ] && [ -z "$(ls "$T" | grep tmp-)" ]
 expect $? "a failed run leaves the previous --output file intact and no temporary file"
 
-echo "== --output: files, links, devices, FIFOs (src/core/output.c)"
+section "--output: files, links, devices, FIFOs (src/core/output.c)"
 # Two reports are the same apart from the run time.
 same_report() { cmp -s <(sed 's/"seconds":[0-9.e+-]*//' "$1") <(sed 's/"seconds":[0-9.e+-]*//' "$2"); }
 run8() { "$HFC" --data "$TINY" --radius 4 --limit 8 "$@" "$MODEL"; }
@@ -315,7 +323,7 @@ fi
 chmod 755 "$RO/dir"
 chmod 700 "$T"
 
-echo "== progress line on stderr (a pty by script(1))"
+section "progress line on stderr (a pty by script(1))"
 if command -v script >/dev/null; then
     script -qec "$HFC --data $TINY --radius 4 -o /dev/null $MODEL" /dev/null >"$T/tty.out" 2>&1
     grep -q '40/40 images \[####################\] 100%' "$T/tty.out"
@@ -331,7 +339,7 @@ expect $? "stderr not a terminal: no progress line"
 run8 --progress 2>"$T/err.txt" >/dev/null && grep -q '8/8 images' "$T/err.txt"
 expect $? "--progress: a progress line even when stderr is a file"
 
-echo "== sharding and merge"
+section "sharding and merge"
 "$HFC" --data "$TINY" --radius 0,4,30 "$MODEL" "$REF/vgg.bin" >"$T/whole.jsonl"
 for N in 1 3 7; do
     rm -f "$T"/shard-*.jsonl
@@ -373,7 +381,7 @@ else
     echo "SKIP: GNU parallel not installed (docs/scaling.md recipe)"
 fi
 
-echo "== NumPy .npy data (src/data/npy.c)"
+section "NumPy .npy data (src/data/npy.c)"
 "$PY" - "$TINY" "$T/npy" <<'PYEOF'
 import os, sys
 import numpy as np
@@ -422,7 +430,7 @@ done
 expect $? ".npy with --shard"
 errors npy
 
-echo "== any data at any size (src/data: idx, .npz, folders, CIFAR-10-C; the split at any H x W)"
+section "any data at any size (src/data: idx, .npz, folders, CIFAR-10-C; the split at any H x W)"
 AS=$T/anysize
 AS_SRC=${HFC_DATA:-../shared/cifar-10-batches-bin}/test_batch.bin
 [ -f "$AS_SRC" ] || AS_SRC=$TINY
@@ -600,7 +608,7 @@ errors sources
     [ "$(grep -o '"images":[0-9]*' "$T/skip.json" | head -1)" = "\"images\":$(($(find "$AS/png" -type f | wc -l) - 1))" ]
 expect $? "--skip-bad-images leaves the damaged PNG out, says so on stderr and in the report"
 
-echo "== training set, CIFAR-100, checkpoint series"
+section "training set, CIFAR-100, checkpoint series"
 mkdir -p "$T/c10"
 for i in 1 2 3 4 5; do head -c $((3073 * (i + 1))) "$TINY" >"$T/c10/data_batch_$i.bin"; done
 cp "$TINY" "$T/c10/test_batch.bin"
@@ -663,7 +671,7 @@ PYEOF
     [ -s "$T/series/png/accuracy-vs-epoch.png" ]
 expect $? "--png on checkpoints whose metadata has an epoch draws accuracy-vs-epoch.png"
 
-echo "== the paper's protocol: batch-statistics BN, max rescaling, kernel smoothing"
+section "the paper's protocol: batch-statistics BN, max rescaling, kernel smoothing"
 PROTO="--bn-stats batch --bn-batch 10 --rescale max --smooth 0.5"
 "$HFC" --data "$TINY" --radius 0,4,8 $PROTO -j 1 -b 256 "$MODEL" "$REF/vgg.bin" >"$T/p1.jsonl" &&
     "$HFC" --data "$TINY" --radius 0,4,8 $PROTO -j 2 -b 7 "$MODEL" "$REF/vgg.bin" >"$T/p2.jsonl" &&
@@ -703,7 +711,7 @@ expect_error 1 "--rescale: 'min' is not none or max" -- --rescale min "$MODEL"
 expect_error 1 "--smooth: '-1' is not a number in 0..100" -- --smooth -1 "$MODEL"
 expect_error 1 "inside a batch of --bn-batch 10" -- --data "$TINY" --bn-stats batch --bn-batch 10 --shard 1/3 "$MODEL"
 
-echo "== attack: FGSM and PGD against tools/reference.py attack (PyTorch autograd)"
+section "attack: FGSM and PGD against tools/reference.py attack (PyTorch autograd)"
 for args in "--method fgsm --eps 0.01,0.03" "--method pgd --eps 0.02 --steps 3" \
     "--method pgd --eps 0.02 --steps 2 --step-size 0.01 --random-start --seed 7 --radius 4"; do
     for m in "$MODEL" "$REF/zoo-mobilenetv2.bin" "$REF/zoo-senet.bin"; do
@@ -734,7 +742,7 @@ expect_error 1 "FGSM is one step" -- attack --method fgsm --steps 5 "$MODEL"
 expect_error 1 "are for 'hfc-eval attack'" -- --eps 0.03 "$MODEL"
 expect_error 1 "not with --rescale" -- attack --rescale max "$MODEL"
 
-echo "== margin: DeepFool along DCT subspaces against tools/reference.py margin"
+section "margin: DeepFool along DCT subspaces against tools/reference.py margin"
 for m in "$REF/zoo-mobilenetv2.bin" "$MODEL"; do
     "$HFC" margin --data "$TINY" --limit 8 --stride 8 "$m" >"$T/mo" &&
         "$PY" tools/reference.py margin --data "$TINY" --limit 8 --stride 8 "$m" >"$T/mr" &&
@@ -766,7 +774,7 @@ expect_error 1 "--subspace: 'fourier' is not dct" -- margin --subspace fourier "
 expect_error 1 "not with --bn-stats batch" -- margin --bn-stats batch "$MODEL"
 expect_error 1 "are for 'hfc-eval margin'" -- --block 8 "$MODEL"
 
-echo "== pictures (libpng)"
+section "pictures (libpng)"
 counted build/test_png "$MODEL" "$TINY" "$T/png"
 "$HFC" compare --data "$TINY" --radius 4,30 --png "$T/pics" --png-images 5,0 "$MODEL" "$REF/vgg.bin" >/dev/null &&
     [ "$(cd "$T/pics" && LC_ALL=C ls | tr '\n' ' ')" = "accuracy-vs-radius.png preact-kernels.png preact-r30-grid.png preact-r4-grid.png spectrum-r30.png spectrum-r4.png vgg-kernels.png vgg-r30-grid.png vgg-r4-grid.png " ]
@@ -780,7 +788,7 @@ assert (w, h) == (530, 66 + 2 * 156 + 10), (w, h)  # --png-images 5,0: two rows 
 EOF
 expect $? "--png-images picks the grid's rows (a 2-row grid)"
 
-echo "== bad inputs: one line on stderr, documented exit code"
+section "bad inputs: one line on stderr, documented exit code"
 head -c 3000 "$TINY" >"$T/short.cifar"
 : >"$T/empty.cifar"
 cp "$TINY" "$T/label.cifar"
@@ -790,7 +798,7 @@ errors bad-inputs
 "$PY" tests/make_bad_models.py "$MODEL" "$T/bad"
 errors bad-models
 
-echo "== damaged inputs are refused, never evaluated (model checksum, strict JSON, merge checks)"
+section "damaged inputs are refused, never evaluated (model checksum, strict JSON, merge checks)"
 FLIPS=300
 [ "${HFC_FULL:-0}" = 1 ] && FLIPS=10000
 for m in data/models/*.bin data/models/paper32/*.bin; do
@@ -866,7 +874,7 @@ errors arguments
     same_report "$T/attached.jsonl" "$T/separate.jsonl" && same_report "$T/equals.jsonl" "$T/separate.jsonl"
 expect $? "-r4 -j1 and --radius=4 --threads=1 read as -r 4 -j 1"
 
-echo "== every subcommand's outputs unchanged (tests/golden.sh vs tests/golden.sha256)"
+section "every subcommand's outputs unchanged (tests/golden.sh vs tests/golden.sha256)"
 # recorded with the AVX-512 kernels; the AVX2 ones give the same floats
 for isa in $TILED_ISAS; do
     HFC_ISA=$isa bash tests/golden.sh "$HFC" build/golden >"$T/golden.txt" &&
@@ -875,10 +883,10 @@ for isa in $TILED_ISAS; do
 done
 [ -n "$TILED_ISAS" ] || echo "SKIP: tests/golden.sha256 holds the tiled kernels' outputs; this CPU has neither AVX2 nor AVX-512"
 
-echo "== SHA-256 (the models' model_sha256)"
+section "SHA-256 (the models' model_sha256)"
 counted build/test_sha
 
-echo "== sanitizers (ASan + UBSan) and valgrind"
+section "sanitizers (ASan + UBSan) and valgrind"
 counted build/asan/test_sha
 counted build/asan/test_split "$REF/split.ref" "$REF/masks.ref"
 counted build/asan/test_png "$MODEL" "$TINY" "$T/png-asan"
@@ -902,7 +910,7 @@ else
     echo "SKIP: valgrind not installed"
 fi
 
-echo "== torchvision's architectures by both conversion routes (#26)"
+section "torchvision's architectures by both conversion routes (#26)"
 TV_DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}/test_batch.bin
 [ -f "$TV_DATA" ] || TV_DATA=$TINY
 if "$PY" -c 'import torchvision' 2>/dev/null; then
@@ -984,7 +992,7 @@ while read -r word kind says; do
     esac
 done <"$T/layout.out"
 
-echo "== fuzzing smoke run (libFuzzer)"
+section "fuzzing smoke run (libFuzzer)"
 if make -s fuzz >/dev/null 2>&1; then
     for h in model cifar args npy idx image npz; do
         line=$(tests/fuzz/run.sh "${HFC_FUZZ_SECONDS:-4}" $h)
@@ -994,7 +1002,7 @@ else
     echo "SKIP: clang with libFuzzer is not available"
 fi
 
-echo "== masks (disc, square, gaussian, band) vs tools/reference.py"
+section "masks (disc, square, gaussian, band) vs tools/reference.py"
 DATA_M=${HFC_DATA:-../shared/cifar-10-batches-bin}
 MASK_MODEL=data/models/preact20-bn.bin
 [ -f "$DATA_M/test_batch.bin" ] || { DATA_M=$TINY; MASK_MODEL=$MODEL; }
@@ -1019,7 +1027,7 @@ expect_error 1 "--mask gaussian: the radius (sigma) must be > 0" -- --mask gauss
 expect_error 1 "--mask square takes single radii" -- --mask square --radius 2:4 "$MODEL"
 expect_error 1 "--mask band: give each radius as A:B" -- --mask band --radius 4 "$MODEL"
 
-echo "== heatmap: Fourier heat map vs tools/reference.py heatmap (numpy FFT basis, torch)"
+section "heatmap: Fourier heat map vs tools/reference.py heatmap (numpy FFT basis, torch)"
 "$HFC" heatmap --data "$DATA_M" --limit 20 --eps 2 --seed 7 --png "$T/hm" "$MASK_MODEL" >"$T/h-ours" &&
     "$PY" tools/reference.py heatmap --data "$DATA_M" --limit 20 --eps 2 --seed 7 "$MASK_MODEL" >"$T/h-theirs" &&
     msg=$("$PY" - "$T/h-ours" "$T/h-theirs" <<'EOF'
@@ -1044,7 +1052,7 @@ expect_error 1 "--eps: '-1' is not a number in 0..1000" -- heatmap --eps -1 "$MO
 expect_error 1 "heatmap takes --eps, --seed" -- heatmap --radius 4 "$MODEL"
 expect_error 1 "heatmap takes --eps, --seed" -- heatmap --method fgsm "$MODEL"
 
-echo "== id: TwoNN on known manifolds, and per layer vs tools/reference.py id (numpy, exact distances)"
+section "id: TwoNN on known manifolds, and per layer vs tools/reference.py id (numpy, exact distances)"
 counted build/test_id
 "$HFC" id --data "$DATA_M" --limit 200 --version original,high --resamples 3 --seed 5 --png "$T/idp" \
     "$MASK_MODEL" >"$T/i-ours" &&
@@ -1078,7 +1086,7 @@ expect_error 1 "--version: 'middle' is not a list of original, low and high" -- 
 expect_error 1 "id takes one --radius" -- id --radius 4,8 "$MODEL"
 expect_error 1 "id takes --version" -- id --bn-stats batch "$MODEL"
 
-echo "== training recipe (CPU smoke run)"
+section "training recipe (CPU smoke run)"
 mkdir -p "$T/cifar"
 for i in 1 2 3 4 5; do ln -s "$PWD/$TINY" "$T/cifar/data_batch_$i.bin"; done
 ln -s "$PWD/$TINY" "$T/cifar/test_batch.bin"
@@ -1138,7 +1146,7 @@ sys.exit(0 if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) e
 EOF2
 expect $? "train/paper.py: two seeds at once, paused after epoch 1 and resumed = trained straight through; hfc-eval runs OUT-seedS.bin"
 
-echo "== real CIFAR-10 test set"
+section "real CIFAR-10 test set"
 DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}
 if [ -f "$DATA/test_batch.bin" ] || [ -f "$DATA" ]; then
     limit=${HFC_FULL:+0}
@@ -1168,5 +1176,6 @@ else
 fi
 
 echo
+section "end"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
