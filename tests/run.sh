@@ -759,6 +759,12 @@ for x, y in zip(sa, sb):
 PYEOF
     expect $? "margin, $(basename "$m"): every subspace's median within 1% of the PyTorch reference's"
 done
+# Items leave the batch as they finish and others take their places: an
+# image's margins must not depend on its neighbours, the batch or threads.
+for a in "-b 8 -j 1" "-b 24 -j 2" "-b 256 -j 2"; do
+    "$HFC" margin --data "$TINY" --limit 20 --stride 8 $a "$MODEL" | sed 's/"seconds":[0-9.e+-]*//'
+done | uniq | wc -l | grep -qx 1
+expect $? "margin: the same margins with --batch-size 8, 24 or 256 and 1 or 2 threads"
 "$HFC" margin --data "$TINY" --limit 4 --block 16 --stride 16 --max-iter 3 "$MODEL" |
     "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert len(d["subspaces"]) == 2 and d["max_iter"] == 3 and d["images"] == 4, d'
 expect $? "margin: --block 16 --stride 16 gives 2 subspaces; --limit and --max-iter recorded"

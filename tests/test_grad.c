@@ -19,11 +19,14 @@ typedef struct {
 } seed_loss;
 
 /* d loss / d logits for loss = sum(logits * seed): the seed itself. */
-static void seed_grad(void *ctx, size_t first, size_t count, const float *logits, float *dlogits)
+static void seed_grad(void *ctx, int pass, size_t first, size_t count, const float *logits,
+                      float *dlogits)
 {
     const seed_loss *s = ctx;
     (void)logits;
     memcpy(dlogits, s->seed + first * s->k, count * s->k * sizeof(float));
+    for (size_t i = 0; pass && i < count * s->k; i++) /* pass p: the seed times 2^p */
+        dlogits[i] = ldexpf(dlogits[i], pass);
 }
 
 int main(int argc, char **argv)
@@ -61,8 +64,8 @@ int main(int argc, char **argv)
         return 1;
     }
     seed_loss sl = {seed, (int)k};
-    if (hfc_engine_input_grad(e1, x, n, seed_grad, &sl, logits, g1, &err) ||
-        hfc_engine_input_grad(e2, x, n, seed_grad, &sl, logits, g2, &err)) {
+    if (hfc_engine_input_grad(e1, x, n, 1, seed_grad, &sl, logits, g1, &err) ||
+        hfc_engine_input_grad(e2, x, n, 1, seed_grad, &sl, logits, g2, &err)) {
         printf("FAIL: %s: %s\n", argv[1], err.reason);
         return 1;
     }
@@ -92,6 +95,29 @@ int main(int argc, char **argv)
           argv[1], n - flipped, n, 1e-4, scale > 0 ? worst / scale : 0, flipped,
           bn_batch ? ", batch statistics" : "");
     check(!memcmp(g1, g2, n * P * 4), "%s: 1 and 2 threads give identical gradients", argv[1]);
+    /* Three backward passes after one forward: pass p's seed is 2^p times
+     * the seed, so its gradient is exactly 2^p g1 unless a pass saw what the
+     * one before it left behind. */
+    float *g3 = malloc(3 * n * P * 4);
+    int same = g3 && !hfc_engine_input_grad(e2, x, n, 3, seed_grad, &sl, logits, g3, &err);
+    for (size_t i = 0; same && i < 3 * n * P; i++)
+        same = g3[i] == ldexpf(g1[i % (n * P)], (int)(i / (n * P)));
+    check(same, "%s: three backward passes after one forward give g, 2g and 4g exactly", argv[1]);
+    free(g3);
+    /* An image's logits and gradient do not depend on where it sits in the
+     * call (the margins' batches shrink as images finish): all but the
+     * first image again, each one place earlier. */
+    float *gs = malloc(n * P * 4), *ls = malloc(n * k * 4);
+    seed_loss shifted = {seed + k, (int)k};
+    int moved = bn_batch || (n > 1 && gs && ls &&
+                !hfc_engine_input_grad(e1, x + P, n - 1, 1, seed_grad, &shifted, ls, gs, &err) &&
+                !memcmp(gs, g1 + P, (n - 1) * P * 4));
+    float *l1 = malloc(n * k * 4); /* (batch statistics: they do, by design) */
+    hfc_engine_forward(e1, x, n, l1);
+    moved = moved && (bn_batch || !memcmp(ls, l1 + k, (n - 1) * k * 4));
+    check(moved, "%s: an image's logits and gradient do not depend on its place in the call%s",
+          argv[1], bn_batch ? " (not asked of batch statistics)" : "");
+    free(gs), free(ls), free(l1);
     const char *dump = getenv("HFC_GRAD_DUMP"); /* for a closer look: our gradient, raw f32 */
     FILE *f = dump ? fopen(dump, "wb") : NULL;
     if (f) {

@@ -46,18 +46,22 @@ void hfc_engine_free(hfc_engine *e);
 /* x: (n, c, h, w) raw pixel values (0..255 scale, preprocessing is applied
  * here); logits: (n, n_classes). */
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits);
-/* The loss for hfc_engine_input_grad: fill dlogits (count, n_classes) with
- * d loss / d logits for images [first, first + count) of the call, given
- * their logits. Called from worker threads, for disjoint ranges. */
-typedef void (*hfc_loss_grad)(void *ctx, size_t first, size_t count, const float *logits,
-                              float *dlogits);
-/* Forward and backward on n images x (raw pixels, as hfc_engine_forward):
- * logits (n, n_classes) and dx (n, c, h, w) = d loss / d x, in raw pixel
- * units, through the model's preprocessing. PyTorch's conventions: ReLU'(0)
- * = 0, max-pool routes to the first maximum. HFC_ERR_USAGE when e was not
- * made with gradients. */
-hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
-                                 void *ctx, float *logits, float *dx, hfc_error *err);
+/* The seed of backward pass `pass` of hfc_engine_input_grad: fill dlogits
+ * (count, n_classes) with d loss / d logits for images [first, first +
+ * count) of the call, given their logits. Called from worker threads, for
+ * disjoint ranges. */
+typedef void (*hfc_loss_grad)(void *ctx, int pass, size_t first, size_t count,
+                              const float *logits, float *dlogits);
+/* One forward and `passes` backward passes on n images x (raw pixels, as
+ * hfc_engine_forward): logits (n, n_classes) and dx (passes, n, c, h, w),
+ * pass p's d loss_p / d x in raw pixel units, through the model's
+ * preprocessing. The passes reuse the forward's values (a Jacobian of the
+ * logits is n_classes passes of one-hot seeds for the price of one
+ * forward). PyTorch's conventions: ReLU'(0) = 0, max-pool routes to the
+ * first maximum. HFC_ERR_USAGE when e was not made with gradients. */
+hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, int passes,
+                                 hfc_loss_grad loss, void *ctx, float *logits, float *dx,
+                                 hfc_error *err);
 /* Forward on n images and copy node `node`'s output, (n, c*h*w) in
  * PyTorch's order, to out (node 0 is the input after preprocessing).
  * HFC_ERR_USAGE unless e was made with keep_values. */

@@ -71,9 +71,10 @@ typedef struct {
     const float *x;
     float *logits;
     size_t first, stride, groups, n;  /* this job's groups: first, first + stride, ... */
-    hfc_loss_grad loss;   /* hfc_engine_input_grad: its loss, context, and */
+    hfc_loss_grad loss;   /* hfc_engine_input_grad: its loss, context, */
     void *ctx;
-    float *dx;            /* ... the pixels' gradient out; NULL for forward only */
+    int passes;           /* backward passes per forward, and */
+    float *dx;            /* ... the pixels' gradients out; NULL for forward only */
     int tap_slot;         /* hfc_engine_capture: the slot copied to tap, or -1 */
     size_t tap_floats;    /* one image's value there */
     float *tap;
@@ -95,17 +96,17 @@ static void *run_job(void *arg)
             memcpy(j->tap + start * j->tap_floats,
                    j->ws->slots + (size_t)j->tap_slot * j->e->slot_floats,
                    count * j->tap_floats * sizeof(float));
-        if (j->dx) {
+        for (int p = 0; j->dx && p < j->passes; p++) {
             float *dlogits = j->ws->grads + (size_t)j->e->output_slot * j->e->slot_floats;
-            j->loss(j->ctx, start, count, out, dlogits);
-            backward_group(j->e, j->ws, (int)count, j->dx + start * in_floats);
+            j->loss(j->ctx, p, start, count, out, dlogits);
+            backward_group(j->e, j->ws, (int)count, j->dx + ((size_t)p * j->n + start) * in_floats);
         }
     }
     return NULL;
 }
 
 static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc_loss_grad loss,
-                     void *ctx, float *dx, const job *tap)
+                     void *ctx, int passes, float *dx, const job *tap)
 {
     size_t groups = (n + e->group - 1) / e->group;
     size_t t = (size_t)e->threads < groups ? (size_t)e->threads : groups;
@@ -113,7 +114,7 @@ static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc
     pthread_t tid[t ? t : 1];
     int started[t ? t : 1];
     for (size_t k = 0; k < t; k++) {
-        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n, loss, ctx, dx, -1, 0, NULL};
+        jobs[k] = (job){e, &e->ws[k], x, logits, k, t, groups, n, loss, ctx, passes, dx, -1, 0, NULL};
         if (tap) {
             jobs[k].tap_slot = tap->tap_slot;
             jobs[k].tap_floats = tap->tap_floats;
@@ -133,7 +134,7 @@ static void run_jobs(hfc_engine *e, const float *x, size_t n, float *logits, hfc
 
 void hfc_engine_forward(hfc_engine *e, const float *x, size_t n, float *logits)
 {
-    run_jobs(e, x, n, logits, NULL, NULL, NULL, NULL);
+    run_jobs(e, x, n, logits, NULL, NULL, 0, NULL, NULL);
 }
 
 hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node, float *out,
@@ -148,19 +149,20 @@ hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node,
         if (e->steps[i].node == &m->nodes[node]) {
             hfc_shape s = m->nodes[node].out;
             job tap = {.tap_slot = e->steps[i].out, .tap_floats = (size_t)s.c * s.h * s.w, .tap = out};
-            run_jobs(e, x, n, NULL, NULL, NULL, NULL, &tap);
+            run_jobs(e, x, n, NULL, NULL, NULL, 0, NULL, &tap);
             return HFC_OK;
         }
     return hfc_fail(err, HFC_ERR_USAGE, m->path, "node %s has no step of its own",
                     m->nodes[node].name);
 }
 
-hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, hfc_loss_grad loss,
-                                 void *ctx, float *logits, float *dx, hfc_error *err)
+hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, int passes,
+                                 hfc_loss_grad loss, void *ctx, float *logits, float *dx,
+                                 hfc_error *err)
 {
     if (!e->gradients)
         return hfc_fail(err, HFC_ERR_USAGE, e->model->path,
                         "the engine was not planned for gradients");
-    run_jobs(e, x, n, logits, loss, ctx, dx, NULL);
+    run_jobs(e, x, n, logits, loss, ctx, passes, dx, NULL);
     return HFC_OK;
 }

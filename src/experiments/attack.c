@@ -30,9 +30,11 @@ typedef struct {
     int k;
 } ce_loss;
 
-static void ce_grad(void *ctx, size_t first, size_t count, const float *logits, float *dlogits)
+static void ce_grad(void *ctx, int pass, size_t first, size_t count, const float *logits,
+                    float *dlogits)
 {
     const ce_loss *c = ctx;
+    (void)pass;
     for (size_t i = 0; i < count; i++) {
         const float *z = logits + i * c->k;
         float *d = dlogits + i * c->k;
@@ -87,7 +89,7 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
     for (int s = 0; s < spec->steps; s++) {
         for (size_t i = 0; i < total; i++)
             b->pix[i] = b->x[i] * 255.0f;
-        if ((st = hfc_engine_input_grad(e, b->pix, n, ce_grad, &loss, b->logits, b->grad, err)))
+        if ((st = hfc_engine_input_grad(e, b->pix, n, 1, ce_grad, &loss, b->logits, b->grad, err)))
             return st;
         for (size_t i = 0; i < total; i++) {
             float g = b->grad[i], t = b->x[i] + step * (float)((g > 0) - (g < 0));

@@ -26,30 +26,30 @@ static double *dct_matrix(int n)
     return D;
 }
 
-/* The DCT of an image's geometry, and room for the products of project. */
+/* The DCT of an image's geometry, and room for the products below. */
 typedef struct {
-    int C, H, W;
+    int C, H, W, K;
     double *Dh, *Dw;     /* (H, H), (W, W) */
-    double *t, *coef;    /* (K, W), (K, K) */
+    double *t;           /* (K, W) */
 } dct_basis;
 
-/* proj = S S' w for one image (C planes), and ||S' w||. */
-static double project(const dct_basis *d, int o, int K, const float *w, float *proj)
+/* coef = S' w, the K x K coefficients of each of w's C planes; returns
+ * ||S' w||. Subspace at offset o: per plane, Dh_o w Dw_o'. */
+static double coefficients(const dct_basis *d, int o, const float *w, double *coef)
 {
-    const int H = d->H, W = d->W;
+    const int H = d->H, W = d->W, K = d->K;
     const double *Dh = d->Dh + (size_t)o * H, *Dw = d->Dw + (size_t)o * W;
-    double *t = d->t, *coef = d->coef, norm2 = 0;
-    for (int c = 0; c < d->C; c++) {
+    double *t = d->t, norm2 = 0;
+    for (int c = 0; c < d->C; c++, coef += K * K) {
         const float *wc = w + (size_t)c * H * W;
-        /* t = Dh_o w (K x W); coef = t Dw_o' (K x K) */
-        for (int u = 0; u < K; u++)
+        for (int u = 0; u < K; u++) /* t = Dh_o w (K x W) */
             for (int j = 0; j < W; j++) {
                 double s = 0;
                 for (int i = 0; i < H; i++)
                     s += Dh[(size_t)u * H + i] * wc[(size_t)i * W + j];
                 t[(size_t)u * W + j] = s;
             }
-        for (int u = 0; u < K; u++)
+        for (int u = 0; u < K; u++) /* coef = t Dw_o' (K x K) */
             for (int v = 0; v < K; v++) {
                 double s = 0;
                 for (int j = 0; j < W; j++)
@@ -57,7 +57,17 @@ static double project(const dct_basis *d, int o, int K, const float *w, float *p
                 coef[u * K + v] = s;
                 norm2 += s * s;
             }
-        /* back: proj = Dh_o' coef Dw_o */
+    }
+    return sqrt(norm2);
+}
+
+/* proj = S coef: per plane, Dh_o' coef Dw_o. */
+static void back_project(const dct_basis *d, int o, const double *coef, float *proj)
+{
+    const int H = d->H, W = d->W, K = d->K;
+    const double *Dh = d->Dh + (size_t)o * H, *Dw = d->Dw + (size_t)o * W;
+    double *t = d->t;
+    for (int c = 0; c < d->C; c++, coef += K * K) {
         for (int u = 0; u < K; u++)
             for (int j = 0; j < W; j++) {
                 double s = 0;
@@ -73,146 +83,177 @@ static double project(const dct_basis *d, int o, int K, const float *w, float *p
                 proj[(size_t)c * H * W + (size_t)i * W + j] = (float)s;
             }
     }
-    return sqrt(norm2);
 }
 
-/* Seed the backward pass with one class: d loss / d logits = e_k. */
-typedef struct {
-    int k, n_classes;
-} one_class;
-
-static void class_seed(void *ctx, size_t first, size_t count, const float *logits, float *d)
-{
-    const one_class *c = ctx;
-    (void)first, (void)logits;
-    memset(d, 0, count * c->n_classes * sizeof *d);
-    for (size_t i = 0; i < count; i++)
-        d[i * c->n_classes + c->k] = 1.0f;
-}
-
-/* Buffers of a batch and what every step needs (allocated once). */
+/* The work: one item per (image, subspace) of a batch, each its own
+ * DeepFool run. Up to `cap` items are in flight; every iteration is one
+ * forward with a backward pass per class on all of them together, and one
+ * forward to test the step; an item that ends leaves and the next takes its
+ * place, so the groups stay full until the last items (an image's result
+ * does not depend on which others share its group). */
 typedef struct {
     hfc_engine *engine;
     const hfc_margin_spec *spec;
     int C;                       /* classes */
+    int S;                       /* subspaces */
     size_t P;                    /* values in an image */
+    size_t cap;                  /* items in flight at most */
     dct_basis dct;
-    float *x0, *xi, *r, *pix;    /* (batch, P): start, current, perturbation, pixels */
-    float *grads, *logits, *f;   /* every class's gradient (C, batch, P); logits; f */
-    float *w, *proj, *best;      /* one image's (P) */
-    int *label, *done;           /* per image: the reference label; 1 fooled, 2 stuck */
+    float *x0;                   /* the batch's images in [0, 1], (batch, P) */
+    int *label;                  /* per image of the batch: the model's prediction */
+    /* per storage place (cap): an item's state */
+    float *xi, *r;               /* (cap, P): current point, perturbation */
+    int *item, *iter, *done;     /* its (image, subspace) as image * S + s; steps; 1 fooled, 2 stuck */
+    int *at;                     /* (cap): in-flight position -> storage place */
+    float *pix, *grads, *f, *logits; /* (cap, P), (C - 1, cap, P), (cap, C), (cap, C) */
+    double *coef, *best;         /* one item's S' w_k (channels K K), the best one's */
+    float *proj;                 /* (P) */
     float *margins;              /* (subspaces, ds->n) */
 } margin_run;
 
-/* d f_k / d x for every class k, x in [0, 1]: grads[k] (n, P). */
-static hfc_status class_gradients(margin_run *c, size_t n, hfc_error *err)
+/* The label of the item at position q. */
+static int label_at(const margin_run *c, size_t q) { return c->label[c->item[c->at[q]] / c->S]; }
+
+/* Pass j seeds d (f_k - f_k0) / d logits for the j-th class k other than the
+ * item's label k0: one backward pass gives w_k = grad f_k - grad f_k0. */
+static void class_seed(void *ctx, int j, size_t first, size_t count, const float *logits, float *d)
 {
-    const size_t P = c->P;
-    for (size_t i = 0; i < n * P; i++)
-        c->pix[i] = c->xi[i] * 255.0f;
-    for (int k = 0; k < c->C; k++) {
-        one_class oc = {k, c->C};
-        float *gk = c->grads + (size_t)k * n * P;
-        hfc_status st = hfc_engine_input_grad(c->engine, c->pix, n, class_seed, &oc, c->f, gk, err);
-        if (st)
-            return st;
-        for (size_t i = 0; i < n * P; i++)
-            gk[i] *= 255.0f;
+    const margin_run *c = ctx;
+    (void)logits;
+    memset(d, 0, count * c->C * sizeof *d);
+    for (size_t i = 0; i < count; i++) {
+        const int k0 = label_at(c, first + i);
+        d[i * c->C + (j < k0 ? j : j + 1)] = 1.0f;
+        d[i * c->C + k0] = -1.0f;
     }
-    return HFC_OK;
 }
 
-/* One DeepFool step of image b inside the subspace at offset o: the
- * nearest other class's linearised boundary, projected; 0 when no
- * direction of the subspace moves it (done[b] = 2). */
-static int deepfool_step(margin_run *c, size_t n, size_t b, int o)
+/* One DeepFool step of the item at position q of m in flight (storage
+ * place p): the nearest other class's linearised boundary, projected; 0
+ * when no direction of the subspace moves it. */
+static int deepfool_step(margin_run *c, size_t m, size_t q, size_t p)
 {
-    const size_t P = c->P;
-    const int k0 = c->label[b];
-    const float *g0 = c->grads + (size_t)k0 * n * P + b * P;
+    const size_t P = c->P, coefs = (size_t)c->dct.C * c->dct.K * c->dct.K;
+    const int o = c->item[p] % c->S * c->spec->stride, k0 = label_at(c, q);
+    const float *f = c->f + q * c->C;
     double pert = INFINITY, pnorm = 0;
-    for (int k = 0; k < c->C; k++) {
-        if (k == k0)
-            continue;
-        const float *gk = c->grads + (size_t)k * n * P + b * P;
-        for (size_t i = 0; i < P; i++)
-            c->w[i] = gk[i] - g0[i];
-        double norm = project(&c->dct, o, c->spec->block, c->w, c->proj);
-        double pk = fabs((double)c->f[b * c->C + k] - c->f[b * c->C + k0]) / norm;
+    for (int j = 0; j < c->C - 1; j++) {
+        const int k = j < k0 ? j : j + 1;
+        double norm = coefficients(&c->dct, o, c->grads + ((size_t)j * m + q) * P, c->coef);
+        double pk = fabs((double)f[k] - f[k0]) / norm;
         if (norm > 0 && pk < pert) {
             pert = pk;
             pnorm = norm;
-            memcpy(c->best, c->proj, P * sizeof *c->best);
+            memcpy(c->best, c->coef, coefs * sizeof *c->best);
         }
     }
     if (!isfinite(pert)) /* no direction in the subspace moves it */
         return 0;
+    back_project(&c->dct, o, c->best, c->proj);
     const double scale = (pert > 1e-4 ? pert : 1e-4) / pnorm;
     for (size_t i = 0; i < P; i++) {
-        float ri = (float)(scale * c->best[i]);
-        c->r[b * P + i] += ri;
-        c->xi[b * P + i] += ri;
+        float ri = (float)(scale * c->proj[i]);
+        c->r[p * P + i] += ri;
+        c->xi[p * P + i] += ri;
     }
     return 1;
 }
 
-/* Every image of the batch along subspace s: DeepFool until fooled at
- * x0 + (1 + overshoot) r, at most max_iter steps; its margin, or NaN. */
-static hfc_status subspace_margins(margin_run *c, const hfc_batch *bt, int s, hfc_error *err)
+/* Item p's margin, ||(1 + overshoot) r||, or NaN when it was not fooled
+ * within max_iter or no direction moved it (JSON null). */
+static void finish(margin_run *c, const hfc_batch *bt, size_t p)
 {
-    const size_t P = c->P, n = bt->n;
-    const int o = s * c->spec->stride;
-    memcpy(c->xi, c->x0, n * P * sizeof *c->xi);
-    memset(c->r, 0, n * P * sizeof *c->r);
-    memset(c->done, 0, n * sizeof *c->done);
-    size_t left = n;
-    const float over = (float)(1.0 + c->spec->overshoot);
-    for (int it = 0; it < c->spec->max_iter && left; it++) {
-        hfc_status st = class_gradients(c, n, err);
-        if (st)
-            return st;
-        for (size_t b = 0; b < n; b++)
-            if (!c->done[b] && !deepfool_step(c, n, b, o)) {
-                c->done[b] = 2;
-                left--;
-            }
-        /* Fooled yet? The prediction at x0 + (1 + overshoot) r. */
-        for (size_t i = 0; i < n * P; i++)
-            c->pix[i] = (c->x0[i] + over * c->r[i]) * 255.0f;
-        hfc_engine_forward(c->engine, c->pix, n, c->logits);
-        for (size_t b = 0; b < n; b++)
-            if (!c->done[b] && hfc_argmax(c->logits + b * c->C, c->C) != c->label[b]) {
-                c->done[b] = 1;
-                left--;
-            }
+    double norm2 = 0;
+    for (size_t i = 0; i < c->P; i++) {
+        double v = (1.0 + c->spec->overshoot) * c->r[p * c->P + i];
+        norm2 += v * v;
     }
-    for (size_t b = 0; b < n; b++) {
-        double norm2 = 0;
-        for (size_t i = 0; i < P; i++) {
-            double v = (1.0 + c->spec->overshoot) * c->r[b * P + i];
-            norm2 += v * v;
-        }
-        /* not fooled within max_iter, or no direction: NaN (JSON null) */
-        c->margins[(size_t)s * bt->ds->n + bt->first + b] =
-            c->done[b] == 1 ? (float)sqrt(norm2) : NAN;
+    const int b = c->item[p] / c->S, s = c->item[p] % c->S;
+    c->margins[(size_t)s * bt->ds->n + bt->first + b] = c->done[p] == 1 ? (float)sqrt(norm2) : NAN;
+}
+
+/* One iteration of every item in flight (positions 0..m-1). */
+static hfc_status iterate(margin_run *c, size_t m, hfc_error *err)
+{
+    const size_t P = c->P;
+    for (size_t q = 0; q < m; q++)
+        for (size_t i = 0; i < P; i++)
+            c->pix[q * P + i] = c->xi[c->at[q] * P + i] * 255.0f;
+    hfc_status st = hfc_engine_input_grad(c->engine, c->pix, m, c->C - 1, class_seed, c, c->f,
+                                          c->grads, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < (size_t)(c->C - 1) * m * P; i++) /* d/dx in [0, 1] pixels */
+        c->grads[i] *= 255.0f;
+    for (size_t q = 0; q < m; q++) {
+        size_t p = c->at[q];
+        c->iter[p]++;
+        if (!deepfool_step(c, m, q, p))
+            c->done[p] = 2;
+    }
+    /* Fooled yet? The prediction at x0 + (1 + overshoot) r. */
+    const float over = (float)(1.0 + c->spec->overshoot);
+    for (size_t q = 0; q < m; q++) {
+        size_t p = c->at[q];
+        const float *x0 = c->x0 + (size_t)(c->item[p] / c->S) * P;
+        for (size_t i = 0; i < P; i++)
+            c->pix[q * P + i] = (x0[i] + over * c->r[p * P + i]) * 255.0f;
+    }
+    hfc_engine_forward(c->engine, c->pix, m, c->logits);
+    for (size_t q = 0; q < m; q++) {
+        size_t p = c->at[q];
+        if (!c->done[p] && hfc_argmax(c->logits + q * c->C, c->C) != c->label[c->item[p] / c->S])
+            c->done[p] = 1;
     }
     return HFC_OK;
 }
 
 /* One batch: the model's own predictions are the reference labels, then
- * every subspace. */
+ * every (image, subspace) item, in order, through the places in flight. */
 static hfc_status margin_step(hfc_batch *b, void *arg, hfc_error *err)
 {
     margin_run *c = arg;
-    for (size_t i = 0; i < b->n * c->P; i++)
+    const size_t P = c->P, items = b->n * (size_t)c->S;
+    for (size_t i = 0; i < b->n * P; i++)
         c->x0[i] = b->x[i] / 255.0f;
     hfc_engine_forward(c->engine, b->x, b->n, c->logits);
     for (size_t i = 0; i < b->n; i++)
         c->label[i] = hfc_argmax(c->logits + i * c->C, c->C);
-    hfc_status st = HFC_OK;
-    for (int s = 0; !st && s < hfc_margin_subspaces(c->spec); s++)
-        st = subspace_margins(c, b, s, err);
-    return st;
+    size_t next = 0, m = 0, ended = 0;
+    for (size_t p = 0; p < c->cap; p++) /* every place free */
+        c->at[c->cap - 1 - p] = p;
+    for (;;) {
+        while (m < c->cap && next < items) { /* fill: the free places follow the first m */
+            size_t p = c->at[m++];
+            c->item[p] = (int)next++;
+            c->iter[p] = c->done[p] = 0;
+            const float *x0 = c->x0 + (size_t)(c->item[p] / c->S) * P;
+            memcpy(c->xi + p * P, x0, P * sizeof *c->xi);
+            memset(c->r + p * P, 0, P * sizeof *c->r);
+        }
+        if (!m)
+            return HFC_OK;
+        hfc_status st = iterate(c, m, err);
+        if (st)
+            return st;
+        size_t kept = 0; /* the ended leave, the rest keep their order */
+        size_t free_places[m];
+        size_t n_free = 0;
+        for (size_t q = 0; q < m; q++) {
+            size_t p = c->at[q];
+            if (c->done[p] || c->iter[p] >= c->spec->max_iter) {
+                finish(c, b, p);
+                free_places[n_free++] = p;
+                ended++;
+            } else {
+                c->at[kept++] = p;
+            }
+        }
+        for (size_t k = 0; k < n_free; k++)
+            c->at[kept + k] = free_places[k];
+        m = kept;
+        hfc_batch_progress(b, b->first * c->S + ended);
+    }
 }
 
 hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_dataset *ds,
@@ -236,26 +277,35 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "the margin spec was made for images of side %d; these have %d",
                         spec->side, side);
-    margin_run c = {.engine = engine, .spec = spec, .C = C, .P = P};
-    c.dct = (dct_basis){ds->channels, ds->height, ds->width, dct_matrix(ds->height),
-                        dct_matrix(ds->width), malloc((size_t)K * ds->width * sizeof(double)),
-                        malloc((size_t)K * K * sizeof(double))};
-    c.x0 = malloc(batch * P * sizeof *c.x0), c.xi = malloc(batch * P * sizeof *c.xi);
-    c.r = malloc(batch * P * sizeof *c.r), c.pix = malloc(batch * P * sizeof *c.pix);
-    c.grads = malloc((size_t)C * batch * P * sizeof *c.grads);
-    c.logits = malloc((size_t)C * batch * sizeof *c.logits);
-    c.f = malloc((size_t)C * batch * sizeof *c.f), c.w = malloc(P * sizeof *c.w);
-    c.proj = malloc(P * sizeof *c.proj), c.best = malloc(P * sizeof *c.best);
-    c.label = malloc(batch * sizeof *c.label), c.done = malloc(batch * sizeof *c.done);
+    const int S = hfc_margin_subspaces(spec);
+    /* In flight: as many items as a batch has images (whole groups). */
+    const size_t cap = hfc_engines_batch(engines, 1, batch, ds->n * (size_t)S);
+    margin_run c = {.engine = engine, .spec = spec, .C = C, .S = S, .P = P, .cap = cap};
+    c.dct = (dct_basis){ds->channels, ds->height, ds->width, K, dct_matrix(ds->height),
+                        dct_matrix(ds->width), malloc((size_t)K * ds->width * sizeof(double))};
+    const size_t coefs = (size_t)ds->channels * K * K;
+    c.x0 = malloc(batch * P * sizeof *c.x0);
+    c.label = malloc(batch * sizeof *c.label);
+    c.xi = malloc(cap * P * sizeof *c.xi), c.r = malloc(cap * P * sizeof *c.r);
+    c.item = malloc(cap * sizeof *c.item), c.iter = malloc(cap * sizeof *c.iter);
+    c.done = malloc(cap * sizeof *c.done), c.at = malloc(cap * sizeof *c.at);
+    c.pix = malloc(cap * P * sizeof *c.pix);
+    c.grads = malloc((size_t)(C > 1 ? C - 1 : 1) * cap * P * sizeof *c.grads);
+    c.f = malloc(cap * C * sizeof *c.f);
+    c.logits = malloc((batch > cap ? batch : cap) * C * sizeof *c.logits);
+    c.coef = malloc(coefs * sizeof *c.coef), c.best = malloc(coefs * sizeof *c.best);
+    c.proj = malloc(P * sizeof *c.proj);
     c.margins = margins;
-    if (!c.x0 || !c.xi || !c.r || !c.pix || !c.grads || !c.logits || !c.f || !c.w || !c.proj ||
-        !c.best || !c.label || !c.done || !c.dct.Dh || !c.dct.Dw || !c.dct.t || !c.dct.coef)
+    if (!c.x0 || !c.label || !c.xi || !c.r || !c.item || !c.iter || !c.done || !c.at ||
+        !c.pix || !c.grads || !c.f || !c.logits || !c.coef || !c.best || !c.proj || !c.dct.Dh ||
+        !c.dct.Dw || !c.dct.t)
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);
     else
-        st = hfc_stream(ds, batch, NULL, 0, 1, progress, margin_step, &c, err);
-    free(c.x0), free(c.xi), free(c.r), free(c.pix), free(c.grads), free(c.logits), free(c.f);
-    free(c.w), free(c.proj), free(c.best), free(c.label), free(c.done);
-    free(c.dct.Dh), free(c.dct.Dw), free(c.dct.t), free(c.dct.coef);
+        st = hfc_stream(ds, batch, NULL, 0, (size_t)S, progress, margin_step, &c, err);
+    free(c.x0), free(c.label), free(c.xi), free(c.r), free(c.item), free(c.iter);
+    free(c.done), free(c.at), free(c.pix), free(c.grads), free(c.f), free(c.logits);
+    free(c.coef), free(c.best), free(c.proj);
+    free(c.dct.Dh), free(c.dct.Dw), free(c.dct.t);
     return st;
 }
 

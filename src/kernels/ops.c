@@ -67,8 +67,12 @@ void hfc_conv2d(const hfc_tensor *x, const float *w, const float *bias, int kh, 
         hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
         patches = col;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)pixels, y->c, k, 1.0f, patches, k,
-                w, k, 0.0f, y->data, y->c);
+    /* An SGEMM per image: OpenBLAS takes the rows at the end of a call by
+     * other kernels, so an image's values would depend on its neighbours. */
+    const size_t per = (size_t)y->h * y->w;
+    for (int b = 0; b < y->n; b++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)per, y->c, k, 1.0f,
+                    patches + b * per * k, k, w, k, 0.0f, y->data + b * per * y->c, y->c);
     bias_relu(y->data, pixels, y->c, bias, relu);
 }
 
@@ -152,12 +156,44 @@ void hfc_flatten(const hfc_tensor *x, hfc_tensor *y)
                 y->data[b * per + ch * plane + p] = x->data[b * per + p * x->c + ch];
 }
 
+/* sum a[i] b[i] in eight lanes of partial sums, added in one fixed order. */
+static float dot8(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Image by image, so that an image's outputs never depend on how many
+ * share its call (OpenBLAS takes the rows at the end of a block by other
+ * kernels, and the margins' batches shrink as images finish). The large
+ * Linear layers run on the tiled product instead (src/engine/steps.c). */
 void hfc_linear(const hfc_tensor *x, const float *w, const float *bias, int relu, hfc_tensor *y)
 {
-    int in = x->c, out = y->c;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, out, in, 1.0f, x->data, in, w, in,
-                0.0f, y->data, out);
+    const int in = x->c, out = y->c;
+    for (int b = 0; b < x->n; b++)
+        for (int o = 0; o < out; o++)
+            y->data[(size_t)b * out + o] = dot8(x->data + (size_t)b * in, w + (size_t)o * in, in);
     bias_relu(y->data, (size_t)y->n, out, bias, relu);
+}
+
+void hfc_linear_backward(const hfc_tensor *dy, const float *w, hfc_tensor *dx)
+{
+    const int in = dx->c, out = dy->c;
+    for (int b = 0; b < dy->n; b++) {
+        float *d = dx->data + (size_t)b * in;
+        for (int o = 0; o < out; o++) {
+            const float g = dy->data[(size_t)b * out + o], *wo = w + (size_t)o * in;
+            for (int i = 0; g != 0.0f && i < in; i++)
+                d[i] += g * wo[i];
+        }
+    }
 }
 
 void hfc_add(const hfc_tensor *a, const hfc_tensor *b, int relu, hfc_tensor *y)

@@ -140,8 +140,11 @@ void hfc_pool2d(const hfc_tensor *x, int is_max, int kh, int kw, int sh, int sw,
 void hfc_global_avgpool(const hfc_tensor *x, hfc_tensor *y);
 /* y (n, c*h*w, 1, 1) = x in PyTorch's (c, h, w) order per image */
 void hfc_flatten(const hfc_tensor *x, hfc_tensor *y);
-/* y = x W^T + b per image, W (y.c, x.c); x and y are vectors (h = w = 1). */
+/* y = x W^T + b per image, W (y.c, x.c); x and y are vectors (h = w = 1).
+ * Each image by the same operations whatever the batch. */
 void hfc_linear(const hfc_tensor *x, const float *w, const float *bias, int relu, hfc_tensor *y);
+/* dx += dy W per image (its d/dx), likewise. */
+void hfc_linear_backward(const hfc_tensor *dy, const float *w, hfc_tensor *dx);
 /* y = a + b */
 void hfc_add(const hfc_tensor *a, const hfc_tensor *b, int relu, hfc_tensor *y);
 /* y = x[:, ::sh, ::sw] */

@@ -109,6 +109,24 @@ static void col2im_add(const float *dcol, int kh, int kw, int sh, int sw, int ph
             }
 }
 
+/* out (pixels, k) = dy (pixels, cout) W (cout, k), + add_to (out itself)
+ * if not NULL: the tiled product, or an SGEMM per image (OpenBLAS takes the
+ * rows at the end of a call by other kernels: an image's gradient would
+ * depend on its neighbours). */
+static void times_weights(const step_back *r, const hfc_tensor *dy, const float *w, int k,
+                          const float *add_to, float *out)
+{
+    if (r->s->back == CONV_IM2COL) {
+        hfc_gemm_tiled(dy->data, pixels_of(dy), dy->c, w, k, NULL, add_to, 0, out);
+        return;
+    }
+    const size_t per = (size_t)dy->h * dy->w;
+    for (int b = 0; b < dy->n; b++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)per, k, dy->c, 1.0f,
+                    dy->data + b * per * dy->c, dy->c, w, k, add_to ? 1.0f : 0.0f,
+                    out + b * per * k, k);
+}
+
 void backward_conv2d(const step_back *r)
 {
     const hfc_node *nd = r->s->node;
@@ -129,25 +147,14 @@ void backward_conv2d(const step_back *r)
     if (nd->groups == 1 && nd->dh == 1 && nd->dw == 1) {
         /* dcol (pixels, K) = dy (pixels, cout) W (cout, K), then back to the image */
         const int k = nd->kh * nd->kw * dx.c;
-        const int rows = (int)pixels_of(dy);
-        const int own = r->s->back == CONV_IM2COL; /* the tiled product, else SGEMM */
         if (nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 && !nd->ph && !nd->pw) {
-            if (own)
-                hfc_gemm_tiled(dy->data, (size_t)rows, dy->c, w, k, NULL, add_to, 0, dx.data);
-            else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
-                            dy->data, dy->c, w, k, add_to ? 1.0f : 0.0f, dx.data, k);
+            times_weights(r, dy, w, k, add_to, dx.data);
             return;
         }
         if (r->assign)
             memset(dx.data, 0, hfc_tensor_size(&dx) * sizeof(float));
-        float *dcol = r->scratch;
-        if (own)
-            hfc_gemm_tiled(dy->data, (size_t)rows, dy->c, w, k, NULL, NULL, 0, dcol);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, dy->c, 1.0f,
-                        dy->data, dy->c, w, k, 0.0f, dcol, k);
-        col2im_add(dcol, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy, &dx);
+        times_weights(r, dy, w, k, NULL, r->scratch);
+        col2im_add(r->scratch, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy, &dx);
         return;
     }
     if (r->assign)

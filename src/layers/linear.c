@@ -1,5 +1,4 @@
 /* linear.c - flatten (PyTorch's (c, h, w) order) and linear (y = W x + b). */
-#include <cblas.h>
 #include <string.h>
 
 #include "layers/layer.h"
@@ -67,7 +66,8 @@ void backward_flatten(const step_back *r)  /* (c*h*w) in PyTorch's order -> NHWC
 
 void backward_linear(const step_back *r)  /* dx (n, in) += dy (n, out) W (out, in) */
 {
-    const int in = r->dx[0].c * r->dx[0].h * r->dx[0].w;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r->n, in, r->dy.c, 1.0f, r->dy.data,
-                r->dy.c, r->s->w, in, 1.0f, r->dx[0].data, in);
+    hfc_tensor dx = r->dx[0];
+    dx.c *= dx.h * dx.w;
+    dx.h = dx.w = 1;
+    hfc_linear_backward(&r->dy, r->s->w, &dx);
 }
