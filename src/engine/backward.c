@@ -2,7 +2,7 @@
  * every step backwards from the loss's gradient at the logits, each layer's
  * backward_NAME (src/layers/) adding its inputs' gradients, after undoing
  * what a fused step did besides its layer (its ReLU or ReLU6, its residual
- * Add). PyTorch's conventions at the kinks: ReLU'(0) = 0, ReLU6' is 1 on
+ * Add, the BatchNorm + ReLU a conv applied as it read its input). PyTorch's conventions at the kinks: ReLU'(0) = 0, ReLU6' is 1 on
  * (0, 6) only. */
 #include <string.h>
 
@@ -24,6 +24,25 @@ void backward_fused(const step_back *r, const hfc_tensor *dres)
         for (size_t i = 0; i < n; i++)
             d[i] += dy[i];
     }
+}
+
+void backward_deferred_bn(const step *s, const hfc_tensor *x, const float *dnorm, hfc_tensor *dx,
+                          int assign)
+{
+    const int c = x->c, relu = s->in_relu;
+    const size_t pixels = pixels_of(x);
+    const float *restrict sc = s->in_scale, *restrict sh = s->in_shift, *restrict xv = x->data;
+    const float *restrict dn = dnorm;
+    float *restrict d = dx->data;
+    if (assign) /* nothing written yet: start from zero */
+        memset(d, 0, pixels * c * sizeof *d);
+    for (size_t p = 0; p < pixels; p++, xv += c, dn += c, d += c)
+        for (int k = 0; k < c; k++) {
+            float v = xv[k] * sc[k]; /* the conv's own rounding: multiply, then add */
+            v = v + sh[k];
+            float g = dn[k] * sc[k];
+            d[k] += relu && !(v > 0.0f) ? 0.0f : g; /* ReLU'(0) = 0, as PyTorch's */
+        }
 }
 
 static void zero_gradient(const workspace *ws, const hfc_tensor *t, int slot)
@@ -58,19 +77,28 @@ void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpix
                 zero_gradient(ws, &dres, s->residual);
         }
         r.assign = 0;
+        int fresh = 0; /* a conv's input gradient not yet written: it writes, not adds */
         for (int k = 0; k < s->n_in; k++) {
             hfc_shape sh = m->nodes[s->node->in[k]].out;
             r.x[k] = slot_tensor(e, ws->slots, s->in[k], sh, n);
             r.dx[k] = slot_tensor(e, ws->grads, s->in[k], sh, n);
             if (!ws->written[s->in[k]]) {
                 if (s->op == HFC_OP_CONV2D)
-                    r.assign = ws->written[s->in[k]] = 1;
+                    fresh = r.assign = ws->written[s->in[k]] = 1;
                 else
                     zero_gradient(ws, &r.dx[k], s->in[k]);
             }
         }
         if (s->relu || s->residual >= 0)
             backward_fused(&r, s->residual >= 0 ? &dres : NULL);
+        if (!s->in_scale) {
+            hfc_layers[s->op].backward(&r);
+            continue;
+        }
+        hfc_tensor dx = r.dx[0]; /* the conv's d/dx is the BatchNorm's output's */
+        r.dx[0].data = ws->dtmp;
+        r.assign = 1;
         hfc_layers[s->op].backward(&r);
+        backward_deferred_bn(s, &r.x[0], ws->dtmp, &dx, fresh);
     }
 }

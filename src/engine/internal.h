@@ -15,6 +15,7 @@ typedef struct {
     float *grads;  /* gradients: (n_slots, slot_floats), when planned for them */
     unsigned char *written; /* gradients: per slot, whether a backward pass has written
                                its gradient yet */
+    float *dtmp;   /* gradients: a conv's d/dx before a deferred BatchNorm's (slot_floats) */
 } workspace;
 
 struct hfc_engine {
@@ -45,6 +46,11 @@ struct hfc_engine {
  * where y is 0 or 6) and a fused
  * residual Add (dres += dy, the gradient of the Add's other input). */
 void backward_fused(const step_back *r, const hfc_tensor *dres);
+/* A conv that applied a deferred BatchNorm (+ ReLU) as it read x: its d/dx
+ * came as d/d(the normalised values) in dnorm; dx (+)= dnorm * scale where
+ * x * scale + shift > 0 (everywhere without the ReLU). */
+void backward_deferred_bn(const step *s, const hfc_tensor *x, const float *dnorm, hfc_tensor *dx,
+                          int assign);
 static inline hfc_tensor slot_tensor(const hfc_engine *e, float *base, int slot, hfc_shape s, int n)
 {
     return (hfc_tensor){n, s.c, s.h, s.w, base + (size_t)slot * e->slot_floats};

@@ -297,9 +297,10 @@ static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
         if (e->gradients) {
             e->ws[t].grads = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
             e->ws[t].written = malloc((size_t)e->n_slots);
+            e->ws[t].dtmp = hfc_alloc_big(e->slot_floats * sizeof(float));
         }
         if (!e->ws[t].slots || !e->ws[t].col ||
-            (e->gradients && (!e->ws[t].grads || !e->ws[t].written)))
+            (e->gradients && (!e->ws[t].grads || !e->ws[t].written || !e->ws[t].dtmp)))
             return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for activations");
     }
     return HFC_OK;
@@ -332,7 +333,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     e->keep_values = opt->keep_values;
     if (!e->keep_values) /* gradient engines undo it: backward_fused */
         plan_fusion(m, P, e->bn_batch);
-    if (!e->bn_batch && !e->gradients) /* the backward convs read values as stored */
+    if (!e->bn_batch) /* gradient engines undo it: backward_deferred_bn */
         plan_deferred_batchnorm(m, P);
     plan_liveness(m, P);
     hfc_status st = plan_steps(e, P, err);

@@ -20,6 +20,7 @@ void hfc_engine_free(hfc_engine *e)
         free(e->ws[t].col);
         free(e->ws[t].grads);
         free(e->ws[t].written);
+        free(e->ws[t].dtmp);
     }
     free(e->ws);
     free(e->steps);
