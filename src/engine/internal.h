@@ -101,6 +101,9 @@ typedef struct {
  * 64 rows, 7.0 s at 64 rows and 32-image groups; VGG-16 4.9 -> 4.2 s; at
  * 128 rows no better). */
 #define WINOGRAD_ROWS 64
+/* ... and a Winograd conv with many weights whose products would get fewer
+ * rows than this runs im2col + the product instead (plan_group). */
+#define WINOGRAD_MIN_ROWS 16
 
 /* The planning passes (src/engine/plan.c) and what they share with the
  * step and weight planning (src/engine/steps.c). */

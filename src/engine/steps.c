@@ -297,8 +297,19 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                     nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
                     nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2 || cin < BACK_DIRECT_MIN_CIN)
                     continue;
+                /* as plan_conv_paths and plan_group would choose for this conv: the
+                 * product + col2im where many weights meet few pixels or few
+                 * Winograd rows (VGG-16's 2x2 and 4x4 maps: its single-row
+                 * direct tiles were 29% of a backward pass) */
+                const int big = (double)cin * nd->kh * nd->kw * cout >= IM2COL_WEIGHTS;
+                const int tiles = (nd->out.h / 4) * (nd->out.w / 4) * e->group;
+                if (big && nd->out.h * nd->out.w < 16)
+                    continue;
                 int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
-                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16 && cin % 16 == 0;
+                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16 &&
+                           cin % 16 == 0 && !(big && tiles < WINOGRAD_MIN_ROWS);
+                if (big && !wino)
+                    continue;
                 cs->back = wino ? CONV_WINOGRAD : CONV_DIRECT;
                 total += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
                 size_t need = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
@@ -366,7 +377,6 @@ static int groups_layout(const hfc_model *m, const step *cs)
  * for 4 rows cost more than 9 for all the group's pixels (ResNet-50, 300
  * images, alternated: 8.8 s -> 8.5 s). A conv that reads a deferred
  * BatchNorm keeps Winograd, which applies it as it reads. */
-#define WINOGRAD_MIN_ROWS 16
 static void plan_group(hfc_engine *e)
 {
     const hfc_model *m = e->model;

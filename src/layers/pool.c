@@ -82,8 +82,57 @@ void forward_global_avgpool(const step_run *r)
     hfc_global_avgpool(&r->x[0], &y);
 }
 
+/* d/dx of a max-pool: each window's gradient to its first maximum, the
+ * channels side by side (contiguous in NHWC: the compiler vectorises the
+ * comparisons). */
+static void backward_max(const step_back *r)
+{
+    const hfc_node *nd = r->s->node;
+    const hfc_tensor *x = &r->x[0], *dy = &r->dy;
+    const int c = x->c;
+    float best[c];
+    int arg[c]; /* the window's tap of the maximum so far, -1 for none */
+    for (int b = 0; b < dy->n; b++)
+        for (int oy = 0; oy < dy->h; oy++)
+            for (int ox = 0; ox < dy->w; ox++) {
+                const float *g = dy->data + (((size_t)b * dy->h + oy) * dy->w + ox) * c;
+                const int y0 = oy * nd->sh - nd->ph, x0 = ox * nd->sw - nd->pw;
+                for (int ch = 0; ch < c; ch++)
+                    arg[ch] = -1, best[ch] = -FLT_MAX;
+                for (int ky = 0; ky < nd->kh; ky++) {
+                    const int iy = y0 + ky;
+                    for (int kx = 0; iy >= 0 && iy < x->h && kx < nd->kw; kx++) {
+                        const int ix = x0 + kx, tap = ky * nd->kw + kx;
+                        if (ix < 0 || ix >= x->w)
+                            continue;
+                        const float *xv = x->data + (((size_t)b * x->h + iy) * x->w + ix) * c;
+                        for (int ch = 0; ch < c; ch++) { /* strictly greater: the first */
+                            const int take = arg[ch] < 0 || xv[ch] > best[ch];
+                            best[ch] = take ? xv[ch] : best[ch];
+                            arg[ch] = take ? tap : arg[ch];
+                        }
+                    }
+                }
+                for (int ky = 0; ky < nd->kh; ky++) { /* the taps again: adding 0 elsewhere */
+                    const int iy = y0 + ky;
+                    for (int kx = 0; iy >= 0 && iy < x->h && kx < nd->kw; kx++) {
+                        const int ix = x0 + kx, tap = ky * nd->kw + kx;
+                        if (ix < 0 || ix >= x->w)
+                            continue;
+                        float *d = r->dx[0].data + (((size_t)b * x->h + iy) * x->w + ix) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            d[ch] += arg[ch] == tap ? g[ch] : 0.0f;
+                    }
+                }
+            }
+}
+
 static void backward_pool(const step_back *r, int is_max)
 {
+    if (is_max) {
+        backward_max(r);
+        return;
+    }
     const hfc_node *nd = r->s->node;
     const hfc_tensor *x = &r->x[0], *dy = &r->dy;
     const int c = x->c;
@@ -99,28 +148,18 @@ static void backward_pool(const step_back *r, int is_max)
                 int hend = y0 + nd->kh < x->h + nd->ph ? y0 + nd->kh : x->h + nd->ph;
                 int wend = x0 + nd->kw < x->w + nd->pw ? x0 + nd->kw : x->w + nd->pw;
                 float div = (float)(nd->count_include_pad ? (hend - y0) * (wend - x0) : inside);
-                for (int ch = 0; ch < c; ch++) {
-                    float best = -FLT_MAX;
-                    float *target = NULL;
-                    for (int ky = 0; ky < nd->kh; ky++) {
-                        int iy = y0 + ky;
-                        if (iy < 0 || iy >= x->h)
+                for (int ky = 0; ky < nd->kh; ky++) {
+                    int iy = y0 + ky;
+                    if (iy < 0 || iy >= x->h)
+                        continue;
+                    for (int kx = 0; kx < nd->kw; kx++) {
+                        int ix = x0 + kx;
+                        if (ix < 0 || ix >= x->w)
                             continue;
-                        for (int kx = 0; kx < nd->kw; kx++) {
-                            int ix = x0 + kx;
-                            if (ix < 0 || ix >= x->w)
-                                continue;
-                            size_t at = (((size_t)b * x->h + iy) * x->w + ix) * c + ch;
-                            if (!is_max)
-                                r->dx[0].data[at] += g[ch] / div;
-                            else if (!target || x->data[at] > best) { /* the first maximum */
-                                best = x->data[at];
-                                target = r->dx[0].data + at;
-                            }
-                        }
+                        float *d = r->dx[0].data + (((size_t)b * x->h + iy) * x->w + ix) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            d[ch] += g[ch] / div;
                     }
-                    if (is_max && target)
-                        *target += g[ch];
                 }
             }
 }
