@@ -13,12 +13,15 @@ thread count, in one run. Prints each ratio on its own line.
 (c) the engine's GFLOP/s (flops of a direct convolution, so an effective
     rate where Winograd does fewer) against the SGEMM peak of the same BLAS;
 (d) peak RSS of a full run, and the split's share of an 8-radius sweep;
-(e) FGSM and PGD-10 against PyTorch autograd, (f) --bn-stats batch's cost,
+(e) FGSM and PGD-10 against PyTorch autograd, the backward's GFLOP/s against
+    the forward's, the margin (block 8, stride 2, 100 images) against the same
+    DeepFool in PyTorch autograd; (f) --bn-stats batch's cost,
 (g) the Fourier heat map's forward passes per second, (h) id's time.
 --zoo instead: per architecture of the zoo, hfc-eval end to end against
 PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`;
 tv-NAME are torchvision's own definitions (ImageNet shapes, 10 classes);
 --size S runs them on the test images upsampled to S x S (bilinear).
+--gradients instead: only (e), also on ResNet-18 and VGG-16 of the zoo.
 --sources instead: the split at 224 x 224 against numpy's np.fft route and
 torch.fft, and reading a JPEG folder (decode, Resize, CenterCrop) against
 PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
@@ -88,6 +91,55 @@ def attack_torch(model, images, labels, eps, steps, step, mean, std, batch=250):
         with torch.no_grad():
             correct += (model((x - mean) / std).argmax(1) == y).sum().item()
     return clean, correct
+
+
+def dct_matrix(n):
+    """The orthonormal DCT-II matrix, D[u, i] = c(u) cos(pi (2i + 1) u / 2n)."""
+    u, i = np.arange(n)[:, None], np.arange(n)[None, :]
+    return np.sqrt(np.where(u == 0, 1.0, 2.0) / n) * np.cos(np.pi * (2 * i + 1) * u / (2 * n))
+
+
+def margin_torch(model, images, block, stride, max_iter, overshoot, mean, std):
+    """The margin peer: subspace-constrained DeepFool as the "Hold me tight!"
+    code runs it, image by image: every logit's gradient by autograd, each
+    difference projected onto the K x K DCT subspace (per channel, Do w Do'),
+    the step to the nearest linearised boundary, fooled when the prediction
+    at x0 + (1 + overshoot) r changes; -> (subspaces, images) margins, NaN
+    where not fooled within max_iter."""
+    side = images.shape[-1]
+    D = torch.from_numpy(dct_matrix(side)).float()
+    offsets = list(range(0, side - block + 1, stride))
+    out = np.full((len(offsets), len(images)), np.nan)
+    for si, o in enumerate(offsets):
+        Do = D[o:o + block]
+        for b in range(len(images)):
+            x0 = torch.from_numpy(images[b:b + 1].astype(np.float32)) / 255.0
+            with torch.no_grad():
+                k0 = model((x0 - mean) / std).argmax(1).item()
+            r, x = torch.zeros_like(x0), x0.clone()
+            for _ in range(max_iter):
+                x.requires_grad_(True)
+                f = model((x - mean) / std)[0]
+                g = [torch.autograd.grad(f[k], x, retain_graph=True)[0][0] for k in range(f.numel())]
+                f = f.detach()
+                best, pert, bnorm = None, float("inf"), 0.0
+                for k in range(f.numel()):
+                    if k == k0:
+                        continue
+                    coef = Do @ (g[k] - g[k0]) @ Do.T
+                    norm = coef.norm().item()
+                    pk = abs((f[k] - f[k0]).item()) / norm if norm > 0 else float("inf")
+                    if pk < pert:
+                        best, pert, bnorm = coef, pk, norm
+                if best is None:
+                    break
+                step = (max(pert, 1e-4) / bnorm) * (Do.T @ best @ Do)[None]
+                r, x = r + step, x.detach() + step
+                with torch.no_grad():
+                    if model((x0 + (1 + overshoot) * r - mean) / std).argmax(1).item() != k0:
+                        out[si, b] = ((1 + overshoot) * r).norm().item()
+                        break
+    return out
 
 
 ZOO_BENCH = ["resnet20", "resnet18-full", "resnet50-full", "preactresnet18-full", "resnet56-full",
@@ -217,6 +269,72 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
               + f" (largest difference {diff}); engine {gflops:.1f} GFLOP/s effective of {peak:.1f} sgemm peak")
 
 
+GRADIENT_BENCH = ["resnet18-full", "vgg16-full"]  # besides --model
+
+
+def gradients_bench(args, hfc, parts_bin, child_env, images, labels, data_path, model, mean, std,
+                    tmp):
+    """(e) input gradients: FGSM and PGD-10 against PyTorch autograd on
+    --model and (--gradients) on GRADIENT_BENCH's zoo models; the margin
+    against the PyTorch peer (margin_torch); the backward's GFLOP/s against
+    the forward's (bench_parts --backward)."""
+    k = min(len(labels), 1000)
+    models = [(os.path.basename(args.model), args.model, model, mean, std)]
+    if args.gradients:
+        zmean = torch.tensor(hfc_models.CIFAR10_MEAN).view(1, 3, 1, 1)
+        zstd = torch.tensor(hfc_models.CIFAR10_STD).view(1, 3, 1, 1)
+        for name in GRADIENT_BENCH:
+            zm = zoo_model(name, None).eval()
+            binf = os.path.join(tmp, name + ".bin")
+            export_pytorch.export(zm, binf, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
+                                  classes=hfc_models.CIFAR10_CLASSES, metadata={"bench": name})
+            models.append((name, binf, zm, zmean, zstd))
+    for label, path, net, mu, sd in models:
+        for name, steps, step in (("fgsm", 1, 0.03), ("pgd", 10, 0.0075)):
+            acmd = [hfc, "attack", "--method", name, "--eps", "0.03", "--threads", str(args.threads),
+                    "--data", data_path, "--limit", str(k), path]
+            if name == "pgd":
+                acmd[4:4] = ["--steps", str(steps)]
+            outs, t_a, t_b, got = [], [], [], []
+            for _ in range(args.reps):  # alternate the sides
+                t_a.append(median_time(lambda: outs.append(subprocess.run(
+                    acmd, check=True, capture_output=True, env=child_env).stdout), 1))
+                t_b.append(median_time(lambda: got.append(attack_torch(
+                    net, images[:k], labels[:k], 0.03, steps, step, mu, sd)), 1))
+            ours = json.loads(outs[0])["correct"]
+            adv = [ours["clean"], ours["adversarial"]]
+            where = "" if label == os.path.basename(args.model) else f" ({label})"
+            print(f"{name}{where} eps 0.03 on {k} images: hfc-eval {statistics.median(t_a):.2f} s, "
+                  f"pytorch autograd {statistics.median(t_b):.2f} s; clean and adversarial correct "
+                  f"{adv} vs {list(got[0])}")
+            print(f"{name}{where} speedup vs pytorch-cpu autograd: "
+                  f"{statistics.median([b / a for a, b in zip(t_a, t_b)]):.2f}x")
+        back = json.loads(subprocess.run([parts_bin, "--backward", path, "256", str(args.threads)],
+                                         check=True, capture_output=True, text=True,
+                                         env=child_env).stdout)
+        print(f"backward {label}: {back['backward_gflops']:.1f} GFLOP/s a pass vs the forward's "
+              f"{back['forward_gflops']:.1f} (256 images, 10 passes after one forward): "
+              f"{back['backward_gflops'] / back['forward_gflops'] * 100:.0f}% of the forward's")
+    # the margin: 100 images, block 8 stride 2, at most 50 iterations (the peer's)
+    mk = min(len(labels), args.margin_images)
+    mcmd = [hfc, "margin", "--block", "8", "--stride", "2", "--max-iter", "50", "--threads",
+            str(args.threads), "--data", data_path, "--limit", str(mk), args.model]
+    outs, t_a, t_b, got = [], [], [], []
+    for _ in range(args.reps if args.margin_reps is None else args.margin_reps):
+        t_a.append(median_time(lambda: outs.append(subprocess.run(
+            mcmd, check=True, capture_output=True, env=child_env).stdout), 1))
+        t_b.append(median_time(lambda: got.append(margin_torch(
+            model, images[:mk], 8, 2, 50, 0.02, mean, std)), 1))
+    ours = json.loads(outs[0])["subspaces"]
+    theirs = got[0]
+    rel = max(abs(s["median"] - np.nanmedian(theirs[i])) / abs(np.nanmedian(theirs[i]))
+              for i, s in enumerate(ours))
+    print(f"margin block 8 stride 2 on {mk} images (13 subspaces, at most 50 steps): hfc-eval "
+          f"{statistics.median(t_a):.2f} s, pytorch autograd {statistics.median(t_b):.2f} s; "
+          f"subspace medians within {rel:.1e} relative of the peer's")
+    print(f"margin speedup vs pytorch-cpu: {statistics.median([b / a for a, b in zip(t_a, t_b)]):.2f}x")
+
+
 class JpegFolder(torch.utils.data.Dataset):
     """The peer of hfc-eval's image folders: ImageFolder's file order, PIL
     open + convert("RGB"), torchvision 0.14's Resize and CenterCrop on PIL
@@ -316,9 +434,15 @@ def main():
                          "torchvision (tv-) architectures run by default")
     ap.add_argument("--isa", choices=["avx512", "avx2", "generic"],
                     help="run hfc-eval's side with HFC_ISA=ISA (a lower instruction set than the CPU's best)")
+    ap.add_argument("--gradients", action="store_true",
+                    help="only (e), on --model and on " + ", ".join(GRADIENT_BENCH) + " too (1,000 images)")
+    ap.add_argument("--margin-images", type=int, default=100, help="(e): images of the margin's run")
+    ap.add_argument("--margin-reps", type=int, help="(e): the margin's repetitions (default --reps)")
     ap.add_argument("--sources", action="store_true",
                     help="the split at 224 x 224 and reading a JPEG folder against their peers")
     args = ap.parse_args()
+    if args.gradients and "--images" not in sys.argv:
+        args.images = 1000
     if args.zoo and "--images" not in sys.argv:
         args.images = 1000
     if args.zoo and "--reps" not in sys.argv:
@@ -369,6 +493,16 @@ def main():
                                          capture_output=True, text=True, env=child_env).stdout)
         return zoo_bench(args, hfc, child_env, images, labels, data_path, peak["sgemm_peak_gflops"])
 
+    header, _ = export_pytorch.read(args.model)
+    meta = header["metadata"]
+    model = hfc_models.build(meta.get("family", args.family), bn=meta.get("bn", True)).eval()
+    export_pytorch.load_into(model, args.model)
+    mean = torch.tensor(header["input"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(header["input"]["std"]).view(1, 3, 1, 1)
+    if args.gradients:
+        return gradients_bench(args, hfc, parts_bin, child_env, images, labels, data_path, model,
+                               mean, std, tmp)
+
     # (a) end to end
     cmd = [hfc, "--radius", "4", "--threads", str(args.threads), "--data", data_path,
            "--limit", str(n), args.model]
@@ -383,12 +517,6 @@ def main():
             p = subprocess.run(cmd, check=True, capture_output=True, env=child_env)
         ours_out.append(p.stdout)
 
-    header, _ = export_pytorch.read(args.model)
-    meta = header["metadata"]
-    model = hfc_models.build(meta.get("family", args.family), bn=meta.get("bn", True)).eval()
-    export_pytorch.load_into(model, args.model)
-    mean = torch.tensor(header["input"]["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(header["input"]["std"]).view(1, 3, 1, 1)
     best_batch, best_rate = None, 0
     for b in (64, 256, 1000):
         k = min(n, 2000)
@@ -439,25 +567,8 @@ def main():
           f"{parts['blas_core']} kernels, {args.threads} threads): {peak_text}")
     print(f"engine fraction of sgemm peak: {parts['engine_gflops'] / peak * 100:.0f}%")
     print(f"peak RSS of hfc-eval on {n} images: {rss_text}")
-    # (e) attacks: input gradients against PyTorch autograd, (f) batch statistics
-    k = min(n, 1000)
-    for name, steps, step in (("fgsm", 1, 0.03), ("pgd", 10, 0.0075)):
-        acmd = [hfc, "attack", "--method", name, "--eps", "0.03", "--steps", str(steps),
-                "--threads", str(args.threads), "--data", data_path, "--limit", str(k), args.model]
-        if name == "fgsm":
-            acmd.remove("--steps"), acmd.remove(str(steps))
-        outs, t_a, t_b, got = [], [], [], []
-        for _ in range(args.reps):
-            t_a.append(median_time(lambda: outs.append(subprocess.run(
-                acmd, check=True, capture_output=True, env=child_env).stdout), 1))
-            t_b.append(median_time(lambda: got.append(attack_torch(
-                model, images[:k], labels[:k], 0.03, steps, step, mean, std)), 1))
-        ours = json.loads(outs[0])["correct"]
-        adv = [ours["clean"], ours["adversarial"]]
-        print(f"{name} eps 0.03 on {k} images: hfc-eval {statistics.median(t_a):.2f} s, pytorch autograd "
-              f"{statistics.median(t_b):.2f} s; clean and adversarial correct {adv} vs {list(got[0])}")
-        print(f"{name} speedup vs pytorch-cpu autograd: "
-              f"{statistics.median([b / a for a, b in zip(t_a, t_b)]):.2f}x")
+    # (e) input gradients: attacks, the backward's rate, margins; (f) batch statistics
+    gradients_bench(args, hfc, parts_bin, child_env, images, labels, data_path, model, mean, std, tmp)
     t_run, t_bat = [], []
     for _ in range(args.reps):
         t_run.append(median_time(lambda: subprocess.run(cmd, check=True, capture_output=True,

@@ -8,8 +8,15 @@
  *
  *   bench_parts --split IMAGES.npy R REPS   the split of an .npy's images at
  *       radius R, forward and inverse, the best of REPS (any size)
- *   bench_parts --folder ROOT RESIZE CROP THREADS   loading an image folder */
+ *   bench_parts --folder ROOT RESIZE CROP THREADS   loading an image folder
+ *   bench_parts --backward MODEL N THREADS   the gradient engine on N generated
+ *       images: its forward alone, then one forward with 10 backward passes (a
+ *       Jacobian of the logits, as margin runs it), best of 3; the backward's
+ *       GFLOP/s count a pass as the forward's multiply-adds (d/dx of every
+ *       conv and linear layer is a product of the same size), beside the
+ *       inference engine's forward GFLOP/s */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +110,57 @@ static int folder_only(const char *root, int resize, int crop, int threads)
     return 0;
 }
 
+static void one_hot(void *ctx, int k, size_t first, size_t count, const float *logits, float *d)
+{
+    const int classes = *(const int *)ctx;
+    (void)first, (void)logits;
+    memset(d, 0, count * classes * sizeof *d);
+    for (size_t i = 0; i < count; i++)
+        d[i * classes + k % classes] = 1.0f;
+}
+
+static int backward_only(const char *path, size_t n, int threads)
+{
+    hfc_error err;
+    hfc_model m;
+    hfc_engine *inf, *grad;
+    if (hfc_model_load(&m, path, &err) ||
+        hfc_engine_new(&inf, &m, &(hfc_engine_options){.threads = threads}, &err) ||
+        hfc_engine_new(&grad, &m, &(hfc_engine_options){.threads = threads, .gradients = 1},
+                       &err)) {
+        fprintf(stderr, "bench_parts: %s: %s\n", path, err.reason);
+        return 1;
+    }
+    const size_t P = (size_t)m.channels * m.height * m.width;
+    const int passes = 10;
+    float *x = malloc(n * P * sizeof *x), *logits = malloc(n * m.n_classes * sizeof *logits);
+    float *dx = malloc(passes * n * P * sizeof *dx);
+    if (!x || !logits || !dx)
+        return 1;
+    srand(1);
+    for (size_t i = 0; i < n * P; i++)
+        x[i] = (float)(rand() & 255);
+    double t_inf = 1e30, t_fwd = 1e30, t_all = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t = now();
+        hfc_engine_forward(inf, x, n, logits);
+        t_inf = fmin(t_inf, now() - t);
+        t = now();
+        hfc_engine_forward(grad, x, n, logits);
+        t_fwd = fmin(t_fwd, now() - t);
+        t = now();
+        hfc_engine_input_grad(grad, x, n, passes, one_hot, &m.n_classes, logits, dx, &err);
+        t_all = fmin(t_all, now() - t);
+    }
+    const double flops = hfc_engine_flops(inf) * (double)n, t_back = (t_all - t_fwd) / passes;
+    printf("{\"images\":%zu,\"threads\":%d,\"forward_s\":%.4f,\"forward_gflops\":%.2f,"
+           "\"grad_forward_s\":%.4f,\"backward_pass_s\":%.4f,\"backward_gflops\":%.2f}\n",
+           n, threads, t_inf, flops / t_inf / 1e9, t_fwd, t_back, flops / t_back / 1e9);
+    hfc_engine_free(inf), hfc_engine_free(grad), hfc_model_free(&m);
+    free(x), free(logits), free(dx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--sgemm")) {  /* the SGEMM peak alone */
@@ -113,6 +171,8 @@ int main(int argc, char **argv)
     }
     if (argc == 5 && !strcmp(argv[1], "--split"))
         return split_only(argv[2], atof(argv[3]), atoi(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "--backward"))
+        return backward_only(argv[2], (size_t)atol(argv[3]), atoi(argv[4]));
     if (argc == 6 && !strcmp(argv[1], "--folder"))
         return folder_only(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc != 5) {
