@@ -2,13 +2,14 @@
  * every step backwards from the loss's gradient at the logits, each layer's
  * backward_NAME (src/layers/) adding its inputs' gradients, after undoing
  * what a fused step did besides its layer (its ReLU or ReLU6, its residual
- * Add, the BatchNorm + ReLU a conv applied as it read its input). PyTorch's conventions at the kinks: ReLU'(0) = 0, ReLU6' is 1 on
- * (0, 6) only. */
+ * Add, the BatchNorm + ReLU a conv applied as it read its input).
+ * PyTorch's conventions at the kinks: ReLU'(0) = 0, ReLU6' is 1 on (0, 6)
+ * only. */
 #include <string.h>
 
 #include "engine/internal.h"
 
-void backward_fused(const step_back *r, const hfc_tensor *dres)
+void backward_fused(const step_back *r, const hfc_tensor *dres, int dres_fresh)
 {
     const size_t n = hfc_tensor_size(&r->dy);
     float *restrict dy = r->dy.data;
@@ -19,7 +20,9 @@ void backward_fused(const step_back *r, const hfc_tensor *dres)
     else if (r->s->relu)
         for (size_t i = 0; i < n; i++)
             dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    if (dres) {
+    if (dres && dres_fresh) /* nothing written there yet */
+        memcpy(dres->data, dy, n * sizeof *dy);
+    else if (dres) {
         float *restrict d = dres->data;
         for (size_t i = 0; i < n; i++)
             d[i] += dy[i];
@@ -71,10 +74,11 @@ void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpix
         if (!ws->written[s->out]) /* nothing read this value */
             zero_gradient(ws, &r.dy, s->out);
         hfc_tensor dres; /* before the inputs: it may be one of them */
+        int dres_fresh = 0;
         if (s->residual >= 0) {
             dres = slot_tensor(e, ws->grads, s->residual, s->node->out, n);
-            if (!ws->written[s->residual])
-                zero_gradient(ws, &dres, s->residual);
+            dres_fresh = !ws->written[s->residual];
+            ws->written[s->residual] = 1;
         }
         r.assign = 0;
         int fresh = 0; /* a conv's input gradient not yet written: it writes, not adds */
@@ -90,7 +94,7 @@ void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpix
             }
         }
         if (s->relu || s->residual >= 0)
-            backward_fused(&r, s->residual >= 0 ? &dres : NULL);
+            backward_fused(&r, s->residual >= 0 ? &dres : NULL, dres_fresh);
         if (!s->in_scale) {
             hfc_layers[s->op].backward(&r);
             continue;

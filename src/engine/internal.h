@@ -44,8 +44,9 @@ struct hfc_engine {
 /* What a step does besides its layer, undone first (src/engine/backward.c): a
  * fused ReLU (dy = 0 where y = 0: ReLU'(0) = 0, as PyTorch's; a ReLU6's
  * where y is 0 or 6) and a fused
- * residual Add (dres += dy, the gradient of the Add's other input). */
-void backward_fused(const step_back *r, const hfc_tensor *dres);
+ * residual Add (dres += dy, the gradient of the Add's other input; = dy
+ * when dres_fresh: nothing was written there yet). */
+void backward_fused(const step_back *r, const hfc_tensor *dres, int dres_fresh);
 /* A conv that applied a deferred BatchNorm (+ ReLU) as it read x: its d/dx
  * came as d/d(the normalised values) in dnorm; dx (+)= dnorm * scale where
  * x * scale + shift > 0 (everywhere without the ReLU). */
