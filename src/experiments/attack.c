@@ -75,10 +75,15 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
     hfc_status st;
     for (size_t i = 0; i < total; i++)
         b->x0[i] = raw[i] / 255.0f;
-    /* clean accuracy, by the same engine */
-    hfc_engine_forward(e, raw, n, b->logits);
-    ok[0] = count_correct(b->logits, k, labels, n);
     memcpy(b->x, b->x0, total * sizeof *b->x);
+    /* The clean accuracy, by the same engine: without a random start the
+     * first step's forward is on the clean images themselves (as raw
+     * pixels) and gives it; else a forward of its own. */
+    const int first_at_clean = !spec->random_start;
+    if (!first_at_clean) {
+        hfc_engine_forward(e, raw, n, b->logits);
+        ok[0] = count_correct(b->logits, k, labels, n);
+    }
     if (spec->random_start)
         for (size_t i = 0; i < n; i++)
             for (size_t v = 0; v < P; v++) {
@@ -87,10 +92,16 @@ static hfc_status attack_batch(hfc_engine *e, const hfc_attack_spec *spec, doubl
                 b->x[i * P + v] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
             }
     for (int s = 0; s < spec->steps; s++) {
-        for (size_t i = 0; i < total; i++)
-            b->pix[i] = b->x[i] * 255.0f;
-        if ((st = hfc_engine_input_grad(e, b->pix, n, 1, ce_grad, &loss, b->logits, b->grad, err)))
+        const float *at = raw;
+        if (s || !first_at_clean) {
+            for (size_t i = 0; i < total; i++)
+                b->pix[i] = b->x[i] * 255.0f;
+            at = b->pix;
+        }
+        if ((st = hfc_engine_input_grad(e, at, n, 1, ce_grad, &loss, b->logits, b->grad, err)))
             return st;
+        if (!s && first_at_clean)
+            ok[0] = count_correct(b->logits, k, labels, n);
         for (size_t i = 0; i < total; i++) {
             float g = b->grad[i], t = b->x[i] + step * (float)((g > 0) - (g < 0));
             float lo = b->x0[i] - feps, hi = b->x0[i] + feps;
