@@ -283,7 +283,7 @@ def gradients_bench(args, hfc, parts_bin, child_env, images, labels, data_path, 
     if args.gradients:
         zmean = torch.tensor(hfc_models.CIFAR10_MEAN).view(1, 3, 1, 1)
         zstd = torch.tensor(hfc_models.CIFAR10_STD).view(1, 3, 1, 1)
-        for name in GRADIENT_BENCH:
+        for name in [n for n in args.gradient_models.split(",") if n]:
             zm = zoo_model(name, None).eval()
             binf = os.path.join(tmp, name + ".bin")
             export_pytorch.export(zm, binf, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
@@ -317,6 +317,8 @@ def gradients_bench(args, hfc, parts_bin, child_env, images, labels, data_path, 
               f"{back['backward_gflops'] / back['forward_gflops'] * 100:.0f}% of the forward's")
     # the margin: 100 images, block 8 stride 2, at most 50 iterations (the peer's)
     mk = min(len(labels), args.margin_images)
+    if mk < 1:
+        return
     mcmd = [hfc, "margin", "--block", "8", "--stride", "2", "--max-iter", "50", "--threads",
             str(args.threads), "--data", data_path, "--limit", str(mk), args.model]
     outs, t_a, t_b, got = [], [], [], []
@@ -436,7 +438,10 @@ def main():
                     help="run hfc-eval's side with HFC_ISA=ISA (a lower instruction set than the CPU's best)")
     ap.add_argument("--gradients", action="store_true",
                     help="only (e), on --model and on " + ", ".join(GRADIENT_BENCH) + " too (1,000 images)")
-    ap.add_argument("--margin-images", type=int, default=100, help="(e): images of the margin's run")
+    ap.add_argument("--gradient-models", default=",".join(GRADIENT_BENCH),
+                    help="--gradients: the zoo's models besides --model (comma-separated, may be empty)")
+    ap.add_argument("--margin-images", type=int, default=100,
+                    help="(e): images of the margin's run (0: no margin)")
     ap.add_argument("--margin-reps", type=int, help="(e): the margin's repetitions (default --reps)")
     ap.add_argument("--sources", action="store_true",
                     help="the split at 224 x 224 and reading a JPEG folder against their peers")
