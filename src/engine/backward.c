@@ -70,13 +70,13 @@ void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpix
         const step *s = &e->steps[i];
         r.s = s;
         r.y = slot_tensor(e, ws->slots, s->out, s->node->out, n);
-        r.dy = slot_tensor(e, ws->grads, s->out, s->node->out, n);
+        r.dy = grad_tensor(e, ws, s->out, s->node->out, n);
         if (!ws->written[s->out]) /* nothing read this value */
             zero_gradient(ws, &r.dy, s->out);
         hfc_tensor dres; /* before the inputs: it may be one of them */
         int dres_fresh = 0;
         if (s->residual >= 0) {
-            dres = slot_tensor(e, ws->grads, s->residual, s->node->out, n);
+            dres = grad_tensor(e, ws, s->residual, s->node->out, n);
             dres_fresh = !ws->written[s->residual];
             ws->written[s->residual] = 1;
         }
@@ -85,7 +85,7 @@ void backward_group(const hfc_engine *e, const workspace *ws, int n, float *dpix
         for (int k = 0; k < s->n_in; k++) {
             hfc_shape sh = m->nodes[s->node->in[k]].out;
             r.x[k] = slot_tensor(e, ws->slots, s->in[k], sh, n);
-            r.dx[k] = slot_tensor(e, ws->grads, s->in[k], sh, n);
+            r.dx[k] = grad_tensor(e, ws, s->in[k], sh, n);
             if (!ws->written[s->in[k]]) {
                 if (s->op == HFC_OP_CONV2D)
                     fresh = r.assign = ws->written[s->in[k]] = 1;

@@ -12,7 +12,7 @@
 typedef struct {
     float *slots;  /* (n_slots, slot_floats): each slot holds a group */
     float *col;    /* im2col scratch for a group */
-    float *grads;  /* gradients: (n_slots, slot_floats), when planned for them */
+    float *grads;  /* gradients: (n_grad_buffers, slot_floats), when planned for them */
     unsigned char *written; /* gradients: per slot, whether a backward pass has written
                                its gradient yet */
     float *dtmp;   /* gradients: a conv's d/dx before a deferred BatchNorm's (slot_floats) */
@@ -23,6 +23,10 @@ struct hfc_engine {
     step *steps;
     int n_steps;
     int n_slots;
+    int *grad_buffer;     /* gradient engines: slot -> its gradient's buffer in ws->grads,
+                             reused once the value's producer has run backwards
+                             (plan_gradient_buffers) */
+    int n_grad_buffers;
     size_t slot_floats;   /* a group's largest activation */
     size_t col_floats;    /* scratch: im2col for a group, or a tiled conv's */
     int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
@@ -55,6 +59,12 @@ void backward_deferred_bn(const step *s, const hfc_tensor *x, const float *dnorm
 static inline hfc_tensor slot_tensor(const hfc_engine *e, float *base, int slot, hfc_shape s, int n)
 {
     return (hfc_tensor){n, s.c, s.h, s.w, base + (size_t)slot * e->slot_floats};
+}
+/* The gradient of the value in a slot. */
+static inline hfc_tensor grad_tensor(const hfc_engine *e, const workspace *ws, int slot,
+                                     hfc_shape s, int n)
+{
+    return slot_tensor(e, ws->grads, e->grad_buffer[slot], s, n);
 }
 
 /* ------------------------------------------------------------ planning */
@@ -112,6 +122,7 @@ int root_of(const node_plan *P, int i);
 hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err);
 hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err);
 hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err);
+hfc_status plan_gradient_buffers(hfc_engine *e, hfc_error *err);
 
 /* ------------------------------------------------------------- running */
 

@@ -295,7 +295,8 @@ static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
         e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
         e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
         if (e->gradients) {
-            e->ws[t].grads = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
+            e->ws[t].grads =
+                hfc_alloc_big((size_t)e->n_grad_buffers * e->slot_floats * sizeof(float));
             e->ws[t].written = malloc((size_t)e->n_slots);
             e->ws[t].dtmp = hfc_alloc_big(e->slot_floats * sizeof(float));
         }
@@ -341,6 +342,8 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
         st = plan_conv_weights(e, err);
     if (!st && e->gradients)
         st = plan_backward_convs(e, opt->conv, err);
+    if (!st && e->gradients)
+        st = plan_gradient_buffers(e, err);
     if (!st)
         st = plan_workspaces(e, opt->threads, err);
     free(P);

@@ -27,6 +27,7 @@ void hfc_engine_free(hfc_engine *e)
     free(e->folded);
     free(e->transposed);
     free(e->back_weights);
+    free(e->grad_buffer);
     free(e);
 }
 
@@ -98,7 +99,7 @@ static void *run_job(void *arg)
                    j->ws->slots + (size_t)j->tap_slot * j->e->slot_floats,
                    count * j->tap_floats * sizeof(float));
         for (int p = 0; j->dx && p < j->passes; p++) {
-            float *dlogits = j->ws->grads + (size_t)j->e->output_slot * j->e->slot_floats;
+            float *dlogits = j->ws->grads + (size_t)j->e->grad_buffer[j->e->output_slot] * j->e->slot_floats;
             j->loss(j->ctx, p, start, count, out, dlogits);
             backward_group(j->e, j->ws, (int)count, j->dx + ((size_t)p * j->n + start) * in_floats);
         }
