@@ -10,7 +10,7 @@
 #include "layers/layer.h"
 
 typedef struct {
-    float *slots;  /* (n_slots, slot_floats): each slot holds a group */
+    float *slots;  /* slot k at slot_offset[k]: each slot holds a group's value */
     float *col;    /* im2col scratch for a group */
     float *grads;  /* gradients: (n_grad_buffers, slot_floats), when planned for them */
     unsigned char *written; /* gradients: per slot, whether a backward pass has written
@@ -28,6 +28,10 @@ struct hfc_engine {
                              (plan_gradient_buffers) */
     int n_grad_buffers;
     size_t slot_floats;   /* a group's largest activation */
+    size_t *slot_offset;  /* (n_slots + 1): where each slot starts in ws->slots, sized for
+                             the largest value it holds (in gradient engines, where every
+                             value keeps its slot, VGG-16's values take 5x less than
+                             n_slots largest ones); the last: the floats of all */
     size_t col_floats;    /* scratch: im2col for a group, or a tiled conv's */
     int group;            /* images per forward_group: HFC_ENGINE_GROUP, or 4 when no
                              conv runs im2col + SGEMM (the activations stay in L2);
@@ -58,13 +62,14 @@ void backward_deferred_bn(const step *s, const hfc_tensor *x, const float *dnorm
                           int assign);
 static inline hfc_tensor slot_tensor(const hfc_engine *e, float *base, int slot, hfc_shape s, int n)
 {
-    return (hfc_tensor){n, s.c, s.h, s.w, base + (size_t)slot * e->slot_floats};
+    return (hfc_tensor){n, s.c, s.h, s.w, base + e->slot_offset[slot]};
 }
-/* The gradient of the value in a slot. */
+/* The gradient of the value in a slot (buffers of slot_floats each). */
 static inline hfc_tensor grad_tensor(const hfc_engine *e, const workspace *ws, int slot,
                                      hfc_shape s, int n)
 {
-    return slot_tensor(e, ws->grads, e->grad_buffer[slot], s, n);
+    return (hfc_tensor){n, s.c, s.h, s.w,
+                        ws->grads + (size_t)e->grad_buffer[slot] * e->slot_floats};
 }
 
 /* ------------------------------------------------------------ planning */

@@ -292,7 +292,7 @@ static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
     if (!e->ws)
         return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for thread buffers");
     for (int t = 0; t < e->threads; t++) {
-        e->ws[t].slots = hfc_alloc_big((size_t)e->n_slots * e->slot_floats * sizeof(float));
+        e->ws[t].slots = hfc_alloc_big(e->slot_offset[e->n_slots] * sizeof(float));
         e->ws[t].col = hfc_alloc_big(e->col_floats * sizeof(float));
         if (e->gradients) {
             e->ws[t].grads =

@@ -28,6 +28,7 @@ void hfc_engine_free(hfc_engine *e)
     free(e->transposed);
     free(e->back_weights);
     free(e->grad_buffer);
+    free(e->slot_offset);
     free(e);
 }
 
@@ -87,7 +88,7 @@ static void *run_job(void *arg)
     const job *j = arg;
     const hfc_model *m = j->e->model;
     size_t in_floats = (size_t)m->channels * m->height * m->width;
-    const float *out = j->ws->slots + (size_t)j->e->output_slot * j->e->slot_floats;
+    const float *out = j->ws->slots + j->e->slot_offset[j->e->output_slot];
     for (size_t g = j->first; g < j->groups; g += j->stride) {
         size_t start = g * j->e->group;
         size_t count = j->n - start < (size_t)j->e->group ? j->n - start : (size_t)j->e->group;
@@ -96,7 +97,7 @@ static void *run_job(void *arg)
             memcpy(j->logits + start * m->n_classes, out, count * m->n_classes * sizeof(float));
         if (j->tap)
             memcpy(j->tap + start * j->tap_floats,
-                   j->ws->slots + (size_t)j->tap_slot * j->e->slot_floats,
+                   j->ws->slots + j->e->slot_offset[j->tap_slot],
                    count * j->tap_floats * sizeof(float));
         for (int p = 0; j->dx && p < j->passes; p++) {
             float *dlogits = j->ws->grads + (size_t)j->e->grad_buffer[j->e->output_slot] * j->e->slot_floats;

@@ -231,7 +231,8 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
     e->folded = malloc((folded_floats(e, P) + 1) * sizeof(float));
     e->steps = calloc((size_t)n, sizeof *e->steps);
     int *slot_free = calloc((size_t)n, sizeof *slot_free);
-    if (!e->folded || !e->steps || !slot_free) {
+    e->slot_offset = calloc((size_t)n + 1, sizeof *e->slot_offset); /* sizes, for now */
+    if (!e->folded || !e->steps || !slot_free || !e->slot_offset) {
         free(slot_free);
         return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory planning the model");
     }
@@ -258,6 +259,8 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
         size_t floats = (size_t)nd->out.c * nd->out.h * nd->out.w;
         if (floats > max_floats)
             max_floats = floats;
+        if (floats > e->slot_offset[s->out])
+            e->slot_offset[s->out] = floats;
         if (nd->op != HFC_OP_INPUT)
             e->macs += layer_macs(m, nd);
     }
@@ -591,5 +594,11 @@ hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
     }
     free(copy);
     e->slot_floats *= (size_t)e->group;
+    size_t at = 0; /* the slots' sizes (per image) become offsets, 64-byte aligned */
+    for (int k = 0; k <= e->n_slots; k++) {
+        const size_t floats = k < e->n_slots ? e->slot_offset[k] * e->group : 0;
+        e->slot_offset[k] = at;
+        at += (floats + 15) / 16 * 16;
+    }
     return HFC_OK;
 }
