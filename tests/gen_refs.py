@@ -39,7 +39,7 @@ import hfc_models  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "zoo"))
 import models as zoo  # noqa: E402
 import onnx_to_hfc  # noqa: E402
-from reference import MASK_KINDS, GraphModel, paper_split  # noqa: E402
+from reference import MASK_KINDS, GraphModel, paper_split, prototype_distances  # noqa: E402
 
 SPLIT_RADII = [0, 1, 4, 8.5, 12, 16, 16.5, 22.5, 23, 30]
 
@@ -169,11 +169,19 @@ def randomize(model, gen):
                 m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
                 m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+            elif hasattr(m, "prototype_vectors"):  # ProtoPNet: its own generator, the others' unchanged
+                m.prototype_vectors.copy_(torch.rand(m.prototype_vectors.shape,
+                                                     generator=torch.Generator().manual_seed(7)))
             elif isinstance(m, Modern):  # LayerNorms and the layer scale
                 for p in (m.ln_w, m.ln.weight, m.ln_flat.weight, m.scale):
                     p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
                 for p in (m.ln_b, m.ln.bias, m.ln_flat.bias):
                     p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+        for m in model.modules():
+            if hasattr(m, "prototype_vectors"):  # a ProtoPNet's sigmoid inputs to about +-10, as
+                last = m.add_on_layers[2]         # trained ones (at +-150 float32's gradients lose
+                last.weight.mul_(0.05)            # 4 digits to cancellation, PyTorch's too)
+                last.bias.mul_(0.05)
     return model.eval()
 
 
@@ -227,6 +235,11 @@ class _KinkWatch(GraphModel):
             size = x.abs().flatten(1).max(1).values  # margins relative to the layer's values
             for k in kinks.get(node["op"], ()):
                 self.margin = torch.minimum(self.margin, (x - k).abs().flatten(1).min(1).values / size)
+            if node["op"] == "prototype":  # the nearest position: two near-equal distances
+                d = prototype_distances(x, self.t[node["prototypes"]]).flatten(2)
+                top = (-d).topk(2, dim=2).values
+                self.margin = torch.minimum(self.margin, (top[:, :, 0] - top[:, :, 1]).abs().min(1).values
+                                            / d.flatten(1).max(1).values)
             if node["op"] == "maxpool2d":
                 kh, kw = node["kernel"]
                 p = F.unfold(F.pad(x, [node["padding"][1]] * 2 + [node["padding"][0]] * 2,
@@ -245,7 +258,7 @@ def write_grad(model, path, pixels, mean, std, gen, model_file, batch_stats=Fals
     value) of a kink (_KinkWatch)."""
     x = pixels.clone().requires_grad_(True)
     norm = (x / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    logits = model(norm)
+    logits = first(model(norm))
     seed = torch.randn(logits.shape, generator=gen)
     (logits * seed).sum().backward()
     watch = _KinkWatch(model_file, batch_stats)
@@ -253,6 +266,11 @@ def write_grad(model, path, pixels, mean, std, gen, model_file, batch_stats=Fals
         watch(pixels)
     near = (watch.margin < 3e-6).numpy().astype("<f4")
     write(path, list(logits.shape), seed.numpy().astype("<f4"), x.grad.numpy().astype("<f4"), near)
+
+
+def first(out):
+    """The logits of a model that returns a tuple (ProtoPNet: (logits, min_distances))."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 def write(path, header, *arrays):
@@ -316,7 +334,7 @@ def main(out):
                               classes=hfc_models.CIFAR10_CLASSES, metadata={"test": name},
                               dtype=dtype)
         with torch.no_grad():
-            logits = model(norm).numpy().astype("<f4")
+            logits = first(model(norm)).numpy().astype("<f4")
         write(os.path.join(out, name + ".in"), [len(pixels), 3072], pixels.numpy().astype("<f4"))
         write(os.path.join(out, name + ".out"), list(logits.shape), logits)
         bin_path = os.path.join(out, name + ".bin")

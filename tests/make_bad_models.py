@@ -132,6 +132,17 @@ def broken(raw):
     g["nodes"].append({"name": "shuffle_bad", "op": "channel_shuffle", "inputs": ["input"], "groups": 2})
     yield "shuffle-indivisible", join(g, data, version=2)
 
+    # The prototype layer (ProtoPNet) with a wrong attribute or tensor; it
+    # reads the flat features, whose width the linear layer's weight has.
+    lin = first(h, "linear")
+    for name, extra in (("proto-similarity", {"similarity": "cosine"}), ("proto-epsilon", {"epsilon": 0}),
+                        ("proto-shape", {"prototypes": first(h, "conv2d")["weight"]})):
+        g = json.loads(json.dumps(h))
+        g["nodes"].append({"name": "proto_bad", "op": "prototype", "inputs": [lin["inputs"][0]],
+                           "prototypes": lin["weight"], **extra})
+        g["output"] = "proto_bad"
+        yield name, join(g, data)
+
 
 def main():
     good, out = sys.argv[1], sys.argv[2]

@@ -25,6 +25,11 @@ operations converts without per-architecture code:
       nn.LayerNorm(C) / F.layer_norm, nn.Linear (a 1x1 conv), activations, + and *
   p * x for a (c, 1, 1) parameter p after a conv (layer scale: folded into it)
   x[:, k].unsqueeze(1) (transform_input), x.squeeze() of (n, c, 1, 1) features
+  ProtoPNet's head as its authors write it (x ** 2, F.conv2d with a parameter
+      or constant as weight, arithmetic on parameters, negation, max-pool over
+      the whole map, log, division): one prototype layer
+      (tools/prototype_pattern.py); a model returning a tuple gives its
+      first element as the logits, or the one output_index names
 
 Shapes come from running the traced model once on a zero image, so
 `n, c, h, w = x.size()` and sizes computed from it work (x[:, :c] too).
@@ -50,6 +55,9 @@ import torch
 import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from prototype_pattern import Pattern, live_nodes  # noqa: E402
 
 MAX_CONCAT = 64  # inputs of one concat node (HFC_MAX_INPUTS in src/layers/node.h)
 MAGIC = b"HFCMODEL"
@@ -115,6 +123,9 @@ class _Converter:
         self.nhwc = set()     # fx node names whose value is an hfc node's, permuted to (n, h, w, c)
         self.layout_back = set()  # fx node names of the permutes back to (n, c, h, w)
         self.squeezed = set() # fx node names of x[:, k]: one channel, its axis dropped until unsqueeze(1)
+        self.pattern = Pattern()  # ProtoPNet's head, step by step
+        self.deferred = {}    # fx node name -> why it has no hfc node (a pattern's step)
+        self.output_index = 0 # of a tuple the model returns
 
     # -- helpers -------------------------------------------------------
     def src(self, arg, fx_node):
@@ -125,6 +136,8 @@ class _Converter:
         if arg.name in self.consts:
             raise ExportError(f"{fx_node.name}: uses parameter {arg.target} as an input tensor; "
                               "only as a per-channel scale after a conv or linear")
+        if arg.name not in self.alias:
+            raise ExportError(self.deferred.get(arg.name, f"{fx_node.name}: reads {arg.name}, which has no value"))
         return self.alias[arg.name]
 
     def tensor(self, name, value):
@@ -202,9 +215,22 @@ class _Converter:
             self.alias[n.name] = "input"
         elif n.op == "output":
             out = n.args[0]
+            if isinstance(out, (tuple, list)) and 0 <= self.output_index < len(out):
+                out = out[self.output_index]
+            elif self.output_index:
+                raise ExportError(f"output index {self.output_index}: the model returns one tensor")
             if not isinstance(out, torch.fx.Node):
-                raise ExportError("the model must return one tensor (the logits)")
+                raise ExportError("the model must return one tensor (the logits), or a tuple of them")
+            self.output_value = out
+            layer = self.pattern.minimum(out.name)
+            if layer:
+                self.prototype(n, layer)
+                out = n
             self.output = self.src(out, n)
+        elif n.op in ("call_function", "call_method") and self.constant(n):
+            pass
+        elif n.op in ("call_function", "call_method", "call_module") and self.proto_step(n):
+            pass
         elif n.op == "call_module":
             self.module(n, self.modules[n.target])
         elif n.op == "call_function":
@@ -218,6 +244,100 @@ class _Converter:
             self.consts[n.name] = value
         else:
             raise ExportError(f"{n.name}: unsupported fx node kind {n.op}")
+
+    # -- ProtoPNet's head (tools/prototype_pattern.py) ---------------------
+    def constant(self, n):
+        """Arithmetic on parameters and constants only (sum(P ** 2), views of
+        them): its value, computed when the model ran."""
+        ins = []
+        torch.fx.node.map_arg((n.args, n.kwargs), ins.append)
+        value = self.values.get(n.name)
+        if not ins or not all(v.name in self.consts for v in ins) or not isinstance(value, torch.Tensor):
+            return False
+        self.consts[n.name] = value
+        return True
+
+    def proto_step(self, n):
+        """Tells the pattern what n did. True when n was one of its steps:
+        n then has no hfc node of its own (unless a layer closed there), and
+        what the usual conversion said of n is kept for anything reading it."""
+        P, a, kw, f = self.pattern, n.args, n.kwargs, n.target
+        key = lambda v: v.name if isinstance(v, torch.fx.Node) else None  # noqa: E731
+        name = f if n.op == "call_method" else getattr(f, "__name__", "")
+        if n.op == "call_module":
+            name = "relu" if isinstance(self.modules[n.target], nn.ReLU) else ""
+        layer = None
+        if name in ("pow", "pow_") or f in (operator.pow, torch.pow):
+            if len(a) > 1 and a[1] == 2 and key(a[0]):
+                P.square(n.name, a[0].name)
+        elif f is F.conv2d:
+            x, w = (a[0] if a else kw.get("input")), (a[1] if len(a) > 1 else kw.get("weight"))
+            b = a[2] if len(a) > 2 else kw.get("bias")
+            rest = [a[i] if len(a) > i else kw.get(k, d) for i, k, d in
+                    ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1), (6, "groups", 1))]
+            plain = _pair(rest[0]) == [1, 1] and _pair(rest[1]) == [0, 0] and _pair(rest[2]) == [1, 1] and rest[3] == 1
+            if key(x) and key(w) in self.consts:
+                P.conv(n.name, x.name, self.consts[w.name].detach().double().numpy(), b, plain)
+        elif f in (operator.mul, torch.mul) or name == "mul":
+            k = [self.number(v) for v in a[:2]]
+            if len(a) == 2 and (k[0] is None) != (k[1] is None):
+                P.scale(n.name, key(a[0] if k[0] is None else a[1]), k[0] if k[1] is None else k[1])
+        elif f in (operator.add, torch.add) or name == "add" or f in (operator.sub, torch.sub):
+            sign = -1.0 if f in (operator.sub, torch.sub) else 1.0
+            x, y = a[0], a[1] if len(a) > 1 else kw.get("other")
+            if key(x) and key(y) and x.name not in self.consts and y.name not in self.consts and sign > 0:
+                P.add(n.name, x.name, y.name)
+            elif key(x) and (self.number(y) is not None or key(y) in self.consts):
+                c = self.number(y) if self.number(y) is not None else self.consts[y.name].double().numpy()
+                P.shift(n.name, x.name, sign * c)
+            elif key(y) and self.number(x) is not None and sign > 0:
+                P.shift(n.name, y.name, self.number(x))
+        elif name == "relu" or f in (F.relu, torch.relu):
+            P.relu(n.name, key(a[0]))
+        elif f in (operator.neg, torch.neg) or name == "neg":
+            layer = P.neg(n.name, key(a[0]))
+        elif f is F.max_pool2d and key(a[0]):
+            k = a[1] if len(a) > 1 else kw.get("kernel_size")
+            k = [self.concrete(v) for v in (k if isinstance(k, (tuple, list)) else (k, k))]
+            s = a[2] if len(a) > 2 else kw.get("stride")
+            p = a[3] if len(a) > 3 else kw.get("padding", 0)
+            whole = list(self.shape(a[0])[2:]) == k and (s is None or s == [] or _pair(s) == k) and _pair(p) == [0, 0]
+            P.max_over_map(n.name, a[0].name, whole)
+        elif name in ("view", "reshape", "flatten", "squeeze") or f in (torch.flatten, torch.squeeze):
+            P.reshape(n.name, key(a[0]))
+        elif f in (operator.truediv, torch.div) or name == "div":
+            P.div(n.name, key(a[0]), key(a[1]))
+        elif f is torch.log or name == "log":
+            layer = P.log(n.name, key(a[0]))
+        if layer:
+            self.prototype(n, layer)
+            return True
+        if n.name not in P.sym and n.name not in P.squares:
+            return False
+        try:  # the usual conversion, for a reader outside the pattern
+            self.convert_usual(n)
+        except (ExportError, KeyError) as e:
+            self.deferred[n.name] = str(e) if isinstance(e, ExportError) else f"{n.name}: cannot be converted"
+        return True
+
+    def prototype(self, n, layer):
+        P = layer["P"]
+        name = next((v.target for v in self.graph.graph.nodes if v.op == "get_attr"
+                     and v.name in self.consts and tuple(self.consts[v.name].shape) == (P.shape[0], P.shape[1], 1, 1)
+                     and np.array_equal(self.consts[v.name].detach().double().numpy()[:, :, 0, 0], P)), n.name)
+        x = self.alias.get(layer["x"])
+        if x is None:
+            raise ExportError(self.deferred.get(layer["x"], f"{n.name}: the prototypes' feature map has no value"))
+        self.emit(n, "prototype", [x], prototypes=self.tensor(name, torch.from_numpy(P)),
+                  similarity=layer["similarity"], epsilon=layer.get("epsilon"))
+
+    def convert_usual(self, n):
+        if n.op == "call_module":
+            self.module(n, self.modules[n.target])
+        elif n.op == "call_function":
+            self.function(n, n.target)
+        else:
+            self.method(n, n.target)
 
     def module(self, n, m):
         x = self.src(n.args[0], n) if n.args else None
@@ -653,13 +773,15 @@ def _json_safe(value):
 
 
 def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None,
-           input_shape=(3, 32, 32), dtype="f32"):
+           input_shape=(3, 32, 32), dtype="f32", output_index=0):
     """Trace `model` and write it to `path` in hfc-eval's model format.
 
     mean, std: per-channel preprocessing applied after `scale`:
                x_model = (x_pixel * scale - mean[c]) / std[c].
     classes:   class names (default: "0".."K-1").
     dtype:     "f32" (default) or "f16" storage for the weights.
+    output_index: which element of a tuple the model returns is the output
+               (ProtoPNet's (logits, min_distances): 0, the default).
     """
     if dtype not in ("f32", "f16"):
         raise ValueError("dtype must be 'f32' or 'f16'")
@@ -682,6 +804,8 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
         Recorder(graph).run(torch.zeros(1, *input_shape))
     conv = _Converter(graph, dtype)
     conv.values = values
+    conv.graph = graph
+    conv.output_index = output_index
     conv.modules = dict(graph.named_modules())
     for n in graph.graph.nodes:
         try:
@@ -694,9 +818,8 @@ def export(model, path, *, mean, std, scale=1 / 255, classes=None, metadata=None
     if not hasattr(conv, "output"):
         raise ExportError("the traced graph has no output")
 
-    with torch.no_grad():
-        k = int(model(torch.zeros(1, *input_shape)).shape[1])
-    return write(path, conv.nodes, conv.tensors, conv.output, k, mean=mean, std=std, scale=scale,
+    k = int(np.prod(values[conv.output_value.name].shape[1:]))
+    return write(path, live_nodes(conv.nodes, conv.output), conv.tensors, conv.output, k, mean=mean, std=std, scale=scale,
                  classes=classes, metadata=metadata, input_shape=input_shape, dtype=dtype)
 
 
@@ -834,6 +957,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="seed for random weights")
     ap.add_argument("--input-size", default="3,32,32", metavar="C,H,W",
                     help="the input the model takes (default 3,32,32)")
+    ap.add_argument("--output-index", type=int, default=0,
+                    help="which element of a tuple the model returns (default 0: the logits)")
     args = ap.parse_args()
     try:
         input_shape = tuple(int(v) for v in args.input_size.split(","))
@@ -854,7 +979,7 @@ def main():
     try:
         export(model, args.output, mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD,
                classes=hfc_models.CIFAR10_CLASSES, metadata=meta, dtype=args.dtype,
-               input_shape=input_shape)
+               input_shape=input_shape, output_index=args.output_index)
     except ExportError as e:
         sys.exit(f"export_pytorch.py: {e}")
 

@@ -280,3 +280,63 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class ProtoPNet(nn.Module):
+    """A prototype network ("this looks like that", Chen et al. 2019) over a
+    backbone `features`, in the spelling of the authors' public code: 1x1
+    add-on layers ending in a sigmoid, `prototype_vectors` (m, D, 1, 1) and
+    a constant `ones` of the same shape, squared L2 distances written as
+    three convolutions, the minimum over the map by a max-pool of the
+    negated distances, log similarity, a bias-free last layer; forward
+    returns (logits, min_distances). Prototype j belongs to class
+    j // per_class; the last layer starts at 1 for its own class and
+    -0.5 for the others."""
+
+    def __init__(self, features, channels, classes=10, per_class=10, depth=128,
+                 similarity="log", epsilon=1e-4):
+        super().__init__()
+        self.features = features
+        self.num_prototypes = m = classes * per_class
+        self.num_classes = classes
+        self.epsilon = epsilon
+        self.similarity = similarity
+        self.add_on_layers = nn.Sequential(
+            nn.Conv2d(channels, depth, 1), nn.ReLU(), nn.Conv2d(depth, depth, 1), nn.Sigmoid())
+        self.prototype_vectors = nn.Parameter(torch.rand(m, depth, 1, 1))
+        self.ones = nn.Parameter(torch.ones(m, depth, 1, 1), requires_grad=False)
+        identity = torch.zeros(m, classes)
+        identity[torch.arange(m), torch.arange(m) // per_class] = 1
+        self.register_buffer("prototype_class_identity", identity)
+        self.last_layer = nn.Linear(m, classes, bias=False)
+        self.last_layer.weight.data.copy_(identity.t() - 0.5 * (1 - identity.t()))
+
+    def conv_features(self, x):
+        return self.add_on_layers(self.features(x))
+
+    def _l2_convolution(self, x):
+        x2_patch_sum = F.conv2d(input=x ** 2, weight=self.ones)
+        p2 = torch.sum(self.prototype_vectors ** 2, dim=(1, 2, 3))
+        xp = F.conv2d(input=x, weight=self.prototype_vectors)
+        return F.relu(x2_patch_sum + (-2 * xp + p2.view(-1, 1, 1)))
+
+    def distance_2_similarity(self, distances):
+        if self.similarity == "log":
+            return torch.log((distances + 1) / (distances + self.epsilon))
+        return -distances
+
+    def prototype_distances(self, x):
+        return self._l2_convolution(self.conv_features(x))
+
+    def forward(self, x):
+        distances = self.prototype_distances(x)
+        min_distances = -F.max_pool2d(-distances, kernel_size=(distances.size()[2], distances.size()[3]))
+        min_distances = min_distances.view(-1, self.num_prototypes)
+        return self.last_layer(self.distance_2_similarity(min_distances)), min_distances
+
+
+def vgg_protopnet(bn=True, **kwargs):
+    """ProtoPNet over the shipped VGG-style backbone's features without their
+    last max-pool (a 4x4 map of 256 channels on 32x32 images)."""
+    vgg = VGG(bn=bn)
+    return ProtoPNet(nn.Sequential(*list(vgg.features)[:-1]), 256, **kwargs)

@@ -22,8 +22,13 @@ their ONNX form:
       conv), activations and arithmetic; Mul by a (1, C, 1, 1) constant after a Conv
   Gather + Unsqueeze of one channel (transform_input); Squeeze of (N, C, 1, 1)
   Identity, Dropout; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat,
-  Cast, Slice, Transpose, Reshape, ConstantOfShape and arithmetic on
-  constants are computed here (folded).
+  Cast, Slice, Transpose, Reshape, ConstantOfShape, Pow, ReduceSum and
+  arithmetic on constants are computed here (folded).
+  ProtoPNet's head: Pow(x, 2), Conv with the ones and the prototypes, Mul,
+  Add, Relu, Neg, MaxPool over the whole map, Neg, Reshape, Add, Div, Log
+  (or Neg): one prototype layer (tools/prototype_pattern.py). A graph with
+  several outputs gives the first as the logits, or the one --output-index
+  names.
 
 Anything else stops the conversion with an error naming the operation and
 the node. The model's preprocessing is given on the command line:
@@ -40,6 +45,7 @@ from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_pytorch  # noqa: E402  (the file writer)
+from prototype_pattern import Pattern, live_nodes  # noqa: E402
 
 INT_MAX = 2 ** 62
 
@@ -85,6 +91,8 @@ class _Converter:
             for v in node.input:
                 self.users.setdefault(v, []).append(node)
         self.count = 0
+        self.pattern = Pattern() # ProtoPNet's head, step by step
+        self.deferred = {}       # ONNX value -> why it has no hfc node (a pattern's step)
 
     # -- helpers -------------------------------------------------------------
     def where(self, node):
@@ -95,7 +103,8 @@ class _Converter:
             raise ConvertError(f"{self.where(node)}: reads a spatially padded tensor "
                                "(only an AveragePool may follow a spatial Pad)")
         if value not in self.alias:
-            raise ConvertError(f"{self.where(node)}: input {value!r} is not a tensor this converter made")
+            raise ConvertError(self.deferred.get(
+                value, f"{self.where(node)}: input {value!r} is not a tensor this converter made"))
         return self.alias[value]
 
     def shape(self, value):
@@ -162,6 +171,12 @@ class _Converter:
             r = np.transpose(v[0], a.get("perm"))
         elif op == "Floor":
             r = np.floor(v[0])
+        elif op == "Pow":
+            r = np.power(v[0], v[1])
+        elif op == "ReduceSum":
+            axes = a.get("axes", v[1] if len(v) > 1 and v[1] is not None else None)
+            r = np.sum(v[0], axis=None if axes is None else tuple(int(x) for x in axes),
+                       keepdims=bool(a.get("keepdims", 1)))
         elif op == "Reshape":
             r = v[0].reshape([int(d) for d in v[1]])
         elif op == "ConstantOfShape":
@@ -197,10 +212,12 @@ class _Converter:
                 return
             op, ins, out = node.op_type, list(node.input), node.output[0]
             handler = getattr(self, "op_" + op, None)
-            if handler is None:
+            if handler is None and op not in ("Pow", "Neg", "Log"):
                 raise ConvertError(f"{self.where(node)}: unsupported operation {op}")
             if any(v in self.squeezed for v in ins) and op != "Unsqueeze":
                 raise ConvertError(f"{self.where(node)}: uses one gathered channel (x[:, k]) without Unsqueeze(1)")
+            if self.proto_step(node, a, ins, out, handler):
+                return
             last = [v in self.nhwc for v in ins if v and v not in self.consts]
             if any(last) and (op not in self.PER_PIXEL or not all(last)):
                 raise ConvertError(f"{self.where(node)}: {op} of a channels-last (transposed) tensor; "
@@ -213,6 +230,65 @@ class _Converter:
         except Exception as e:  # a form of the op this converter does not expect: one line, no traceback
             raise ConvertError(f"{self.where(node)}: cannot convert this {node.op_type} "
                                f"({type(e).__name__}: {e})") from e
+
+    def proto_step(self, node, a, ins, out, handler):
+        """Tells the pattern what node did (ProtoPNet's head,
+        tools/prototype_pattern.py). True when node was one of its steps:
+        it has no hfc node of its own then (unless the layer closed there),
+        and what the usual conversion said of it is kept for other readers."""
+        P, op, layer = self.pattern, node.op_type, None
+        known = lambda v: v and v not in self.consts  # noqa: E731
+        if op == "Pow" and known(ins[0]) and self.number(ins[1]) == 2:
+            P.square(out, ins[0])
+        elif op == "Conv" and known(ins[0]) and self.const(ins[1]) is not None:
+            plain = (list(a.get("strides", [1, 1])) == [1, 1] and not any(a.get("pads", [0] * 4))
+                     and a.get("group", 1) == 1 and list(a.get("dilations", [1, 1])) == [1, 1])
+            b = self.const(ins[2]) if len(ins) > 2 and ins[2] else None
+            P.conv(out, ins[0], self.const(ins[1]), b, plain)
+        elif op == "Mul" and (self.number(ins[0]) is None) != (self.number(ins[1]) is None):
+            x, k = (ins[0], self.number(ins[1])) if self.number(ins[0]) is None else (ins[1], self.number(ins[0]))
+            P.scale(out, x, k)
+        elif op in ("Add", "Sub") and known(ins[0]) and known(ins[1]) and op == "Add":
+            P.add(out, ins[0], ins[1])
+        elif op in ("Add", "Sub") and known(ins[0]) and self.const(ins[1]) is not None:
+            P.shift(out, ins[0], self.const(ins[1]) * (-1.0 if op == "Sub" else 1.0))
+        elif op == "Add" and known(ins[1]) and self.const(ins[0]) is not None:
+            P.shift(out, ins[1], self.const(ins[0]))
+        elif op == "Relu":
+            P.relu(out, ins[0])
+        elif op == "Neg":
+            layer = P.neg(out, ins[0])
+        elif op == "MaxPool" and ins[0] in self.shapes:
+            k = [int(v) for v in a["kernel_shape"]]
+            whole = (list(self.shape(ins[0])[2:]) == k and not any(a.get("pads", [0] * 4))
+                     and [int(v) for v in a.get("strides", k)] == k)
+            P.max_over_map(out, ins[0], whole)
+        elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            P.reshape(out, ins[0])
+        elif op == "Div":
+            P.div(out, ins[0], ins[1])
+        elif op == "Log":
+            layer = P.log(out, ins[0])
+        if layer:
+            self.prototype(node, layer, out)
+            return True
+        if out not in P.sym and out not in P.squares:
+            return False
+        try:  # the usual conversion, for a reader outside the pattern
+            if handler is None:
+                raise ConvertError(f"{self.where(node)}: unsupported operation {op}")
+            handler(node, a, ins, out)
+        except ConvertError as e:
+            self.deferred[out] = str(e)
+        return True
+
+    def prototype(self, node, layer, out):
+        x = self.alias.get(layer["x"])
+        if x is None:
+            raise ConvertError(self.deferred.get(layer["x"], f"{self.where(node)}: the prototypes' "
+                                                              "feature map has no value"))
+        self.emit(node, "prototype", [x], out=out, prototypes=self.tensor(layer["P"]),
+                  similarity=layer["similarity"], epsilon=layer.get("epsilon"))
 
     def op_Identity(self, node, a, ins, out):
         self.forward_value(ins[0], out, node)
@@ -693,9 +769,11 @@ def _fix_input(model, input_size):
 
 
 def convert(onnx_path, out_path, *, mean, std, scale=1 / 255, classes=None, metadata=None,
-            dtype="f32", input_size=None):
+            dtype="f32", input_size=None, output_index=0):
     """Convert onnx_path to an hfc-eval model file; returns its header.
-    input_size: (C, H, W) for the graph's input (default: the file's)."""
+    input_size: (C, H, W) for the graph's input (default: the file's).
+    output_index: which of the graph's outputs is the model's (0: the first;
+    ProtoPNet's are the logits and the minimum distances)."""
     try:
         model = onnx.load(onnx_path)
     except OSError:
@@ -713,16 +791,20 @@ def convert(onnx_path, out_path, *, mean, std, scale=1 / 255, classes=None, meta
     conv.alias[inputs[0].name] = "input"
     for node in model.graph.node:
         conv.convert(node)
-    if len(model.graph.output) != 1:
-        raise ConvertError("the graph must return one tensor (the logits)")
-    out = model.graph.output[0].name
+    if not 0 <= output_index < len(model.graph.output):
+        raise ConvertError(f"output index {output_index}: the graph has {len(model.graph.output)} output(s)")
+    out = model.graph.output[output_index].name
+    layer = conv.pattern.minimum(out)
+    if layer:  # the minimum distances themselves
+        conv.prototype(model.graph.node[-1], layer, out)
     k = int(np.prod(conv.shape(out)[1:]))
     if classes is None and k == 10:
         import hfc_models
         classes = hfc_models.CIFAR10_CLASSES
     meta = dict(metadata or {})
     meta.setdefault("converted_from", os.path.basename(onnx_path))
-    return export_pytorch.write(out_path, conv.nodes, conv.tensors, conv.src(out, model.graph.node[-1]),
+    output = conv.src(out, model.graph.node[-1])
+    return export_pytorch.write(out_path, live_nodes(conv.nodes, output), conv.tensors, output,
                                 k, mean=mean, std=std, scale=scale, classes=classes, metadata=meta,
                                 input_shape=shape[1:], dtype=dtype)
 
@@ -750,11 +832,14 @@ def main():
     ap.add_argument("--dtype", choices=("f32", "f16"), default="f32")
     ap.add_argument("--input-size", type=_ints, metavar="C,H,W",
                     help="the input's channels, height and width (default: the file's)")
+    ap.add_argument("--output-index", type=int, default=0,
+                    help="which of the graph's outputs is the model's (default 0: the first)")
     args = ap.parse_args()
     classes = args.classes.split(",") if args.classes else None
     try:
         convert(args.onnx, args.output, mean=args.mean, std=args.std, scale=args.scale,
-                classes=classes, dtype=args.dtype, input_size=args.input_size)
+                classes=classes, dtype=args.dtype, input_size=args.input_size,
+                output_index=args.output_index)
     except (ConvertError, ValueError) as e:
         sys.exit(f"onnx_to_hfc.py: {args.onnx}: {e}")
     except OSError as e:

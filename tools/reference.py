@@ -102,6 +102,22 @@ UNARY = {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "silu": F.s
          "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid}
 
 
+def prototype_distances(z, prototypes):
+    """Squared L2 distances, in float64, of every position of maps z (n, D,
+    H, W) to prototypes (m, D): (n, m, H, W), written as sum((z - p)^2)."""
+    z = z.double()[:, None]                                   # n, 1, D, H, W
+    p = prototypes.double()[None, :, :, None, None]           # 1, m, D, 1, 1
+    return ((z - p) ** 2).sum(2)
+
+
+def similarity(node, d):
+    """The prototype layer's similarity of distances d (docs/model-format.md)."""
+    kind = node.get("similarity", "log")
+    if kind == "log":
+        return torch.log((d + 1) / (d + node.get("epsilon", 1e-4)))
+    return -d if kind == "linear" else d
+
+
 class GraphModel(torch.nn.Module):
     """Runs an hfc-eval model file's node list with torch.nn.functional."""
 
@@ -187,6 +203,9 @@ class GraphModel(torch.nn.Module):
             y = x[:, :, ::sh, ::sw]
         elif op == "pad_channels":
             y = F.pad(x, (0, 0, 0, 0, n["before"], n["after"]))
+        elif op == "prototype":
+            d = prototype_distances(x, self.w(n, "prototypes")).flatten(2).min(2).values
+            y = similarity(n, d).to(x.dtype)[:, :, None, None]
         else:
             raise ValueError(f"unknown op {op}")
         return y

@@ -66,6 +66,43 @@ hfc_kernels hfc_model_first_conv(const hfc_model *m);
  * the logits. Returns how many (at most cap). */
 int hfc_block_outputs(const hfc_model *m, int *nodes, int cap);
 
+/* A prototype network's prototype layer (ProtoPNet, "this looks like
+ * that"; src/layers/prototype.c): for each of `count` prototypes p_j of
+ * `depth` values, the squared L2 distance of every position's feature
+ * vector z to it, relu(|z|^2 + (-2 z.p_j + |p_j|^2)) (the three products
+ * of ProtoPNet's code, in its order), the minimum over the map, and the
+ * similarity of that minimum d: log((d + 1) / (d + epsilon)), -d
+ * ("linear"), or d itself ("distance"). Prototype j's class is the
+ * class its column of the last layer (the linear layer reading the
+ * similarities) weighs most. */
+enum { HFC_SIMILARITY_LOG, HFC_SIMILARITY_LINEAR, HFC_SIMILARITY_DISTANCE };
+#define HFC_PROTOTYPES_MAX 4096
+typedef struct {
+    int node;                /* the prototype layer's */
+    int feature_node;        /* the node it reads: the feature map z */
+    int count, depth;        /* m prototypes of D values */
+    int height, width;       /* the feature map */
+    int similarity;          /* HFC_SIMILARITY_* */
+    float epsilon;
+    const float *vectors;    /* (count, depth) */
+    int n_classes;           /* of the last layer; 0 when none reads the layer */
+    const float *last_weight;/* (n_classes, count), or NULL */
+    int class_of[HFC_PROTOTYPES_MAX];
+} hfc_prototypes;
+/* HFC_ERR_MODEL when m has no prototype layer (or, for now, more than one). */
+hfc_status hfc_model_prototypes(const hfc_model *m, hfc_prototypes *out, hfc_error *err);
+/* The floats of scratch hfc_prototype_distances needs. */
+size_t hfc_prototype_scratch(int positions, int count);
+/* Distances of one image's map z (positions, depth) to every prototype:
+ * dist (positions, count), as the layer computes them. */
+void hfc_prototype_distances(const hfc_prototypes *p, const float *z, int positions, float *scratch,
+                             float *dist);
+/* The first position of the smallest of dist's column j (the position the
+ * layer's minimum takes, as PyTorch's max-pool of the negated map does). */
+int hfc_prototype_nearest(const float *dist, int positions, int count, int j);
+/* The similarity of a distance d (HFC_SIMILARITY_*). */
+float hfc_prototype_similarity(int similarity, float epsilon, float d);
+
 /* The paper's kernel smoothing (Eq. 3, generateSmoothKernel): every kh x kw
  * kernel of the first conv layer, per (output, input) channel pair, becomes
  * its 2-D convolution with [[rho, rho, rho], [rho, 1, rho], [rho, rho, rho]],

@@ -20,6 +20,8 @@ static double layer_macs(const hfc_model *m, const hfc_node *nd)
         return (double)nd->out.c * (in.c / nd->groups) * nd->kh * nd->kw * nd->out.h * nd->out.w;
     case COST_LINEAR:
         return (double)nd->out.c * in.c;
+    case COST_PROTOTYPE: /* the product of the map with the prototypes */
+        return (double)nd->out.c * in.c * in.h * in.w;
     default:
         return 0;
     }
@@ -484,6 +486,11 @@ static void conv_layout_sizes(const hfc_engine *e, size_t *layouts, size_t *im2c
         const hfc_node *nd = cs->node;
         if (tiled_linear(e, cs))
             *layouts += (size_t)m->nodes[nd->in[0]].out.c * nd->out.c;
+        if (nd->op == HFC_OP_PROTOTYPE) {
+            const hfc_shape in = m->nodes[nd->in[0]].out;
+            size_t need = hfc_prototype_scratch(in.h * in.w, nd->out.c);
+            *im2col = need > *im2col ? need : *im2col;
+        }
         if (nd->op != HFC_OP_CONV2D)
             continue;
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;

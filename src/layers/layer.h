@@ -147,7 +147,7 @@ typedef struct {
 
 /* --------------------------------------------------------------- table */
 
-enum { COST_NONE, COST_CONV, COST_LINEAR };
+enum { COST_NONE, COST_CONV, COST_LINEAR, COST_PROTOTYPE };
 
 typedef struct {
     const char *name;    /* "op" in model files */

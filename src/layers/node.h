@@ -41,6 +41,7 @@ struct hfc_node {
     int start, stop;      /* slice_channels: [start, stop) */
     float eps;            /* batchnorm */
     float scale, shift;   /* affine */
+    int similarity;       /* prototype: HFC_SIMILARITY_* (eps: log's epsilon) */
     /* weights point into hfc_model.arena (never free them) */
     const float *weight;  /* conv (cout, cin/groups, kh, kw); linear (out, in); bn gamma (c) */
     const float *bias;    /* conv/linear (cout) or NULL; bn beta (c) or NULL */

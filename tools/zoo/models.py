@@ -668,6 +668,37 @@ class RepVGGDeploy(nn.Module):
         return self.linear(out.view(out.size(0), -1))
 
 
+# -- ProtoPNet heads ("this looks like that") over the backbones above ---------
+class ResNetTrunk(nn.Module):
+    """The ResNet above up to its last stage: a 4x4 map."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.conv1, self.bn1 = net.conv1, net.bn1
+        self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
+
+    def forward(self, x):
+        return self.layers(F.relu(self.bn1(self.conv1(x))))
+
+
+def protopnet(name):
+    """hfc_models.ProtoPNet (the authors' spelling; 2 prototypes per class
+    of depth 16) over a zoo backbone's feature map."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import hfc_models
+    if name == "vgg11":  # features without the last max-pool and the 1x1 average: 2x2
+        return hfc_models.ProtoPNet(nn.Sequential(*list(VGG("VGG11", True, width=0.125).features)[:-2]), 64,
+                                    per_class=2, depth=16)
+    if name == "resnet18":
+        return hfc_models.ProtoPNet(ResNetTrunk(ResNet(BasicBlock, [2, 2, 2, 2], width=0.125)), 64,
+                                    per_class=2, depth=16)
+    if name == "mobilenetv2-linear":  # an 8x8 map; similarity -d
+        return hfc_models.ProtoPNet(MobileNetV2().features, 64, per_class=2, depth=16, similarity="linear")
+    raise ValueError(name)
+
+
 ZOO = {
     "vgg11": (lambda: VGG("VGG11", True, width=0.125), "VGG11 with BN at 1/8 width: conv-bn-relu, max-pool to 1x1"),
     "vgg11-nobn": (lambda: VGG("VGG11", False, width=0.125), "VGG11 without BN"),
@@ -695,6 +726,11 @@ ZOO = {
     "repvgg": (RepVGG, "training form: three branches summed, + 0 without identity"),
     "spellings": (Spellings, "dilation, grouped conv, hardswish, hardsigmoid, relu6, silu, chunk, "
                              "split, scalar * - / +"),
+    "protopnet-vgg11": (lambda: protopnet("vgg11"), "ProtoPNet over VGG11's features (2x2 map), "
+                                                     "log similarity, returns (logits, min_distances)"),
+    "protopnet-resnet18": (lambda: protopnet("resnet18"), "ProtoPNet over ResNet18's stages (4x4 map)"),
+    "protopnet-mobilenetv2": (lambda: protopnet("mobilenetv2-linear"),
+                              "ProtoPNet over MobileNetV2's features (8x8 map), linear similarity"),
 }
 
 # Full-size versions (HFC_FULL=1 make check): the collections' own widths.
