@@ -22,6 +22,10 @@ PyTorch CPU and ONNX Runtime (bench/ort_run.js), `zoo NAME: speedup ...`;
 tv-NAME are torchvision's own definitions (ImageNet shapes, 10 classes);
 --size S runs them on the test images upsampled to S x S (bilinear).
 --gradients instead: only (e), also on ResNet-18 and VGG-16 of the zoo.
+--protos instead: `hfc-eval protos` on a prototype network (default
+data/models/protopnet-vgg-bn.bin, 1,000 images) against a plain evaluation
+of the same model and images (radius 4 both), and the push over the 50,000
+training images: its time and peak RSS against a plain evaluation's.
 --sources instead: the split at 224 x 224 against numpy's np.fft route and
 torch.fft, and reading a JPEG folder (decode, Resize, CenterCrop) against
 PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
@@ -416,6 +420,35 @@ def sources_bench(args, parts_bin, child_env, images):
     print(f"JPEG folder speedup vs {peer.split()[0]} + 2 workers: {tp / th:.2f}x")
 
 
+def protos_bench(args, hfc, child_env, data_path, n):
+    """protos against a plain evaluation (alternating, medians); the push."""
+    model = args.model
+    common = ["--threads", str(args.threads), "--data", data_path, "--limit", str(n), "--radius", "4"]
+    jobs = {"plain": [hfc] + common + [model], "protos": [hfc, "protos"] + common + [model]}
+    times = {k: [] for k in jobs}
+    for _ in range(args.reps):
+        for k, cmd in jobs.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=child_env)
+            times[k].append(time.perf_counter() - t)
+    tp, tq = statistics.median(times["plain"]), statistics.median(times["protos"])
+    print(f"protos on {n} images: {tq:.2f} s; plain evaluation {tp:.2f} s ({os.path.basename(model)})")
+    print(f"protos / plain evaluation time: {tq / tp:.2f}x (target: at most 1.5x)")
+    train = os.path.dirname(data_path) if os.path.isfile(data_path) else data_path
+    if not os.path.exists(os.path.join(train, "data_batch_1.bin")):
+        return print("push: skipped (no training batches beside the test set)")
+    rss = {}
+    for k, cmd in (("push", [hfc, "protos", "--push"]), ("plain", [hfc, "--radius", "4"])):
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd + ["--set", "train", "--data", train,
+                                                               "--threads", str(args.threads), model],
+                           check=True, capture_output=True, env=child_env)
+        rss[k] = (time.perf_counter() - t, int(p.stderr.split()[-1]) / 1024)
+    print(f"push over 50000 training images, one pass: {rss['push'][0]:.1f} s, peak RSS "
+          f"{rss['push'][1]:.0f} MB (a plain evaluation of them: {rss['plain'][0]:.1f} s, "
+          f"{rss['plain'][1]:.0f} MB)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "data/models/preact20-bn.bin"))
@@ -445,7 +478,13 @@ def main():
     ap.add_argument("--margin-reps", type=int, help="(e): the margin's repetitions (default --reps)")
     ap.add_argument("--sources", action="store_true",
                     help="the split at 224 x 224 and reading a JPEG folder against their peers")
+    ap.add_argument("--protos", action="store_true",
+                    help="protos against a plain evaluation of a prototype network; the push")
     args = ap.parse_args()
+    if args.protos and "--images" not in sys.argv:
+        args.images = 1000
+    if args.protos and "--model" not in sys.argv:
+        args.model = os.path.join(ROOT, "data/models/protopnet-vgg-bn.bin")
     if args.gradients and "--images" not in sys.argv:
         args.images = 1000
     if args.zoo and "--images" not in sys.argv:
@@ -493,6 +532,8 @@ def main():
 
     if args.sources:
         return sources_bench(args, parts_bin, child_env, images)
+    if args.protos:
+        return protos_bench(args, hfc, child_env, data_path, n)
     if args.zoo:
         peak = json.loads(subprocess.run([parts_bin, "--sgemm", str(args.threads)], check=True,
                                          capture_output=True, text=True, env=child_env).stdout)

@@ -48,6 +48,9 @@ done
 run merge merge "$out/shard-0.json" "$out/shard-1.json" "$out/shard-2.json"
 run pictures --data "$card" -r 8 --png "$out/pictures" --png-images 0,1,2,5,6 \
     "$M/preact20-bn.bin" "$M/vgg-nobn.bin"
+run protos-push protos --push --data "$data" "$M/protopnet-vgg-bn.bin"
+run protos protos --data "$card" -r 8 --top 3 --images 0,5 --prototypes "$out/protos-push.json" \
+    --png "$out/protos" "$M/protopnet-vgg-bn.bin"
 run pictures-compare compare --data "$card" -r 4,8 --png "$out/pictures-compare" --png-images 0 \
     "$M/preact20-bn.bin"
 

@@ -146,14 +146,21 @@ EOF
 expect $? "exporter names an unsupported operation ($out)"
 
 section "the zoo (tools/zoo/models.py): hfc-eval's counts vs tools/reference.py's"
-for f in $ZOO; do
-    "$HFC" --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-ours" &&
-        "$PY" tools/reference.py --data "$REF/tiny.cifar" --radius 0,4,8 "$REF/$f.bin" >"$T/zoo-theirs" &&
-        "$PY" - "$T/zoo-ours" "$T/zoo-theirs" <<'PYEOF'
+# same_counts MODEL ARGS...: hfc-eval and tools/reference.py, run with ARGS
+# and --radius 0,4,8, give the same correct counts at each radius.
+same_counts() {
+    local m=$1
+    shift
+    "$HFC" "$@" --radius 0,4,8 "$m" >"$T/counts-ours" &&
+        "$PY" tools/reference.py "$@" --radius 0,4,8 "$m" >"$T/counts-theirs" &&
+        "$PY" - "$T/counts-ours" "$T/counts-theirs" <<'PYEOF'
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
 assert len(a) == len(b) == 3 and all(x["correct"] == y["correct"] for x, y in zip(a, b)), (a, b)
 PYEOF
+}
+for f in $ZOO; do
+    same_counts "$REF/$f.bin" --data "$REF/tiny.cifar"
     expect $? "$f: the same correct counts as tools/reference.py at r = 0, 4, 8 (40 images)"
 done
 out=$("$PY" - <<'PYEOF' 2>&1
@@ -1152,14 +1159,18 @@ sys.exit(0 if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) e
 EOF2
 expect $? "train/paper.py: two seeds at once, paused after epoch 1 and resumed = trained straight through; hfc-eval runs OUT-seedS.bin"
 
+. tests/protos.sh
+
 section "real CIFAR-10 test set"
 DATA=${HFC_DATA:-../shared/cifar-10-batches-bin}
 if [ -f "$DATA/test_batch.bin" ] || [ -f "$DATA" ]; then
     limit=${HFC_FULL:+0}
     limit=${limit:-500} # (make check's 10 minutes; HFC_FULL=1: all 10,000)
     for m in data/models/*.bin; do
-        "$HFC" --data "$DATA" --limit "$limit" --radius 4,8,12,16 "$m" >"$T/ours" &&
-            "$PY" tools/reference.py --data "$DATA" --limit "$limit" --radius 4,8,12,16 \
+        n=$limit # the prototype networks on fewer (they run slower in the reference)
+        [[ $m == */protopnet-* && $limit != 0 ]] && n=200
+        "$HFC" --data "$DATA" --limit "$n" --radius 4,8,12,16 "$m" >"$T/ours" &&
+            "$PY" tools/reference.py --data "$DATA" --limit "$n" --radius 4,8,12,16 \
                 --threads 2 "$m" >"$T/theirs"
         msg=$("$PY" - "$T/ours" "$T/theirs" <<'EOF'
 import json, sys

@@ -8,6 +8,7 @@ ops, node by node, so the same file is judged by an independent engine.
 
   tools/reference.py --data ../shared/cifar-10-batches-bin --radius 4,8 model.bin
   tools/reference.py attack --method pgd --eps 0.03 [--radius 4] model.bin
+  tools/reference.py protos [--top 5] [--images 0,3] [--radius 4] [--push] model.bin
 
 prints one JSON object per radius (per eps and radius for attack): images,
 correct counts (and accuracy).
@@ -668,7 +669,123 @@ def main_id(argv):
                           "version": args.version}))
 
 
+class Float64Model(GraphModel):
+    """The model file run in float64 throughout."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.t = {k: v.double() for k, v in self.t.items()}
+        self.mean, self.std = self.mean.double(), self.std.double()
+
+
+def upsample_box(sim_map, h, w, slack=0.0):
+    """A similarity map (mh, mw) to the image (h x w, bilinear, half-pixel
+    centres), and the bounding box [top, left, bottom, right) of the pixels
+    at or above its 95th percentile (numpy's linear one); slack lowers
+    (> 0) or raises (< 0) that threshold by slack times the map's range."""
+    up = F.interpolate(sim_map[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+    t = min(np.percentile(up, 95) - slack * (up.max() - up.min()), up.max())
+    rows, cols = np.nonzero(up >= t)
+    return up, [int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1]
+
+
+def prototype_parts(model, pixels):
+    """(the prototype node, its distance maps (n, m, H, W) in float64, logits)."""
+    node = next(n for n in model.header["nodes"] if n["op"] == "prototype")
+    with torch.no_grad():
+        v = model.values(torch.from_numpy(pixels).double())
+    d = prototype_distances(v[node["inputs"][0]], model.t[node["prototypes"]])
+    return node, d, v[model.header["output"]].flatten(1)
+
+
+def prototype_classes(model, node):
+    """Each prototype's class: the row of the last layer's largest weight on it."""
+    last = next((n for n in model.header["nodes"] if n["op"] == "linear" and n["inputs"][0] == node["name"]), None)
+    if last is None:
+        return None
+    return model.t[last["weight"]].argmax(0).numpy()
+
+
+def main_protos(argv):
+    """hfc-eval protos in float64: per version the top K, accuracy and per
+    prototype statistics; --push: each prototype's nearest patch."""
+    ap = argparse.ArgumentParser(prog="reference.py protos")
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--radius", type=float, default=4.0)
+    ap.add_argument("--top", type=int, default=5)
+    ap.add_argument("--images", default="")
+    ap.add_argument("--push", action="store_true")
+    args = ap.parse_args(argv)
+    images, labels, _ = read_cifar(args.data, args.limit)
+    model = Float64Model(args.model).eval()
+    x = images.astype(np.float64)
+    if args.push:
+        return print(json.dumps(push(model, x, labels)))
+    low, high = paper_split(x, args.radius)
+    out = {"images": len(labels), "versions": {}}
+    listed = [int(i) for i in args.images.split(",") if i]
+    for name, pixels in (("original", x), ("low", low), ("high", high)):
+        node, d, logits = prototype_parts(model, pixels)
+        mind = d.flatten(2).min(2).values
+        sim = similarity(node, mind).numpy()
+        order = np.lexsort((np.arange(sim.shape[1])[None].repeat(len(sim), 0), -sim), axis=1)[:, :args.top]
+        rate = np.zeros(sim.shape[1])
+        for row in order:
+            rate[row] += 1
+        version = {"correct": int((logits.argmax(1).numpy() == labels).sum()),
+                   "mean_similarity": sim.mean(0).tolist(), "top_rate": (rate / len(labels)).tolist(),
+                   "explained": {}}
+        for i in listed:
+            hits = []
+            for j in order[i]:
+                flat = d[i, j].flatten()
+                q = int(flat.argmin())
+                mh, mw = d.shape[2:]
+                smap = similarity(node, d[i, j])
+                _, box = upsample_box(smap, *x.shape[2:])
+                # pixels within 1e-5 of the map's range from the threshold may fall either way
+                _, loose = upsample_box(smap, *x.shape[2:], 1e-5)
+                _, tight = upsample_box(smap, *x.shape[2:], -1e-5)
+                hits.append({"prototype": int(j), "similarity": float(sim[i, j]),
+                             "distance": float(flat[q]), "position": [q // mw, q % mw], "box": box,
+                             "box_loose": loose, "box_tight": tight})
+            version["explained"][str(i)] = {"pred": int(logits[i].argmax()), "top": hits,
+                                            "similarities": sim[i].tolist()}
+        out["versions"][name] = version
+    print(json.dumps(out))
+
+
+def push(model, x, labels, batch=200):
+    """Per prototype, the image (of its class, when the last layer tells it)
+    and position nearest to it: the first of equals in data order, positions
+    row-major; with the runner-up's distance (near-ties may round either way)."""
+    ds, node = [], None
+    for start in range(0, len(x), batch):
+        node, d, _ = prototype_parts(model, x[start:start + batch])
+        ds.append(d)
+    d = torch.cat(ds).numpy()                                 # n, m, H, W
+    classes = prototype_classes(model, node)
+    n, m, mh, mw = d.shape
+    out = []
+    for j in range(m):
+        eligible = np.arange(n) if classes is None else np.nonzero(labels == classes[j])[0]
+        if not len(eligible):
+            out.append({"prototype": j, "image": None})
+            continue
+        flat = d[eligible, j].reshape(-1)
+        k = int(flat.argmin())
+        two = np.partition(flat, 1)[:2] if flat.size > 1 else [flat[0], np.inf]
+        out.append({"prototype": j, "image": int(eligible[k // (mh * mw)]),
+                    "position": [k % (mh * mw) // mw, k % mw], "distance": float(flat[k]),
+                    "runner_up": float(two[1])})
+    return {"prototypes": out}
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "protos":
+        return main_protos(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "id":
         return main_id(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "heatmap":

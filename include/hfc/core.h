@@ -85,6 +85,12 @@ int hfc_json_strict(const char *text, size_t len, size_t *end, char *why, size_t
 int hfc_json_strict_whole(const char *text, size_t len, char *why, size_t cap);
 struct cJSON;
 const char *hfc_json_duplicate(const struct cJSON *v);
+/* Base64 (RFC 4648, with padding): the bytes the text of n bytes takes,
+ * its NUL included; encode into out. Decoding returns the bytes written to
+ * out (at most cap), or -1 for text that is not base64 or too long. */
+size_t hfc_base64_size(size_t n);
+void hfc_base64_encode(const uint8_t *in, size_t n, char *out);
+long long hfc_base64_decode(const char *text, uint8_t *out, size_t cap);
 /* The index of the largest of v[0..n) (the first, at a tie): a prediction. */
 int hfc_argmax(const float *v, int n);
 /* Memory for a big buffer (free with free()): 64-byte aligned, and from

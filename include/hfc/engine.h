@@ -38,6 +38,8 @@ typedef struct {
                               may differ from an inference engine's by rounding */
     int keep_values;       /* plan for hfc_engine_capture: nothing fused, every node's
                               value in a buffer of its own */
+    int tap;               /* > 0: node `tap`'s value is kept in a buffer of its own
+                              for hfc_engine_forward_tap (the rest planned as usual) */
 } hfc_engine_options;
 
 hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine_options *opt,
@@ -67,6 +69,11 @@ hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, int pa
  * HFC_ERR_USAGE unless e was made with keep_values. */
 hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node, float *out,
                               hfc_error *err);
+/* Forward on n images: logits (n, n_classes) and the value of the node the
+ * engine was planned to tap, (n, h, w, c) channels last (each pixel's c
+ * values together). HFC_ERR_USAGE unless made with a tap. */
+hfc_status hfc_engine_forward_tap(hfc_engine *e, const float *x, size_t n, float *logits,
+                                  float *tap, hfc_error *err);
 /* The batch an experiment should stream: at most `images` (at least 1),
  * rounded up to whole groups of every engine (for batch statistics, whole
  * batches of them), so that results do not depend on the batch asked for. */

@@ -254,4 +254,88 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
                       const hfc_margin_spec *spec, size_t batch, const hfc_progress *progress,
                       float *margins, hfc_error *err);
 
+/* ---------------------------------------------------------------- protos */
+
+/* Prototype networks ("this looks like that", ProtoPNet; src/experiments/
+ * protos.c): which prototypes an image's evidence comes from, on its
+ * original, low and high versions (the model's prototype layer:
+ * hfc_model_prototypes). The engine must be made with tap = the layer's
+ * feature node. */
+#define HFC_MAX_TOP 32
+
+typedef struct {
+    int prototype;
+    float similarity, distance;  /* at its nearest position */
+    int row, col;                /* that position on the feature map */
+    int box[4];                  /* the image region where the similarity map, upsampled
+                                    to the image (bilinear, half-pixel centres), is at least
+                                    its 95th percentile (numpy's linear one): its bounding
+                                    box, top, left, bottom, right (exclusive) */
+} hfc_proto_hit;
+
+/* One image listed in full (--images): per version, the prediction and the
+ * top K prototypes by similarity (ties: the lower index), each with its
+ * similarity map (positions of the feature map, row-major) and, upsampled,
+ * what the pictures draw. */
+typedef struct {
+    size_t index;
+    int label;
+    int pred[HFC_VERSIONS];
+    hfc_proto_hit top[HFC_VERSIONS][HFC_MAX_TOP];
+    float *maps;      /* (versions, top, map h * w) */
+    float *heat;      /* (versions, top, image h * w): the maps upsampled */
+    float *pixels;    /* (versions, C, H, W): the image the model saw */
+} hfc_proto_image;
+
+/* The push (the paper's projection, `protos --push`): per prototype, the
+ * training image and position whose feature vector is nearest to it among
+ * the images of the prototype's class (of all images when the model has no
+ * last layer to tell the class), the first of equals in data order, and
+ * the region of that image as hfc_proto_hit's box, its pixels kept. */
+typedef struct {
+    int prototype, class_id;
+    size_t image;
+    int label;
+    int row, col;
+    float distance;
+    int box[4];
+    uint8_t *patch;   /* (C, box height, box width), rounded and clipped pixels */
+} hfc_push_entry;
+
+typedef struct {
+    char model_sha256[65];
+    int count, channels;
+    size_t images;            /* the training images searched */
+    hfc_push_entry *entries;  /* (count) */
+} hfc_push_record;
+
+typedef struct {
+    int top;                  /* K, 1 .. min(HFC_MAX_TOP, prototypes) */
+    hfc_mask mask;            /* low and high */
+    const size_t *explain;    /* images listed in full, in the data used */
+    int n_explain;            /* 0 .. HFC_MAX_PNG_IMAGES */
+} hfc_protos_spec;
+
+typedef struct {
+    hfc_prototypes info;
+    size_t images;
+    size_t correct[HFC_VERSIONS];
+    double *similarity_sum;   /* (versions, count): summed over images */
+    size_t *top_count;        /* (versions, count): images with it in their top K */
+    int n_explain;
+    hfc_proto_image *explained;
+} hfc_protos_result;
+
+/* Per version: accuracy, every prototype's mean similarity and top-K rate,
+ * and the listed images in full. Free r with hfc_protos_free. */
+hfc_status hfc_protos(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds,
+                      const hfc_protos_spec *spec, size_t batch, const hfc_progress *progress,
+                      hfc_protos_result *r, hfc_error *err);
+void hfc_protos_free(hfc_protos_result *r);
+/* The push over ds in one streaming pass (memory: a batch and one entry
+ * per prototype). Free with hfc_push_free. */
+hfc_status hfc_protos_push(hfc_engine *e, const hfc_model *m, const hfc_dataset *ds, size_t batch,
+                           const hfc_progress *progress, hfc_push_record *rec, hfc_error *err);
+void hfc_push_free(hfc_push_record *rec);
+
 #endif

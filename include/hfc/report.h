@@ -28,6 +28,25 @@ char *hfc_report_margin_json(const float *margins, const hfc_margin_spec *spec,
                              const hfc_model *m, const hfc_dataset *ds,
                              const hfc_protocol *protocol, double seconds, int pretty);
 
+/* protos: the report (schema: README, "Prototype networks") and the push
+ * record; rec (may be NULL) adds each prototype's source. */
+char *hfc_report_protos_json(const hfc_protos_result *r, const hfc_protos_spec *spec,
+                             const hfc_push_record *rec, const hfc_model *m, const hfc_dataset *ds,
+                             double seconds, int pretty);
+char *hfc_report_push_json(const hfc_push_record *rec, const hfc_model *m, const hfc_dataset *ds,
+                           double seconds, int pretty);
+/* Read a push record written for model m: HFC_ERR_USAGE when it was made
+ * for another model (its sha256), HFC_ERR_DATA when it is malformed. */
+hfc_status hfc_push_read(const char *path, const hfc_model *m, hfc_push_record *rec,
+                         hfc_error *err);
+/* DIR/protos-IMAGE.png per listed image: per version a row of the image,
+ * then for each of its top K prototypes the image under the similarity
+ * map's heat with the box outlined, next to the prototype's source patch
+ * (with a push record). Draws r's data only. */
+hfc_status hfc_protos_picture(const char *dir, const hfc_model *m, const hfc_protos_result *r,
+                              const hfc_protos_spec *spec, const hfc_push_record *rec,
+                              int channels, int height, int width, hfc_error *err);
+
 /* hfc-eval merge: read the JSON reports in paths (shards of one run, in any
  * order), check that the shards of each model, radius and settings tile the
  * set exactly, and return in *text (caller frees) what one run over the

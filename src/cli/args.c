@@ -104,6 +104,16 @@ static const char usage_experiments[] =
     "      --resamples N     90% subsets for sd (default 5; 0: none); --seed S\n"
     "      --png DIR         also draw DIR/id.png: id against depth\n"
     "\n"
+    "protos (prototype networks, ProtoPNet: which prototypes the evidence comes from):\n"
+    "      --radius R        one radius for the low and high images (default 4)\n"
+    "      --top K           prototypes listed per image and version (default 5)\n"
+    "      --images LIST     images listed in full, with similarity maps (default: the\n"
+    "                        first image of each of the first 10 classes; at most 32)\n"
+    "      --prototypes FILE a push record: each prototype's source in the report\n"
+    "      --png DIR         also draw DIR/protos-IMAGE.png per listed image\n"
+    "      --push            instead: find each prototype's nearest training patch\n"
+    "                        (--data/--set: the training images) and print the record\n"
+    "\n"
     "      --progress        a progress line on stderr even when it is not a terminal\n"
     "      --no-progress     none even on a terminal (default: only on a terminal)\n"
     "  -h, --help            show this help\n"
@@ -282,10 +292,11 @@ static hfc_status resolve_masks(hfc_options *o, hfc_error *err)
     return HFC_OK;
 }
 
-/* A comma-separated list of image indices (decimal digits only). */
-static hfc_status parse_indices(const char *s, hfc_options *o, hfc_error *err)
+/* A comma-separated list of image indices (decimal digits only) for
+ * option `name`. */
+static hfc_status parse_indices(const char *s, const char *name, size_t *out, int *n, hfc_error *err)
 {
-    o->n_png_images = 0;
+    *n = 0;
     for (const char *p = s;;) {
         char *end = (char *)p;
         unsigned long long v = 0;
@@ -294,14 +305,14 @@ static hfc_status parse_indices(const char *s, hfc_options *o, hfc_error *err)
             v = strtoull(p, &end, 10);
         if (end == p || errno || v > 1000000000 || (*end && *end != ','))
             return hfc_fail(err, HFC_ERR_USAGE, "",
-                            "--png-images: '%s' is not a comma-separated list of image indices", s);
-        if (o->n_png_images == HFC_MAX_PNG_IMAGES)
-            return hfc_fail(err, HFC_ERR_USAGE, "", "--png-images: at most %d images",
+                            "%s: '%s' is not a comma-separated list of image indices", name, s);
+        if (*n == HFC_MAX_PNG_IMAGES)
+            return hfc_fail(err, HFC_ERR_USAGE, "", "%s: at most %d images", name,
                             HFC_MAX_PNG_IMAGES);
-        for (int k = 0; k < o->n_png_images; k++)
-            if (o->png_images[k] == (size_t)v)
-                return given_twice("--png-images", (int)(end - p), p, err);
-        o->png_images[o->n_png_images++] = (size_t)v;
+        for (int k = 0; k < *n; k++)
+            if (out[k] == (size_t)v)
+                return given_twice(name, (int)(end - p), p, err);
+        out[(*n)++] = (size_t)v;
         if (!*end)
             return HFC_OK;
         p = end + 1;
@@ -323,6 +334,8 @@ static unsigned option_group(const hfc_options *o, const char *a)
         return OPT_SEED;
     if (is(a, NULL, "--extent"))
         return OPT_HEATMAP;
+    if (is(a, NULL, "--images") || is(a, NULL, "--top") || is(a, NULL, "--prototypes"))
+        return OPT_PROTOS;
     if (is(a, NULL, "--subspace") || is(a, NULL, "--block") || is(a, NULL, "--stride") ||
         is(a, NULL, "--max-iter") || is(a, NULL, "--overshoot"))
         return OPT_MARGIN;
@@ -370,7 +383,7 @@ static int set_run_value(hfc_options *o, const char *a, const char *val, hfc_sta
             *st = hfc_fail(err, HFC_ERR_USAGE, "", "--png: the directory name is empty");
         o->png_dir = val;
     } else if (is(a, NULL, "--png-images")) {
-        *st = parse_indices(val, o, err);
+        *st = parse_indices(val, "--png-images", o->png_images, &o->n_png_images, err);
     } else if (is(a, NULL, "--shard")) {
         *st = parse_shard(val, o, err);
     } else {
@@ -416,7 +429,14 @@ static int set_experiment_value(hfc_options *o, const char *a, const char *val, 
 {
     long long v = 0;
     double x;
-    if (!strcmp(a, "--version") && (o->cmd->accepts & OPT_ID)) {
+    if (is(a, NULL, "--images")) {
+        *st = parse_indices(val, "--images", o->proto_images, &o->n_proto_images, err);
+    } else if (is(a, NULL, "--top")) {
+        if (!(*st = parse_count(val, a, 1, HFC_MAX_TOP, &v, err)))
+            o->top = (int)v;
+    } else if (is(a, NULL, "--prototypes")) {
+        o->prototypes = val;
+    } else if (!strcmp(a, "--version") && (o->cmd->accepts & OPT_ID)) {
         *st = parse_versions(val, o, err);
     } else if (!strcmp(a, "--resamples") && (o->cmd->accepts & OPT_ID)) {
         if (!(*st = parse_count(val, a, 0, 1000, &v, err)))
@@ -554,6 +574,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         } else if (is(a, NULL, "--random-start")) {
             o->attack.random_start = 1;
             groups |= OPT_ATTACK;
+        } else if (is(a, NULL, "--push")) {
+            o->push = 1;
+            groups |= OPT_PROTOS;
         } else if (a[0] != '-' || !a[1]) {
             if (o->n_models == HFC_MAX_MODELS)
                 return hfc_fail(err, HFC_ERR_USAGE, "", "at most %d models", HFC_MAX_MODELS);
@@ -580,6 +603,9 @@ hfc_status hfc_parse_args(int argc, char *const *argv, hfc_options *o, hfc_cli_a
         return hfc_fail(err, HFC_ERR_USAGE, "",
                         "--subspace, --block, --stride, --max-iter and --overshoot are for "
                         "'hfc-eval margin'");
+    if (refused & OPT_PROTOS)
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "--images, --top, --push and --prototypes are for 'hfc-eval protos'");
     if (!o->limit)
         o->limit = o->cmd->limit;
     hfc_status st = o->cmd->validate(o, err);

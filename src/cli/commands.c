@@ -366,6 +366,105 @@ static hfc_status render_id(const hfc_options *o, const run_inputs *in, const ru
     return text_end(&b, st, text);
 }
 
+/* --------------------------------------------------------------- protos */
+
+static const char protos_refusal[] =
+    "protos takes --radius (one), --top, --images, --prototypes, --png, --push and the common "
+    "options: not --bn-stats batch, --rescale, --table, --shard or attack options";
+
+static hfc_status validate_protos(hfc_options *o, hfc_error *err)
+{
+    if (o->protocol.bn_batch || o->protocol.rescale_max || o->table || o->shard_count)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "%s", protos_refusal);
+    if (o->n_models != 1)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "protos takes one MODEL");
+    if (o->radius_given && o->n_masks != 1)
+        return hfc_fail(err, HFC_ERR_USAGE, "", "protos takes one --radius (for low and high)");
+    if (o->push && (o->radius_given || o->top || o->n_proto_images || o->prototypes || o->png_dir))
+        return hfc_fail(err, HFC_ERR_USAGE, "",
+                        "protos --push searches --data for each prototype's nearest patch: not "
+                        "with --radius, --top, --images, --prototypes or --png");
+    o->top = o->top ? o->top : 5;
+    return HFC_OK;
+}
+
+/* What a protos run leaves for render: the push record, or the report. */
+typedef struct {
+    hfc_protos_spec spec;
+    size_t explain[HFC_MAX_PNG_IMAGES];
+    int has_record;
+    hfc_push_record record;
+    hfc_protos_result result;
+} protos_results;
+
+static void release_protos(void *p)
+{
+    protos_results *pr = p;
+    hfc_push_free(&pr->record);
+    hfc_protos_free(&pr->result);
+}
+
+/* --images, else the first image of each of the first 10 classes. */
+static int default_explain(const hfc_options *o, const hfc_dataset *ds, size_t *out)
+{
+    if (o->n_proto_images) {
+        memcpy(out, o->proto_images, (size_t)o->n_proto_images * sizeof *out);
+        return o->n_proto_images;
+    }
+    int n = 0;
+    for (int k = 0; k < ds->n_classes && k < 10; k++)
+        for (size_t i = 0; i < ds->n; i++)
+            if (ds->labels[i] == k) {
+                out[n++] = i;
+                break;
+            }
+    return n;
+}
+
+static hfc_status run_protos(const hfc_options *o, run_inputs *in, const hfc_progress *progress,
+                             run_results *r, hfc_error *err)
+{
+    protos_results *pr = calloc(1, sizeof *pr);
+    if (!(r->tallies = pr))
+        return no_memory(err);
+    r->release = release_protos;
+    const size_t batch = hfc_batch_for(o, &in->ds);
+    if (o->push)
+        return hfc_protos_push(in->engines[0], in->model_ptrs[0], &in->ds, batch, progress,
+                               &pr->record, err);
+    hfc_status st = HFC_OK;
+    if (o->prototypes && !(st = hfc_push_read(o->prototypes, in->model_ptrs[0], &pr->record, err)))
+        pr->has_record = 1;
+    pr->spec = (hfc_protos_spec){o->top, o->masks[0], pr->explain, 0};
+    pr->spec.n_explain = default_explain(o, &in->ds, pr->explain);
+    if (!st)
+        st = hfc_protos(in->engines[0], in->model_ptrs[0], &in->ds, &pr->spec, batch, progress,
+                        &pr->result, err);
+    if (!st && o->png_dir)
+        st = hfc_protos_picture(o->png_dir, in->model_ptrs[0], &pr->result, &pr->spec,
+                                pr->has_record ? &pr->record : NULL, in->ds.channels,
+                                in->ds.height, in->ds.width, err);
+    return st;
+}
+
+static hfc_status render_protos(const hfc_options *o, const run_inputs *in, const run_results *r,
+                                double seconds, char **text, hfc_error *err)
+{
+    const protos_results *pr = r->tallies;
+    report_text b;
+    hfc_status st = text_start(&b, err);
+    if (!st)
+        st = append_line(&b,
+                         o->push ? hfc_report_push_json(&pr->record, &in->models[0], &in->ds,
+                                                        seconds, o->pretty)
+                                 : hfc_report_protos_json(&pr->result, &pr->spec,
+                                                          pr->has_record ? &pr->record : NULL,
+                                                          &in->models[0], &in->ds, seconds,
+                                                          o->pretty),
+                         err);
+    return text_end(&b, st, text);
+}
+
 /* ---------------------------------------------------------------- merge */
 
 static hfc_status validate_merge(hfc_options *o, hfc_error *err)
@@ -401,6 +500,10 @@ const hfc_command_row hfc_commands[] = {
      render_heatmap},
     {"id", "hfc-eval id [--version original,low,high] [--radius R] [--resamples 5] MODEL...",
      OPT_ID | OPT_SEED, id_refusal, 0, INPUTS_VALUES, 2000, validate_id, run_id, render_id},
+    {"protos", "hfc-eval protos [--top 5] [--images LIST] [--radius R] [--prototypes FILE] "
+     "[--png DIR] MODEL\n       hfc-eval protos --push --data TRAIN [--set train] MODEL",
+     OPT_PROTOS, protos_refusal, 0, INPUTS_PROTOTYPES, 0, validate_protos, run_protos,
+     render_protos},
 };
 const int hfc_n_commands = sizeof hfc_commands / sizeof hfc_commands[0];
 

@@ -15,6 +15,7 @@ enum {
     OPT_MARGIN = 4,  /* --subspace, --block, --stride, --max-iter, --overshoot */
     OPT_HEATMAP = 8, /* --eps E (one value), --extent K */
     OPT_ID = 16,     /* --version LIST, --resamples */
+    OPT_PROTOS = 32, /* --images, --top, --push, --prototypes */
 };
 
 /* What a command's models are loaded for. */
@@ -23,6 +24,7 @@ typedef enum {
     INPUTS_PLAIN,     /* inference engines */
     INPUTS_GRADIENTS, /* engines planned for input gradients */
     INPUTS_VALUES,    /* engines that keep every node's value (id) */
+    INPUTS_PROTOTYPES,/* engines that hand over the prototype layer's feature map (protos) */
 } hfc_inputs_kind;
 
 /* What every experiment works on: the models with their engines, the data. */
@@ -40,6 +42,7 @@ typedef struct {
     void *tallies;              /* the experiment's: hfc_tally, hfc_attack_tally, ... */
     int counts[HFC_MAX_MODELS]; /* id: block outputs per model */
     char *text;                 /* merge: the merged reports */
+    void (*release)(void *tallies); /* what tallies hold besides themselves, or NULL */
 } run_results;
 
 struct hfc_command_row {

@@ -56,8 +56,7 @@ static void progress_end(progress_line *p)
 }
 
 /* The models and their engines. */
-static hfc_status load_models(hfc_options *o, int gradients, int keep_values, run_inputs *in,
-                              hfc_error *err)
+static hfc_status load_models(hfc_options *o, hfc_inputs_kind kind, run_inputs *in, hfc_error *err)
 {
     hfc_status st;
     memset(in, 0, sizeof *in);
@@ -76,9 +75,13 @@ static hfc_status load_models(hfc_options *o, int gradients, int keep_values, ru
                     m->path, m->format_version);
         in->model_ptrs[in->n_loaded] = m;
         hfc_engine_options eo = {.threads = o->threads, .conv = o->conv,
-                                 .bn_batch = o->protocol.bn_batch, .gradients = gradients,
-                                 .keep_values = keep_values};
-        if ((o->protocol.smooth > 0 && (st = hfc_model_smooth_first_conv(m, o->protocol.smooth, err))) ||
+                                 .bn_batch = o->protocol.bn_batch,
+                                 .gradients = kind == INPUTS_GRADIENTS,
+                                 .keep_values = kind == INPUTS_VALUES};
+        hfc_prototypes protos;
+        if (kind == INPUTS_PROTOTYPES && !(st = hfc_model_prototypes(m, &protos, err)))
+            eo.tap = protos.feature_node;
+        if (st || (o->protocol.smooth > 0 && (st = hfc_model_smooth_first_conv(m, o->protocol.smooth, err))) ||
             (st = hfc_engine_new(&in->engines[in->n_loaded], m, &eo, err))) {
             hfc_model_free(m);
             return st;
@@ -157,6 +160,8 @@ static hfc_status run_set(hfc_options *o, int k, run_inputs *in, double t0, char
     double seconds = round((now() - t0) * 1000.0) / 1000.0;
     if (!st && !(st = c->render(o, in, &r, seconds, &part, err)))
         st = append_text(text, part, err);
+    if (r.release && r.tallies)
+        r.release(r.tallies);
     free(r.tallies);
     return st;
 }
@@ -176,8 +181,7 @@ static hfc_status run_command(hfc_options *o, double t0, char **text, hfc_error 
     if (!in)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     int sets = 1;
-    hfc_status st = load_models(o, c->inputs == INPUTS_GRADIENTS, c->inputs == INPUTS_VALUES, in,
-                                err);
+    hfc_status st = load_models(o, c->inputs, in, err);
     if (!st)
         st = hfc_data_sweep(o, &sets, err);
     for (int k = 0; !st && k < sets; k++, t0 = now())

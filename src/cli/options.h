@@ -46,6 +46,11 @@ typedef struct {
     hfc_heatmap_spec heatmap; /* heatmap: --eps (one value >= 0) */
     hfc_id_spec id;        /* id: --version, --resamples (its mask: --radius/--mask) */
     hfc_margin_spec margin; /* margin: --block, --stride, --max-iter, --overshoot */
+    int top;               /* protos: --top K (0: the default, 5) */
+    size_t proto_images[HFC_MAX_PNG_IMAGES]; /* protos: --images LIST */
+    int n_proto_images;    /* 0: the first image of each of the first 10 classes */
+    int push;              /* protos --push */
+    const char *prototypes; /* protos --prototypes FILE: a push record */
     int n_eps;
     hfc_set set;           /* --set */
     hfc_dataset_kind dataset; /* --dataset (default cifar10; mnist, folder, cifar10-c) */

@@ -25,6 +25,49 @@ hfc_status hfc_fail(hfc_error *err, hfc_status status, const char *path,
     return status;
 }
 
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t hfc_base64_size(size_t n) { return (n + 2) / 3 * 4 + 1; }
+
+void hfc_base64_encode(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        *out++ = B64[v >> 18 & 63];
+        *out++ = B64[v >> 12 & 63];
+        *out++ = i + 1 < n ? B64[v >> 6 & 63] : '=';
+        *out++ = i + 2 < n ? B64[v & 63] : '=';
+    }
+    *out = 0;
+}
+
+long long hfc_base64_decode(const char *text, uint8_t *out, size_t cap)
+{
+    size_t len = strlen(text), n = 0;
+    if (len % 4)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            const char ch = text[i + k];
+            const char *at = ch ? strchr(B64, ch) : NULL;
+            if (ch == '=' && i + 4 == len && k >= 2 && (k == 3 || text[i + 3] == '='))
+                pad++;
+            else if (!at || pad)
+                return -1;
+            v = v << 6 | (uint32_t)(at ? at - B64 : 0);
+        }
+        for (int k = 0; k < 3 - pad; k++) {
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(v >> (16 - 8 * k));
+        }
+    }
+    return (long long)n;
+}
+
 int hfc_argmax(const float *v, int n)
 {
     int best = 0;

@@ -41,6 +41,7 @@ struct hfc_engine {
                              step's output kept for the backward pass */
     int keep_values;      /* planned for hfc_engine_capture: that, and nothing fused */
     int output_slot;
+    int tap_node, tap_slot; /* hfc_engine_options.tap and the slot it keeps (tap_node 0: none) */
     float *folded;        /* weights made at planning, one allocation */
     float *transposed;    /* the tiled convs' wt, one allocation */
     float *back_weights;  /* gradients: the backward convs' wt_back, one allocation */

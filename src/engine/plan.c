@@ -98,7 +98,7 @@ static void single_threaded_blas(void)
         blas_thread_shutdown_();
 }
 
-static void plan_readers(const hfc_model *m, node_plan *P)
+static void plan_readers(const hfc_model *m, node_plan *P, int tap)
 {
     for (int i = 0; i < m->n_nodes; i++) {
         P[i] = (node_plan){.alias = -1, .fold_into = -1, .residual = -1, .add_into = -1,
@@ -107,6 +107,8 @@ static void plan_readers(const hfc_model *m, node_plan *P)
             P[m->nodes[i].in[k]].readers++;
     }
     P[m->output].readers++;  /* the logits are read after the run */
+    if (tap > 0)
+        P[tap].readers++;    /* so is a tapped value: nothing fuses it away */
 }
 
 static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice choice)
@@ -243,11 +245,12 @@ static void plan_fusion(const hfc_model *m, node_plan *P, int batch_stats)
     }
 }
 
-static void plan_deferred_batchnorm(const hfc_model *m, node_plan *P)
+static void plan_deferred_batchnorm(const hfc_model *m, node_plan *P, int tap)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         const hfc_node *nd = &m->nodes[i];
-        if (nd->op != HFC_OP_BATCHNORM || P[i].alias >= 0 || root_of(P, m->output) == i)
+        if (nd->op != HFC_OP_BATCHNORM || P[i].alias >= 0 || root_of(P, m->output) == i ||
+            (tap > 0 && root_of(P, tap) == i))
             continue;
         int readers = 0, all_convs = 1;
         for (int j = i + 1; j < m->n_nodes && all_convs; j++) {
@@ -269,7 +272,7 @@ static void plan_deferred_batchnorm(const hfc_model *m, node_plan *P)
 
 /* The last node that reads each root buffer (an Add done by a conv reads
  * at the conv); the logits are never released. */
-static void plan_liveness(const hfc_model *m, node_plan *P)
+static void plan_liveness(const hfc_model *m, node_plan *P, int tap)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         if (P[i].alias >= 0 && P[i].add_into < 0)
@@ -283,6 +286,8 @@ static void plan_liveness(const hfc_model *m, node_plan *P)
         }
     }
     P[root_of(P, m->output)].last_use = m->n_nodes;
+    if (tap > 0)
+        P[root_of(P, tap)].last_use = m->n_nodes;
 }
 
 static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
@@ -326,8 +331,14 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
             return hfc_fail(err, HFC_ERR_MODEL, m->path,
                             "the conv weights were released (hfc_model_release_conv_weights)");
         }
+    if (opt->tap < 0 || opt->tap >= m->n_nodes) {
+        hfc_engine_free(e);
+        free(P);
+        return hfc_fail(err, HFC_ERR_USAGE, m->path, "no node %d to tap", opt->tap);
+    }
     single_threaded_blas();
-    plan_readers(m, P);
+    e->tap_node = opt->tap;
+    plan_readers(m, P, opt->tap);
     plan_conv_paths(m, P, opt->conv);
     e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
     e->gradients = opt->gradients;
@@ -335,9 +346,10 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     if (!e->keep_values) /* gradient engines undo it: backward_fused */
         plan_fusion(m, P, e->bn_batch);
     if (!e->bn_batch) /* gradient engines undo it: backward_deferred_bn */
-        plan_deferred_batchnorm(m, P);
-    plan_liveness(m, P);
+        plan_deferred_batchnorm(m, P, opt->tap);
+    plan_liveness(m, P, opt->tap);
     hfc_status st = plan_steps(e, P, err);
+    e->tap_slot = opt->tap > 0 ? P[root_of(P, opt->tap)].slot : -1;
     if (!st)
         st = plan_conv_weights(e, err);
     if (!st && e->gradients)

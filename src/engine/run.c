@@ -159,6 +159,18 @@ hfc_status hfc_engine_capture(hfc_engine *e, const float *x, size_t n, int node,
                     m->nodes[node].name);
 }
 
+hfc_status hfc_engine_forward_tap(hfc_engine *e, const float *x, size_t n, float *logits,
+                                  float *tap, hfc_error *err)
+{
+    const hfc_model *m = e->model;
+    if (e->tap_node <= 0)
+        return hfc_fail(err, HFC_ERR_USAGE, m->path, "the engine was not planned with a tap");
+    hfc_shape s = m->nodes[e->tap_node].out;
+    job t = {.tap_slot = e->tap_slot, .tap_floats = (size_t)s.c * s.h * s.w, .tap = tap};
+    run_jobs(e, x, n, logits, NULL, NULL, 0, NULL, &t);
+    return HFC_OK;
+}
+
 hfc_status hfc_engine_input_grad(hfc_engine *e, const float *x, size_t n, int passes,
                                  hfc_loss_grad loss, void *ctx, float *logits, float *dx,
                                  hfc_error *err)

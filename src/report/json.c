@@ -271,3 +271,169 @@ char *hfc_report_id_json(const hfc_id_layer *L, const hfc_id_spec *spec, const h
     add_run_fields(o, m, ds, NULL, none, 0, 0, seconds);
     return print_and_free(o, pretty);
 }
+
+/* ------------------------------------------------------------- protos */
+
+static cJSON *three(const double v[HFC_VERSIONS])
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int k = 0; k < HFC_VERSIONS; k++)
+        cJSON_AddNumberToObject(o, VERSION_NAMES[k], v[k]);
+    return o;
+}
+
+static const char *class_name(const hfc_model *m, int k)
+{
+    return k >= 0 && k < m->n_classes ? m->classes[k] : "";
+}
+
+/* The last layer's weight from prototype j to class k (0 without one). */
+static double proto_weight(const hfc_prototypes *p, int k, int j)
+{
+    return p->last_weight && k >= 0 ? p->last_weight[(size_t)k * p->count + j] : 0.0;
+}
+
+static cJSON *int_pair(int a, int b)
+{
+    int v[2] = {a, b};
+    return cJSON_CreateIntArray(v, 2);
+}
+
+static void add_prototype_layer(cJSON *o, const hfc_prototypes *p, const hfc_model *m)
+{
+    static const char *names[] = {"log", "linear", "distance"};
+    cJSON *pl = cJSON_AddObjectToObject(o, "prototypes");
+    cJSON_AddStringToObject(pl, "layer", hfc_model_node_name(m, p->node));
+    cJSON_AddNumberToObject(pl, "count", p->count);
+    cJSON_AddNumberToObject(pl, "depth", p->depth);
+    cJSON_AddItemToObject(pl, "map", int_pair(p->height, p->width));
+    cJSON_AddStringToObject(pl, "similarity", names[p->similarity]);
+    if (p->similarity == HFC_SIMILARITY_LOG)
+        cJSON_AddNumberToObject(pl, "epsilon", p->epsilon);
+}
+
+/* One listed image's version: the prediction and its top K. */
+static cJSON *explained_version(const hfc_proto_image *img, int v, int k, const hfc_prototypes *p,
+                                const hfc_model *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "pred", img->pred[v]);
+    cJSON_AddStringToObject(o, "pred_name", class_name(m, img->pred[v]));
+    cJSON *top = cJSON_AddArrayToObject(o, "top");
+    for (int t = 0; t < k; t++) {
+        const hfc_proto_hit *h = &img->top[v][t];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "prototype", h->prototype);
+        cJSON_AddNumberToObject(e, "class", p->class_of[h->prototype]);
+        cJSON_AddNumberToObject(e, "weight", proto_weight(p, p->class_of[h->prototype], h->prototype));
+        cJSON_AddNumberToObject(e, "weight_pred", proto_weight(p, img->pred[v], h->prototype));
+        cJSON_AddNumberToObject(e, "similarity", h->similarity);
+        cJSON_AddNumberToObject(e, "distance", h->distance);
+        cJSON_AddItemToObject(e, "position", int_pair(h->row, h->col));
+        cJSON_AddItemToObject(e, "box", cJSON_CreateIntArray(h->box, 4));
+        cJSON *map = cJSON_AddArrayToObject(e, "map");
+        const float *mv = img->maps + ((size_t)v * k + t) * p->height * p->width;
+        for (int y = 0; y < p->height; y++)
+            cJSON_AddItemToArray(map, cJSON_CreateFloatArray(mv + (size_t)y * p->width, p->width));
+        cJSON_AddItemToArray(top, e);
+    }
+    return o;
+}
+
+char *hfc_report_protos_json(const hfc_protos_result *r, const hfc_protos_spec *spec,
+                             const hfc_push_record *rec, const hfc_model *m, const hfc_dataset *ds,
+                             double seconds, int pretty)
+{
+    const hfc_prototypes *p = &r->info;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "experiment", "protos");
+    add_mask(o, &spec->mask);
+    cJSON_AddNumberToObject(o, "top", spec->top);
+    add_prototype_layer(o, p, m);
+    cJSON_AddNumberToObject(o, "images", (double)r->images);
+    double acc[HFC_VERSIONS], correct[HFC_VERSIONS];
+    for (int v = 0; v < HFC_VERSIONS; v++)
+        acc[v] = fraction(r->correct[v], r->images), correct[v] = (double)r->correct[v];
+    cJSON_AddItemToObject(o, "accuracy", three(acc));
+    cJSON_AddItemToObject(o, "correct", three(correct));
+    cJSON *per = cJSON_AddArrayToObject(o, "per_prototype");
+    for (int j = 0; j < p->count; j++) {
+        cJSON *e = cJSON_CreateObject();
+        double mean[HFC_VERSIONS], rate[HFC_VERSIONS];
+        for (int v = 0; v < HFC_VERSIONS; v++) {
+            mean[v] = r->images ? r->similarity_sum[(size_t)v * p->count + j] / (double)r->images : 0;
+            rate[v] = fraction(r->top_count[(size_t)v * p->count + j], r->images);
+        }
+        cJSON_AddNumberToObject(e, "prototype", j);
+        cJSON_AddNumberToObject(e, "class", p->class_of[j]);
+        cJSON_AddStringToObject(e, "class_name", class_name(m, p->class_of[j]));
+        cJSON_AddNumberToObject(e, "weight", proto_weight(p, p->class_of[j], j));
+        cJSON_AddItemToObject(e, "mean_similarity", three(mean));
+        cJSON_AddItemToObject(e, "top_rate", three(rate));
+        if (rec && rec->entries[j].label >= 0) {
+            const hfc_push_entry *en = &rec->entries[j];
+            cJSON *src = cJSON_AddObjectToObject(e, "source");
+            cJSON_AddNumberToObject(src, "image", (double)en->image);
+            cJSON_AddItemToObject(src, "position", int_pair(en->row, en->col));
+            cJSON_AddItemToObject(src, "box", cJSON_CreateIntArray(en->box, 4));
+        }
+        cJSON_AddItemToArray(per, e);
+    }
+    cJSON *ex = cJSON_AddArrayToObject(o, "explained");
+    for (int s = 0; s < r->n_explain; s++) {
+        const hfc_proto_image *img = &r->explained[s];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", (double)img->index);
+        cJSON_AddNumberToObject(e, "label", img->label);
+        cJSON_AddStringToObject(e, "label_name", class_name(m, img->label));
+        cJSON *vs = cJSON_AddObjectToObject(e, "versions");
+        for (int v = 0; v < HFC_VERSIONS; v++)
+            cJSON_AddItemToObject(vs, VERSION_NAMES[v], explained_version(img, v, spec->top, p, m));
+        cJSON_AddItemToArray(ex, e);
+    }
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    add_run_fields(o, m, ds, NULL, none, 0, 0, seconds);
+    return print_and_free(o, pretty);
+}
+
+char *hfc_report_push_json(const hfc_push_record *rec, const hfc_model *m, const hfc_dataset *ds,
+                           double seconds, int pretty)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "experiment", "push");
+    cJSON_AddNumberToObject(o, "images", (double)rec->images);
+    cJSON_AddNumberToObject(o, "channels", rec->channels);
+    cJSON *ps = cJSON_AddArrayToObject(o, "prototypes");
+    for (int j = 0; j < rec->count; j++) {
+        const hfc_push_entry *en = &rec->entries[j];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "prototype", j);
+        cJSON_AddNumberToObject(e, "class", en->class_id);
+        if (en->label >= 0) {
+            const size_t bytes = (size_t)rec->channels * (en->box[2] - en->box[0]) * (en->box[3] - en->box[1]);
+            char *b64 = malloc(hfc_base64_size(bytes));
+            cJSON_AddNumberToObject(e, "image", (double)en->image);
+            cJSON_AddNumberToObject(e, "label", en->label);
+            cJSON_AddItemToObject(e, "position", int_pair(en->row, en->col));
+            cJSON_AddNumberToObject(e, "distance", en->distance);
+            cJSON_AddItemToObject(e, "box", cJSON_CreateIntArray(en->box, 4));
+            if (!b64) {
+                cJSON_Delete(o);
+                return NULL;
+            }
+            hfc_base64_encode(en->patch, bytes, b64);
+            cJSON_AddStringToObject(e, "patch", b64);
+            free(b64);
+        } else {
+            cJSON_AddNullToObject(e, "image");  /* no image of its class */
+        }
+        cJSON_AddItemToArray(ps, e);
+    }
+    const size_t none[HFC_VERSIONS] = {0, 0, 0};
+    add_run_fields(o, m, ds, NULL, none, 0, 0, seconds);
+    return print_and_free(o, pretty);
+}
