@@ -1109,12 +1109,13 @@ ln -s "$PWD/$TINY" "$T/cifar/test_batch.bin"
 expect $? "train/train.py trains, writes OUT.bin, and hfc-eval runs it"
 # the paper's other recipes (#29): adversarial training, mixup, dropout, shuffled labels
 "$PY" train/train.py --family preact --bn --epochs 2 --batch-size 20 --device cpu --data "$T/cifar" \
-    --adversarial pgd --eps 8/255 --steps 2 --step-size 2/255 --mixup 1 --dropout 0.2 \
+    --adversarial pgd --eps 8/255 --steps 2 --step-size 2/255 --mixup 1 --dropout 0.2 --no-augment \
     --shuffle-labels 1 --save-every 1 --out "$T/adv" >/dev/null 2>&1 &&
     "$HFC" --data "$TINY" --radius 4 "$T/adv-epoch1.bin" | grep -q '"images":40' &&
     "$HFC" --data "$TINY" --radius 4 "$T/adv.bin" | grep -q '"images":40' &&
     jq -e '.adversarial.eps == 8/255 and .adversarial.steps == 2 and .mixup_alpha == 1 and
-        .dropout == 0.2 and .shuffled_labels == 1 and (.command | test("--adversarial pgd"))' \
+        .dropout == 0.2 and .shuffled_labels == 1 and .augmentation == null and
+        (.command | test("--adversarial pgd"))' \
         "$T/adv.json" >/dev/null &&
     "$PY" - "$TINY" "$T/adv.labels.npy" <<'EOF2'
 import sys, numpy as np
@@ -1122,7 +1123,7 @@ true = np.tile(np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 3073)[:, 0],
 used = np.load(sys.argv[2])
 sys.exit(0 if sorted(used) == sorted(true) and (used != true).mean() > 0.5 else 1)
 EOF2
-expect $? "train/train.py --adversarial pgd --mixup --dropout --shuffle-labels 1 --save-every 1: a checkpoint per epoch hfc-eval runs, the recipe and command in OUT.json, the labels trained on (a permutation) in OUT.labels.npy"
+expect $? "train/train.py --adversarial pgd --mixup --dropout --no-augment --shuffle-labels 1 --save-every 1: a checkpoint per epoch hfc-eval runs, the recipe and command in OUT.json, the labels trained on (a permutation) in OUT.labels.npy"
 out=$("$PY" - <<'EOF2' 2>&1
 import sys, torch, torch.nn.functional as F
 sys.path.insert(0, "train"); sys.path.insert(0, "tools")

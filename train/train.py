@@ -19,6 +19,7 @@ The paper's other experiments (Wang et al. 2020, Sections 3-5):
   --mixup ALPHA        mixup (Zhang et al.): pairs of the batch mixed by
                        lambda ~ Beta(ALPHA, ALPHA), the loss mixed alike
   --dropout P          dropout on the input of the last linear layer
+  --no-augment         no random crop or flip (memorisation runs)
   --shuffle-labels F   a seeded random fraction F of the training labels
                        permuted among themselves (1: all of them, Section 3);
                        OUT.labels.npy keeps the labels trained on
@@ -154,6 +155,8 @@ def main():
     ap.add_argument("--eps", type=fraction, default=8 / 255, help="PGD radius on [0, 1] pixels")
     ap.add_argument("--steps", type=int, default=7, help="PGD steps")
     ap.add_argument("--step-size", type=fraction, default=2 / 255)
+    ap.add_argument("--no-augment", dest="augment", action="store_false", default=True,
+                    help="train on the images as they are (no crop, no flip)")
     ap.add_argument("--mixup", type=float, default=0, metavar="ALPHA")
     ap.add_argument("--dropout", type=float, default=0, metavar="P")
     ap.add_argument("--shuffle-labels", type=float, default=0, metavar="FRACTION")
@@ -228,7 +231,7 @@ def main():
         loss_sum = 0.0
         for i in range(steps_per_epoch):
             idx = perm[i * args.batch_size:(i + 1) * args.batch_size]
-            x01, y = augment(xtr[idx]).float() / 255.0, ytr[idx]
+            x01, y = (augment(xtr[idx]) if args.augment else xtr[idx]).float() / 255.0, ytr[idx]
             if args.adversarial == "pgd":
                 x01 = pgd(model, x01, y, normalize01, args.eps, args.step_size, args.steps)
             x = normalize01(x01)
@@ -280,7 +283,8 @@ def main():
         "depth": args.depth, "seed": args.seed, "epochs": epochs, "epoch": epochs,
         "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
         "weight_decay": args.wd, "warmup_epochs": args.warmup, "grad_clip": args.clip,
-        "schedule": "linear warm-up then cosine", "augmentation": "random crop (pad 4) + horizontal flip",
+        "schedule": "linear warm-up then cosine",
+        "augmentation": "random crop (pad 4) + horizontal flip" if args.augment else None,
         "train_images": int(n), "device": torch.cuda.get_device_name(dev) if amp else "cpu",
         "train_seconds": round(seconds, 1), "test_accuracy": acc, "test_images": int(xte.shape[0]),
         "adversarial": None if args.adversarial == "none" else {
