@@ -63,3 +63,30 @@ d["prototypes"][3]["patch"] = d["prototypes"][3]["patch"][:-8]  # a patch shorte
 json.dump(d, open(sys.argv[2], "w"))
 PYEOF
 errors protos
+
+# The second output of ProtoPNet's (logits, min_distances), by both routes:
+# export_pytorch's output_index and onnx_to_hfc.py --output-index 1.
+"$PY" - "$T" <<'PYEOF' >/dev/null 2>&1
+import sys, warnings, numpy as np, torch
+sys.path.insert(0, "tools"); sys.path.insert(0, "tools/zoo"); sys.path.insert(0, "tests")
+import export_pytorch, hfc_models, onnx_to_hfc, models as zoo
+from gen_refs import randomize, write
+out = sys.argv[1]
+model = randomize(zoo.protopnet("vgg11"), torch.Generator().manual_seed(3))
+mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
+export_pytorch.export(model, out + "/mind.bin", mean=mean, std=std, output_index=1)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    torch.onnx.export(model, torch.zeros(1, 3, 32, 32), out + "/mind.onnx", opset_version=13)
+onnx_to_hfc.convert(out + "/mind.onnx", out + "/mind.onnx.bin", mean=mean, std=std, output_index=1)
+pixels = torch.from_numpy(np.random.default_rng(5).uniform(0, 255, (12, 3, 32, 32)).astype(np.float32))
+norm = (pixels / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+with torch.no_grad():
+    mind = model(norm)[1].numpy().astype("<f4")
+write(out + "/mind.in", [12, 3072], pixels.numpy())
+write(out + "/mind.out", list(mind.shape), mind)
+PYEOF
+for route in "" .onnx; do
+    counted build/test_engine "ProtoPNet's min_distances (output index 1${route:+, ONNX})" "$T/mind$route.bin" \
+        "$T/mind.in" "$T/mind.out"
+done
