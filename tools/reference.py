@@ -381,6 +381,15 @@ def evaluate(model, images, labels, radii, batch=500, split=paper_split, rescale
 MASK64 = (1 << 64) - 1
 
 
+def subcommand_parser(name, limit, description=None):
+    """A subcommand's parser with what they all take: MODEL, --data, --limit."""
+    ap = argparse.ArgumentParser(prog="reference.py " + name, description=description)
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
+    ap.add_argument("--limit", type=int, default=limit)
+    return ap
+
+
 def splitmix64(z):
     """Steele et al.'s splitmix64 on numpy uint64 arrays (or ints)."""
     z = np.asarray(z, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
@@ -424,10 +433,7 @@ def attack(model, raw, labels, eps, pgd, steps, step, random_start, seed, first)
 
 
 def main_attack(argv):
-    ap = argparse.ArgumentParser(prog="reference.py attack", description="FGSM/PGD as hfc-eval attack")
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
-    ap.add_argument("--limit", type=int, default=0)
+    ap = subcommand_parser("attack", 0, "FGSM/PGD as hfc-eval attack")
     ap.add_argument("--method", choices=["fgsm", "pgd"], default="pgd")
     ap.add_argument("--eps", default="0.03,0.06,0.09")
     ap.add_argument("--steps", type=int, default=10)
@@ -528,10 +534,7 @@ def margins(model, raw, offset, block, max_iter=100, overshoot=0.02):
 
 
 def main_margin(argv):
-    ap = argparse.ArgumentParser(prog="reference.py margin", description="DCT-subspace margins")
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
-    ap.add_argument("--limit", type=int, default=100)
+    ap = subcommand_parser("margin", 100, "DCT-subspace margins")
     ap.add_argument("--block", type=int, default=8)
     ap.add_argument("--stride", type=int, default=2)
     ap.add_argument("--max-iter", type=int, default=100)
@@ -583,10 +586,7 @@ def heatmap_sign(seed, a, image, channel):
 
 
 def main_heatmap(argv):
-    ap = argparse.ArgumentParser(prog="reference.py heatmap")
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
-    ap.add_argument("--limit", type=int, default=1000)
+    ap = subcommand_parser("heatmap", 1000)
     ap.add_argument("--eps", type=float, default=4.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -644,10 +644,7 @@ def twonn(x, resamples=5, seed=0):
 
 
 def main_id(argv):
-    ap = argparse.ArgumentParser(prog="reference.py id")
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
-    ap.add_argument("--limit", type=int, default=2000)
+    ap = subcommand_parser("id", 2000)
     ap.add_argument("--layers", required=True, help="comma-separated node names ('input' too)")
     ap.add_argument("--version", default="original", choices=["original", "low", "high"])
     ap.add_argument("--radius", type=float, default=4.0)
@@ -709,10 +706,7 @@ def prototype_classes(model, node):
 def main_protos(argv):
     """hfc-eval protos in float64: per version the top K, accuracy and per
     prototype statistics; --push: each prototype's nearest patch."""
-    ap = argparse.ArgumentParser(prog="reference.py protos")
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.environ.get("HFC_DATA", "data/cifar-10-batches-bin"))
-    ap.add_argument("--limit", type=int, default=0)
+    ap = subcommand_parser("protos", 0)
     ap.add_argument("--radius", type=float, default=4.0)
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--images", default="")
