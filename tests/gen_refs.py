@@ -179,9 +179,11 @@ def randomize(model, gen):
                     p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
         for m in model.modules():
             if hasattr(m, "prototype_vectors"):  # a ProtoPNet's sigmoid inputs to about +-10, as
-                last = m.add_on_layers[2]         # trained ones (at +-150 float32's gradients lose
-                last.weight.mul_(0.05)            # 4 digits to cancellation, PyTorch's too)
-                last.bias.mul_(0.05)
+                # trained ones (at +-150 float32's gradients lose 4 digits, PyTorch's too)
+                last = [c for c in m.add_on_layers.modules() if isinstance(c, nn.Conv2d)][-1]
+                last.weight.mul_(0.05)
+                if last.bias is not None:
+                    last.bias.mul_(0.05)
     return model.eval()
 
 

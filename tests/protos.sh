@@ -29,6 +29,23 @@ else
     echo "SKIP: prototype networks on real images: no CIFAR-10 at $PDATA (set HFC_DATA)"
 fi
 
+# The tapped feature map where an inference engine fuses it into its conv:
+# add-on layers ending in conv + BN + ReLU (one step, BN folded, ReLU fused).
+"$PY" - "$T/pp-fused.bin" <<'PYEOF' >/dev/null 2>&1 &&
+import sys, torch, torch.nn as nn
+sys.path.insert(0, "tools"); sys.path.insert(0, "tools/zoo"); sys.path.insert(0, "tests")
+import export_pytorch, hfc_models, models as zoo
+from gen_refs import randomize
+m = zoo.protopnet("resnet18")
+m.add_on_layers = nn.Sequential(nn.Conv2d(64, 16, 1), nn.BatchNorm2d(16), nn.ReLU())
+randomize(m, torch.Generator().manual_seed(4))
+export_pytorch.export(m, sys.argv[1], mean=hfc_models.CIFAR10_MEAN, std=hfc_models.CIFAR10_STD)
+PYEOF
+    "$HFC" protos --data "$TINY" --images 0,1,2,30 "$T/pp-fused.bin" >"$T/pp-ours" &&
+    "$PY" tools/reference.py protos --data "$TINY" --images 0,1,2,30 "$T/pp-fused.bin" >"$T/pp-theirs"
+msg=$("$PY" tests/protos_check.py "$T/pp-ours" "$T/pp-theirs" 2>&1)
+expect $? "protos where the feature map is a conv + BN + ReLU step (the tap keeps it): ${msg##*$'\n'}"
+
 # The same model, any batch and thread count: the same report (but its time).
 for args in "-b 8 -j 1" "-b 24 -j 2" "-b 256 -j 2"; do
     # shellcheck disable=SC2086
