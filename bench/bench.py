@@ -61,6 +61,26 @@ def median_time(fn, reps):
     return statistics.median(times)
 
 
+# What a CPU without AVX-512 (or without AVX2) would make the peers run.
+# oneDNN (PyTorch's convolutions) reads ONEDNN_MAX_CPU_ISA at its first
+# primitive, ATen's vectorised loops read ATEN_CPU_CAPABILITY at its first
+# dispatch: both come after this. ONNX Runtime's MLAS has no such setting.
+PEER_LIMITS = {"avx2": ("AVX2", "avx2"), "generic": ("SSE41", "default")}
+
+
+def restrict_peers(isa, native):
+    """Hold PyTorch to --isa's level (not for avx512 or --peers-native);
+    return a line saying what each peer runs."""
+    held = isa and isa != "avx512" and not native
+    if held:
+        os.environ["ONEDNN_MAX_CPU_ISA"], os.environ["ATEN_CPU_CAPABILITY"] = PEER_LIMITS[isa]
+    aten = [line.split(":")[1].strip() for line in torch.__config__.show().splitlines()
+            if "CPU capability usage" in line]  # fixes ATen's choice from here on
+    line = (f"pytorch: oneDNN {'held to ' + os.environ['ONEDNN_MAX_CPU_ISA'] if held else 'its best'}, "
+            f"ATen {aten[0] if aten else '?'}")
+    return line + "; onnxruntime: the CPU's best (MLAS has no setting to lower it)"
+
+
 def torch_job(model, images, labels, radius, batch, mean, std):
     """The whole experiment in PyTorch: split with torch.fft, three forward passes."""
     correct = [0, 0, 0]
@@ -469,6 +489,9 @@ def main():
                          "torchvision (tv-) architectures run by default")
     ap.add_argument("--isa", choices=["avx512", "avx2", "generic"],
                     help="run hfc-eval's side with HFC_ISA=ISA (a lower instruction set than the CPU's best)")
+    ap.add_argument("--peers-native", action="store_true",
+                    help="with --isa: leave PyTorch on its own best ISA (by default its oneDNN and ATen "
+                         "kernels are held to the same level, as on a CPU that lacks the higher one)")
     ap.add_argument("--gradients", action="store_true",
                     help="only (e), on --model and on " + ", ".join(GRADIENT_BENCH) + " too (1,000 images)")
     ap.add_argument("--gradient-models", default=",".join(GRADIENT_BENCH),
@@ -500,6 +523,7 @@ def main():
         child_env["OPENBLAS_CORETYPE"] = args.openblas_coretype
     if args.isa:
         child_env["HFC_ISA"] = args.isa
+    peers = restrict_peers(args.isa, args.peers_native)
     torch.set_num_threads(args.threads)
     hfc = os.path.join(ROOT, "build/hfc-eval")
     parts_bin = os.path.join(ROOT, "build/bench_parts")
@@ -529,6 +553,7 @@ def main():
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, {args.threads} threads; ISA path {isa}; "
           f"torch {torch.__version__}; {n} images ({source}); model {os.path.basename(args.model)}; "
           f"{args.reps} reps, medians")
+    print(f"peers' ISA: {peers}")
 
     if args.sources:
         return sources_bench(args, parts_bin, child_env, images)
