@@ -568,12 +568,13 @@ void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
  * row share each weight vector; a tap outside the image reads zeros. Per
  * output value the sum runs over taps (ky, kx) then j, whatever the image,
  * block or thread. */
-#define PIX_BLOCK (VW == 16 ? 8 : 4) /* AVX2's 16 registers: 4 sums + 6 inputs + a weight */
+#define PIX_BLOCK 8 /* 8 independent sums hide the multiply-add's latency */
 
 /* Depthwise, stride 1, three taps wide, a full block of pixels: one kernel
  * row's PIX_BLOCK + 2 input vectors are loaded once for its three taps (13
  * loads per 24 multiply-adds instead of 27). The same sums in the same order
  * as the general loop below. */
+#if VW == 16
 SIMD __attribute__((always_inline)) static inline void
 depthwise_row3(const float *row, int ix0, int w_in, int c, int whole, vmask mk, const float *w,
                vf acc[PIX_BLOCK])
@@ -589,6 +590,25 @@ depthwise_row3(const float *row, int ix0, int w_in, int c, int whole, vmask mk, 
             acc[p] = vfmadd(in[p + kx], wv, acc[p]);
     }
 }
+#else
+/* AVX2's 16 registers hold the 8 sums but not a row's 10 inputs as well:
+ * each input is loaded at its tap (with 4 sums and the inputs kept, the 4
+ * chains of multiply-adds waited on each other's latency: MobileNetV2's
+ * depthwise convs took twice AVX-512's time). */
+SIMD __attribute__((always_inline)) static inline void
+depthwise_row3(const float *row, int ix0, int w_in, int c, int whole, vmask mk, const float *w,
+               vf acc[PIX_BLOCK])
+{
+    for (int kx = 0; kx < 3; kx++) {
+        const vf wv = vload_lanes(whole, 1, mk, w + (size_t)kx * c);
+        for (int p = 0; p < PIX_BLOCK; p++) {
+            const int ix = ix0 + p + kx, inside = ix >= 0 && ix < w_in;
+            acc[p] = vfmadd(vload_lanes(whole, inside, mk, inside ? row + (size_t)ix * c : row), wv,
+                            acc[p]);
+        }
+    }
+}
+#endif
 
 SIMD void SFX(hfc_conv2d_small_groups)(const hfc_tensor *x, const float *wt, int g, int kh,
                                       int kw, int sh, int sw, int ph, int pw, int dh, int dw,
