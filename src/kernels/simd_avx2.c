@@ -3,3 +3,4 @@
  * AVX-512): 8 lanes, 16 registers, the tiles shaped for them. */
 #define HFC_SIMD_AVX2
 #include "kernels/conv_simd.h"
+#include "kernels/groups_simd.h"

@@ -2,3 +2,4 @@
  * CPUs with AVX-512F: 16 lanes, 32 registers. */
 #define HFC_SIMD_AVX512
 #include "kernels/conv_simd.h"
+#include "kernels/groups_simd.h"
