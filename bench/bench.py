@@ -29,6 +29,10 @@ training images: its time and peak RSS against a plain evaluation's.
 --sources instead: the split at 224 x 224 against numpy's np.fft route and
 torch.fft, and reading a JPEG folder (decode, Resize, CenterCrop) against
 PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
+--isa avx2|generic runs hfc-eval on a lower instruction set (HFC_ISA) and
+holds PyTorch to the same level (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), as
+a CPU without the higher one would; --peers-native leaves PyTorch on its own
+choice. ONNX Runtime cannot be held: it runs the CPU's best.
 Medians over --reps repetitions; (a) alternates the two sides.
 """
 
