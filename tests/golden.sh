@@ -10,6 +10,10 @@
 # tools/testcard.py's test card, at fixed paths, since reports name them.
 # Recorded on an AVX-512 machine: other ISAs round differently.
 set -eu
+# The prototype layer's distances go through OpenBLAS's SGEMM, whose rounding
+# depends on the kernels it picks for the CPU (SkylakeX on a Zen 4, Haswell on
+# a Zen 5): hold it to Haswell's, which every machine that runs this has.
+export OPENBLAS_CORETYPE=Haswell
 hfc=$1
 out=$2
 data=build/tests/ref/tiny.cifar
