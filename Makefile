@@ -126,6 +126,7 @@ demo: all
 # need no data; the accuracy plot needs the real test set.
 MODELS := data/models/preact20-bn.bin data/models/preact20-nobn.bin \
           data/models/vgg-bn.bin data/models/vgg-nobn.bin
+ADV_MODELS := data/models/preact20-bn-adv.bin data/models/preact20-nobn-adv.bin
 pictures: all
 	@mkdir -p docs/pictures
 	$(PYTHON) tools/testcard.py build/testcard.cifar
@@ -134,6 +135,9 @@ pictures: all
 	cp build/pictures/*-kernels.png docs/pictures/
 	cp build/pictures/preact20-bn-r8-grid.png docs/pictures/testcard-preact20-bn-r8-grid.png
 	cp build/pictures/spectrum-r8.png docs/pictures/testcard-spectrum-r8.png
+	rm -rf build/pictures-adv && ./build/hfc-eval --data build/testcard.cifar --radius 8 \
+	  --png build/pictures-adv $(ADV_MODELS) >/dev/null
+	cp build/pictures-adv/*-kernels.png docs/pictures/
 	@if [ ! -f "$(DATA_DIR)/test_batch.bin" ]; then \
 	  echo "CIFAR-10 not found at $(DATA_DIR): accuracy-vs-radius.png not remade (make data)"; \
 	else \

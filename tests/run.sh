@@ -1146,6 +1146,31 @@ sys.exit(0 if d < 1e-6 and (got - x).abs().max() <= eps + 1e-7 else 1)
 EOF2
 )
 expect $? "train.pgd: one step equals the direct PyTorch computation (sign of the input gradient, clipped to the eps ball and [0, 1]): $out"
+out=$("$PY" - "$T" <<'EOF2' 2>&1
+import json, subprocess, sys, numpy as np, torch
+sys.path.insert(0, "tools")
+import export_pytorch
+# kernels with a known spectrum: constant (all energy at DC), a cosine at the
+# highest 3 x 3 frequency (all energy in the corner bins), one tap (flat)
+y, x = np.mgrid[0:3, 0:3]
+cases = {"flat": (np.ones((3, 3)), 0.0, 1.0, 1 / 9), "cos": (np.cos(2 * np.pi * (y + x) / 3), 1.0, 0.0, 1 / 18),
+         "tap": ((y == 1) & (x == 1), 4 / 9, 1 / 9, 1.0)}
+for name, (k, high, dc, centre) in cases.items():
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4096, 10)).eval()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor(np.broadcast_to(k, (4, 3, 3, 3)).astype(np.float32)) * torch.arange(1, 5).view(4, 1, 1, 1))
+    path = f"{sys.argv[1]}/spec-{name}.bin"
+    export_pytorch.export(m, path, mean=(0, 0, 0), std=(1, 1, 1))
+    r = json.loads(subprocess.run(["tools/kernel_spectrum.py", path], capture_output=True, text=True, check=True).stdout)
+    if r["kernels"] != 12 or max(abs(r["highest_share"] - high), abs(r["dc_share"] - dc), abs(r["centre_share"] - centre)) > 1e-5:
+        sys.exit(f"{name}: {r}")
+bad = subprocess.run(["tools/kernel_spectrum.py", "README.md"], capture_output=True, text=True)
+if bad.returncode != 1 or bad.stderr.count("\n") != 1 or "not an hfc-eval model" not in bad.stderr:
+    sys.exit(f"README.md: exit {bad.returncode}, {bad.stderr!r}")
+print("constant, highest-frequency cosine and one-tap kernels give their known shares")
+EOF2
+)
+expect $? "tools/kernel_spectrum.py (the smoothness of first-layer kernels, README's adversarial pair): $out"
 "$PY" train/paper.py --check >"$T/paper-check" 2>&1
 expect $? "train/paper.py --check: $(tail -2 "$T/paper-check" | head -1)"
 paper() { "$PY" train/paper.py --bn --seeds 0,1 --epochs 2 --batch-size 20 --device cpu --data "$T/cifar" "$@"; }
@@ -1189,6 +1214,25 @@ EOF
 )
         expect $? "fidelity $(basename "$m") vs tools/reference.py: $msg"
     done
+    # README's numbers for the adversarially trained pair (#29) are hfc-eval's:
+    # the smoothing table's rows on the first 1,000 images; with HFC_FULL=1 also
+    # the PGD-20 accuracy on all 10,000 that each .json records
+    adv=data/models/preact20-bn-adv.bin adv_nobn=data/models/preact20-nobn-adv.bin
+    "$HFC" attack --data "$DATA" --limit 1000 --method pgd --eps 0.03,0.09 "$adv" |
+        jq -se 'map(.correct) == [{"clean":700,"adversarial":434},{"clean":700,"adversarial":31}]' >/dev/null &&
+        "$HFC" attack --data "$DATA" --limit 1000 --method fgsm --eps 0.03 --smooth 0.25 "$adv_nobn" |
+        jq -e '.correct == {"clean":523,"adversarial":255}' >/dev/null
+    expect $? "README's smoothing table for the adversarial pair: preact20-bn-adv clean 70.0%, PGD 0.03 43.4%, PGD 0.09 3.1%; preact20-nobn-adv at rho 0.25 clean 52.3%, FGSM 0.03 25.5%"
+    if [ "${HFC_FULL:-0}" = 1 ]; then
+        for m in "$adv" "$adv_nobn"; do
+            "$HFC" attack --data "$DATA" --method pgd --eps 0.0313725490196 --steps 20 \
+                --step-size 0.0078431372549 "$m" >"$T/pgd20" &&
+                jq -e --slurpfile meta "${m%.bin}.json" '.images == 10000 and
+                    .accuracy.clean == $meta[0].hfc_eval.clean_accuracy and
+                    .accuracy.adversarial == $meta[0].hfc_eval.pgd20_accuracy' "$T/pgd20" >/dev/null
+            expect $? "$(basename "$m"): clean and PGD-20 accuracy on the full test set as its .json and README record: $(jq -c .accuracy "$T/pgd20")"
+        done
+    fi
 else
     echo "SKIP: real-data fidelity tests: no CIFAR-10 at $DATA (set HFC_DATA)"
 fi
