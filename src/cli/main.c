@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,15 +56,29 @@ static void progress_end(progress_line *p)
     }
 }
 
+/* --data, or $HFC_DATA, or the default; a path that does not exist is
+ * refused here, before the models load (a second for a large one), by the
+ * loader itself so that it says what it would say later. */
+static hfc_status resolve_data(hfc_options *o, hfc_error *err)
+{
+    if (!o->data) {
+        const char *env = getenv("HFC_DATA");
+        o->data = env && *env ? env : "data/cifar-10-batches-bin";
+    }
+    struct stat sb;
+    if (stat(o->data, &sb) == 0)
+        return HFC_OK;
+    hfc_dataset ds = {0};
+    hfc_status st = hfc_load_data(o, 0, 3, &ds, err);
+    hfc_dataset_free(&ds);
+    return st;
+}
+
 /* The models and their engines. */
 static hfc_status load_models(hfc_options *o, hfc_inputs_kind kind, run_inputs *in, hfc_error *err)
 {
     hfc_status st;
     memset(in, 0, sizeof *in);
-    if (!o->data) {
-        const char *env = getenv("HFC_DATA");
-        o->data = env && *env ? env : "data/cifar-10-batches-bin";
-    }
     for (; in->n_loaded < o->n_models; in->n_loaded++) {
         hfc_model *m = &in->models[in->n_loaded];
         if ((st = hfc_model_load(m, o->models[in->n_loaded], err)))
@@ -181,9 +196,12 @@ static hfc_status run_command(hfc_options *o, double t0, char **text, hfc_error 
     if (!in)
         return hfc_fail(err, HFC_ERR_NOMEM, "", "out of memory");
     int sets = 1;
-    hfc_status st = load_models(o, c->inputs, in, err);
+    memset(in, 0, sizeof *in);
+    hfc_status st = resolve_data(o, err);
     if (!st)
         st = hfc_data_sweep(o, &sets, err);
+    if (!st)
+        st = load_models(o, c->inputs, in, err);
     for (int k = 0; !st && k < sets; k++, t0 = now())
         st = run_set(o, k, in, t0, text, err);
     free_inputs(in);
