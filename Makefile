@@ -80,6 +80,10 @@ build/hfc-eval: build/cli/main.o $(LIB_OBJ)
 build/bench_parts: bench/bench_parts.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
+# bench/run --isa avx2: ONNX Runtime shown a CPU without AVX-512 (bench/avx2_only.c)
+build/avx2_only.so: bench/avx2_only.c | build
+	$(CC) -O2 -g -Wall -Wextra -shared -fPIC $< -o $@
+
 build/test_%: build/tests/test_%.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
@@ -89,7 +93,7 @@ build:
 check: all $(TEST_BINS) $(SAN_BINS)
 	PYTHON=$(PYTHON) bash tests/run.sh
 
-bench: all build/bench_parts
+bench: all build/bench_parts build/avx2_only.so
 	PYTHON=$(PYTHON) bash bench/run
 
 install: all

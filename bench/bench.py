@@ -32,7 +32,8 @@ PIL with torchvision's transforms' arithmetic in a DataLoader of 2 workers.
 --isa avx2|generic runs hfc-eval on a lower instruction set (HFC_ISA) and
 holds PyTorch to the same level (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), as
 a CPU without the higher one would; --peers-native leaves PyTorch on its own
-choice. ONNX Runtime cannot be held: it runs the CPU's best.
+choice. ONNX Runtime is held to AVX2 for --isa avx2 by build/avx2_only.so
+(bench/avx2_only.c: CPUID without AVX-512); for generic it runs the CPU's best.
 Medians over --reps repetitions; (a) alternates the two sides.
 """
 
@@ -68,13 +69,18 @@ def median_time(fn, reps):
 # What a CPU without AVX-512 (or without AVX2) would make the peers run.
 # oneDNN (PyTorch's convolutions) reads ONEDNN_MAX_CPU_ISA at its first
 # primitive, ATen's vectorised loops read ATEN_CPU_CAPABILITY at its first
-# dispatch: both come after this. ONNX Runtime's MLAS has no such setting.
+# dispatch: both come after this. ONNX Runtime's MLAS has no such setting:
+# for avx2 it runs with build/avx2_only.so preloaded, which hides AVX-512
+# from CPUID (node without V8's WebAssembly trap handler, which would take
+# the SIGSEGV the shim needs).
 PEER_LIMITS = {"avx2": ("AVX2", "avx2"), "generic": ("SSE41", "default")}
+ORT_HIDE_AVX512 = os.path.join(ROOT, "build", "avx2_only.so")
+ORT_ENV = {}  # set by restrict_peers: what node runs ONNX Runtime with
 
 
 def restrict_peers(isa, native):
-    """Hold PyTorch to --isa's level (not for avx512 or --peers-native);
-    return a line saying what each peer runs."""
+    """Hold PyTorch (and for avx2 ONNX Runtime) to --isa's level (not for
+    avx512 or --peers-native); return a line saying what each peer runs."""
     held = isa and isa != "avx512" and not native
     if held:
         os.environ["ONEDNN_MAX_CPU_ISA"], os.environ["ATEN_CPU_CAPABILITY"] = PEER_LIMITS[isa]
@@ -82,6 +88,9 @@ def restrict_peers(isa, native):
             if "CPU capability usage" in line]  # fixes ATen's choice from here on
     line = (f"pytorch: oneDNN {'held to ' + os.environ['ONEDNN_MAX_CPU_ISA'] if held else 'its best'}, "
             f"ATen {aten[0] if aten else '?'}")
+    if held and isa == "avx2":
+        ORT_ENV["LD_PRELOAD"] = ORT_HIDE_AVX512
+        return line + "; onnxruntime: held to AVX2 (CPUID without AVX-512, bench/avx2_only.c)"
     return line + "; onnxruntime: the CPU's best (MLAS has no setting to lower it)"
 
 
@@ -273,9 +282,11 @@ def zoo_bench(args, hfc, child_env, images, labels, data_path, peak):
                 torch_job(model, images, labels, 4, best_batch, mean, std)), 1))
             if have_ort:
                 r = json.loads(subprocess.run(
-                    ["node", os.path.join(ROOT, "bench", "ort_run.js"), onnxf, inputs, str(3 * n),
-                     str(args.threads), "64,256,1000" if side == 32 else "16,64", str(side)], check=True, capture_output=True, text=True,
-                    env={**os.environ, "ONNXRUNTIME_NODE": ort_dir}).stdout)
+                    ["node", "--disable-wasm-trap-handler", os.path.join(ROOT, "bench", "ort_run.js"),
+                     onnxf, inputs, str(3 * n), str(args.threads),
+                     "64,256,1000" if side == 32 else "16,64", str(side)],
+                    check=True, capture_output=True, text=True,
+                    env={**os.environ, **ORT_ENV, "ONNXRUNTIME_NODE": ort_dir}).stdout)
                 t_o.append(r["seconds"])
                 am = np.array(r["argmax"]).reshape(3, n)
                 ort_counts.append([int((am[v] == labels).sum()) for v in range(3)])

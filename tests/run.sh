@@ -896,6 +896,29 @@ for isa in $TILED_ISAS; do
 done
 [ -n "$TILED_ISAS" ] || echo "SKIP: tests/golden.sha256 holds the tiled kernels' outputs; this CPU has neither AVX2 nor AVX-512"
 
+section "bench: ONNX Runtime held to AVX2 (bench/avx2_only.c hides AVX-512 from CPUID)"
+if grep -qw avx512f /proc/cpuinfo && grep -qw cpuid_fault /proc/cpuinfo; then
+    cat >"$T/cpuid.c" <<'EOF2'
+#include <cpuid.h>
+#include <stdio.h>
+int main(void)
+{
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    printf("avx2 %u avx512f %u avx512bw %u\n", b >> 5 & 1, b >> 16 & 1, b >> 30 & 1);
+    return 0;
+}
+EOF2
+    make -s build/avx2_only.so && cc -O1 "$T/cpuid.c" -o "$T/cpuid" &&
+        [ "$("$T/cpuid")" = "avx2 1 avx512f 1 avx512bw 1" ] &&
+        [ "$(LD_PRELOAD=build/avx2_only.so "$T/cpuid")" = "avx2 1 avx512f 0 avx512bw 0" ] &&
+        { ! command -v node >/dev/null ||
+            LD_PRELOAD=build/avx2_only.so node --disable-wasm-trap-handler -e 'process.exit(0)'; }
+    expect $? "build/avx2_only.so: CPUID leaf 7 shows AVX2 and no AVX-512 to the program it is preloaded into; node (where installed) runs under it"
+else
+    echo "SKIP: avx2_only.so needs a CPU with AVX-512 and CPUID faulting (cpuid_fault)"
+fi
+
 section "SHA-256 (the models' model_sha256)"
 counted build/test_sha
 
