@@ -154,6 +154,30 @@ class Adaptive(nn.Module):
         return self.fc(torch.relu(self.hidden(torch.cat([a, m, r], 1))))
 
 
+class SmallMaps(nn.Module):
+    """3x3 convs on 2x2 and 1x1 maps with 128 channels, where most taps read
+    the padding: their im2col product runs a pixel at a time over the taps
+    inside (src/kernels/conv_simd.h, product_inside_taps; the backward's
+    hfc_dcol_inside_taps), with a folded BatchNorm, a residual and a ReLU
+    fused, a conv without bias, and a stride-2 conv from 2x2 to 1x1."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 128, 3, stride=2, padding=1)           # 16x16
+        self.c2 = nn.Conv2d(128, 128, 3, padding=1, bias=False)       # 2x2 from here
+        self.bn = nn.BatchNorm2d(128)
+        self.c3 = nn.Conv2d(128, 128, 3, padding=1, bias=False)
+        self.c4 = nn.Conv2d(128, 128, 3, stride=2, padding=1)         # 1x1
+        self.c5 = nn.Conv2d(128, 128, 3, padding=1)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.relu(self.c1(x)), 8)                    # 2x2
+        x = torch.relu(x + self.c3(torch.relu(self.bn(self.c2(x)))))
+        x = torch.relu(self.c5(torch.relu(self.c4(x))))
+        return self.fc(x.flatten(1))
+
+
 def randomize(model, gen):
     """Random weights everywhere and random BN running statistics."""
     with torch.no_grad():
@@ -320,7 +344,7 @@ def main(out):
         models.update({"zoo-" + name: ctor() for name, ctor in zoo.ZOO_FULL.items()})
     # last: the random weights of the models above stay what they were before these came
     models.update({"paper": hfc_models.PaperResNet(bn=True), "paper-nobn": hfc_models.PaperResNet(bn=False)})
-    models.update({"modern": Modern(), "adaptive": Adaptive()})
+    models.update({"modern": Modern(), "adaptive": Adaptive(), "small-maps": SmallMaps()})
     pixels = torch.from_numpy(rng.uniform(0, 255, size=(20, 3, 32, 32)).astype(np.float32))  # 3 engine groups
     mean, std = hfc_models.CIFAR10_MEAN, hfc_models.CIFAR10_STD
     norm = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)

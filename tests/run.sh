@@ -85,11 +85,11 @@ counted build/test_split "$REF/split.ref" "$REF/masks.ref"
 
 section "engine vs PyTorch, random weights and BN statistics"
 ZOO=$(cd "$REF" && ls zoo-*.bin | grep -v '\.onnx\.bin$' | sed 's/\.bin$//' | tr '\n' ' ')
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive $ZOO; do
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive small-maps $ZOO; do
     counted build/test_engine "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.out"
 done
 section "input gradients vs torch autograd"
-for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive $ZOO; do
+for f in preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive small-maps $ZOO; do
     counted build/test_grad "$f" "$REF/$f.bin" "$REF/$f.in" "$REF/$f.grad"
 done
 counted build/test_grad "preact, batch statistics" "$REF/preact.bin" "$REF/preact.in" "$REF/preact.gradbn" 20
@@ -114,7 +114,7 @@ grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && TILED_I
 grep -qw avx512f /proc/cpuinfo 2>/dev/null && TILED_ISAS="avx512 avx2" LOWER_ISAS="avx2 generic"
 for isa in $LOWER_ISAS; do
     echo "-- the same with HFC_ISA=$isa"
-    models="preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive"
+    models="preact preact-nobn resnet20 resnet18 vgg vgg-nobn paper paper-nobn misc misc-f16 convs modern adaptive small-maps"
     # generic (im2col + SGEMM, as HFC_CONV=gemm) on the hand-made models only, for time
     [ "$isa" = generic ] || models="$models $ZOO"
     for f in $models; do

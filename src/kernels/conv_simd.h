@@ -187,6 +187,7 @@ typedef struct {
     const float *data;
     int k, cols, panels;
     const float *next;
+    int ld; /* row-major only: the stride of a row, if not cols (columns of a wider matrix) */
 } matrix;
 
 /* Where rows k0.. of the columns from o0 begin (o0 anywhere in a panel),
@@ -194,8 +195,8 @@ typedef struct {
 static const float *block_at(matrix b, int k0, int o0, int *ldb)
 {
     if (!b.panels) {
-        *ldb = b.cols;
-        return b.data + (size_t)k0 * b.cols + o0;
+        *ldb = b.ld ? b.ld : b.cols;
+        return b.data + (size_t)k0 * *ldb + o0;
     }
     hfc_panel_start(b.cols, o0, ldb);
     return b.data + hfc_panel_offset(b.k, b.cols, k0, o0);
@@ -329,29 +330,126 @@ SIMD static void copy_padded(const hfc_tensor *x, int b, int ph, int pw,
  * chunk only: the others are followed by b's first block again. */
 #define ROW_BLOCK 256
 
-static void product(const float *a, size_t rows, matrix b, const float *bias, const float *res,
-                    int relu, float *out)
+static void product_strided(const float *a, size_t lda, size_t rows, matrix b, const float *bias,
+                            const float *res, int relu, float *out, int ldo)
 {
-    const int k = b.k, cols = b.cols, kb = k_block(k);
+    const int k = b.k, kb = k_block(k);
     for (size_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int n = rows - r0 < ROW_BLOCK ? (int)(rows - r0) : ROW_BLOCK;
-        float *o = out + r0 * cols;
+        float *o = out + r0 * ldo;
         matrix bb = b;
         if (r0 + ROW_BLOCK < rows)
             bb.next = b.panels ? b.data : NULL;
         for (int k0 = 0; k0 < k; k0 += kb) {
             const int kc = k - k0 < kb ? k - k0 : kb;
-            const float *rs = k0 ? o : res ? res + r0 * cols : NULL;
-            gemm_rows(a + r0 * k + k0, (size_t)k, 0, 1, kc, bb, k0, k0 ? NULL : bias, rs,
-                      k0 + kc == k ? relu : 0, o, cols, n);
+            const float *rs = k0 ? o : res ? res + r0 * ldo : NULL;
+            gemm_rows(a + r0 * lda + k0, lda, 0, 1, kc, bb, k0, k0 ? NULL : bias, rs,
+                      k0 + kc == k ? relu : 0, o, ldo, n);
         }
     }
+}
+
+static void product(const float *a, size_t rows, matrix b, const float *bias, const float *res,
+                    int relu, float *out)
+{
+    product_strided(a, (size_t)b.k, rows, b, bias, res, relu, out, b.cols);
+}
+
+/* Small maps (VGG's 2 x 2, ResNet-50's 1 x 1 at 32 x 32): a 3 x 3 conv's
+ * output pixel there reads the padding through most of its taps, whose
+ * im2col columns are zeros. One product per output pixel (its rows: the
+ * group's images) runs only over the K blocks of taps inside the image,
+ * in the full product's blocks and order: a skipped block would have
+ * added 0 to each sum (hfc_inside_taps_pay says when the blocks each lie
+ * within one tap). VGG-16 at 2 x 2: 4 of 9 taps. */
+SIMD static void start_sums(float *o, int ldo, int rows, int cols, const float *bias,
+                            const float *res)
+{
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++)
+            o[(size_t)r * ldo + j] =
+                (bias ? bias[j] : 0.0f) + (res ? res[(size_t)r * ldo + j] : 0.0f);
+}
+
+SIMD static void end_sums(float *o, int ldo, int rows, int cols, int relu)
+{
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            float v = o[(size_t)r * ldo + j];
+            v = v > 0.0f ? v : 0.0f;
+            o[(size_t)r * ldo + j] = relu == HFC_FUSED_RELU6 && v > 6.0f ? 6.0f : v;
+        }
+}
+
+static void product_inside_taps(const float *col, const hfc_tensor *x, int kh, int kw, int sh,
+                                int sw, int ph, int pw, const float *wt,
+                                const hfc_conv_extras *ex, hfc_tensor *y)
+{
+    const int c = x->c, k = kh * kw * c, kb = k_block(k), cols = y->c, npix = y->h * y->w;
+    const matrix b = {wt, k, cols, 1, NULL, 0};
+    const size_t lda = (size_t)npix * k;
+    const int ldo = npix * cols;
+    for (int oy = 0; oy < y->h; oy++)
+        for (int ox = 0; ox < y->w; ox++) {
+            int y0, y1, x0, x1;
+            hfc_taps_inside(oy, sh, ph, kh, x->h, &y0, &y1);
+            hfc_taps_inside(ox, sw, pw, kw, x->w, &x0, &x1);
+            const size_t p = (size_t)oy * y->w + ox;
+            for (int r0 = 0; r0 < y->n; r0 += ROW_BLOCK) {
+                const int n = y->n - r0 < ROW_BLOCK ? y->n - r0 : ROW_BLOCK;
+                const size_t at = (size_t)r0 * npix + p;
+                float *o = y->data + at * cols;
+                const float *res = ex->residual ? ex->residual + at * cols : NULL;
+                int last = 0;
+                for (int k0 = 0; k0 < k; k0 += kb) {
+                    const int kc = k - k0 < kb ? k - k0 : kb, tap = k0 / c;
+                    const int ty = tap / kw, tx = tap % kw;
+                    if (ty < y0 || ty >= y1 || tx < x0 || tx >= x1) {
+                        if (!k0)
+                            start_sums(o, ldo, n, cols, ex->bias, res);
+                        continue;
+                    }
+                    last = k0 + kc == k;
+                    gemm_rows(col + at * k + k0, lda, 0, 1, kc, b, k0, k0 ? NULL : ex->bias,
+                              k0 ? o : res, last ? ex->relu : 0, o, ldo, n);
+                }
+                if (!last && ex->relu)
+                    end_sums(o, ldo, n, cols, ex->relu);
+            }
+        }
+}
+
+/* The backward's dcol (pixels, kh * kw * c) = dy (pixels, cout) w (cout,
+ * kh * kw * c) for the columns of taps inside the image only, which are all
+ * that col2im reads: each value as the whole product sums it (over cout, in
+ * the same K blocks), one product per output pixel and run of taps. */
+void SFX(hfc_dcol_inside_taps)(const hfc_tensor *dy, const float *w, int kh, int kw, int sh,
+                               int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol)
+{
+    const int k = kh * kw * c, npix = dy->h * dy->w;
+    for (int oy = 0; oy < dy->h; oy++)
+        for (int ox = 0; ox < dy->w; ox++) {
+            int y0, y1, x0, x1;
+            hfc_taps_inside(oy, sh, ph, kh, in_h, &y0, &y1);
+            hfc_taps_inside(ox, sw, pw, kw, in_w, &x0, &x1);
+            const size_t p = (size_t)oy * dy->w + ox;
+            const int whole_rows = x0 == 0 && x1 == kw; /* then the taps are one run */
+            for (int ty = y0; ty < y1; ty += whole_rows ? y1 - y0 : 1) {
+                const int c0 = (ty * kw + x0) * c;
+                const int c1 = whole_rows ? y1 * kw * c : (ty * kw + x1) * c;
+                if (c1 <= c0)
+                    continue;
+                const matrix b = {w + c0, dy->c, c1 - c0, 0, NULL, k};
+                product_strided(dy->data + p * dy->c, (size_t)npix * dy->c, (size_t)dy->n, b,
+                                NULL, NULL, 0, dcol + p * k + c0, npix * k);
+            }
+        }
 }
 
 void SFX(hfc_gemm_tiled)(const float *a, size_t rows, int k, const float *b, int cols,
                      const float *bias, const float *res, int relu, float *out)
 {
-    product(a, rows, (matrix){b, k, cols, 0, NULL}, bias, res, relu, out);
+    product(a, rows, (matrix){b, k, cols, 0, NULL, 0}, bias, res, relu, out);
 }
 
 void SFX(hfc_conv2d_im2col_tiled)(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
@@ -359,7 +457,12 @@ void SFX(hfc_conv2d_im2col_tiled)(const hfc_tensor *x, const float *wt, int kh, 
                               hfc_tensor *y)
 {
     hfc_im2col(x, kh, kw, sh, sw, ph, pw, y->h, y->w, col);
-    product(col, (size_t)y->n * y->h * y->w, (matrix){wt, kh * kw * x->c, y->c, 1, NULL}, ex->bias,
+    if (hfc_inside_taps_pay(x->h, x->w, kh, kw, sh, sw, ph, pw, y->h, y->w) &&
+        x->c % k_block(kh * kw * x->c) == 0) {
+        product_inside_taps(col, x, kh, kw, sh, sw, ph, pw, wt, ex, y);
+        return;
+    }
+    product(col, (size_t)y->n * y->h * y->w, (matrix){wt, kh * kw * x->c, y->c, 1, NULL, 0}, ex->bias,
             ex->residual, ex->relu, y->data);
 }
 
@@ -368,7 +471,7 @@ void SFX(hfc_conv2d_direct)(const hfc_tensor *x, const float *wt, int kh, int kw
 {
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
         /* one product over the group's pixels, read in place */
-        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1, NULL}, ex->bias,
+        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1, NULL, 0}, ex->bias,
                 ex->residual, ex->relu, y->data);
         return;
     }
@@ -379,7 +482,7 @@ void SFX(hfc_conv2d_direct)(const hfc_tensor *x, const float *wt, int kh, int kw
         for (int oy = 0; oy < y->h; oy++) {
             size_t at = ((size_t)b * y->h + oy) * y->w * cout;
             gemm_rows(pad + (size_t)oy * sh * row, (size_t)sw * cin, row, kh, kw * cin,
-                      (matrix){wt, kh * kw * cin, cout, 1, NULL}, 0, ex->bias,
+                      (matrix){wt, kh * kw * cin, cout, 1, NULL, 0}, 0, ex->bias,
                       ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at, cout,
                       y->w);
         }
@@ -550,7 +653,7 @@ void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
                                          the same whatever nb is */
             product(v + k * vplane, (size_t)nb * tiles,
                     (matrix){u + (size_t)k * cin * cout, cin, cout, 1,
-                             k + 1 < WP ? u + (size_t)(k + 1) * cin * cout : NULL},
+                             k + 1 < WP ? u + (size_t)(k + 1) * cin * cout : NULL, 0},
                     NULL, NULL, 0, m + k * mplane);
         for (int b = 0; b < nb; b++) {
             size_t at = (size_t)(b0 + b) * out_image;

@@ -41,6 +41,29 @@ void hfc_im2col(const hfc_tensor *x, int kh, int kw, int sh, int sw, int ph, int
             }
 }
 
+void hfc_taps_inside(int o, int s, int p, int k, int in, int *lo, int *hi)
+{
+    const int first = o * s - p; /* the input pixel of tap 0 */
+    *lo = first < 0 ? -first : 0;
+    *hi = in - first < k ? in - first : k;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+int hfc_inside_taps_pay(int in_h, int in_w, int kh, int kw, int sh, int sw, int ph, int pw,
+                        int out_h, int out_w)
+{
+    long inside = 0;
+    for (int oy = 0; oy < out_h; oy++)
+        for (int ox = 0; ox < out_w; ox++) {
+            int y0, y1, x0, x1;
+            hfc_taps_inside(oy, sh, ph, kh, in_h, &y0, &y1);
+            hfc_taps_inside(ox, sw, pw, kw, in_w, &x0, &x1);
+            inside += (long)(y1 - y0) * (x1 - x0);
+        }
+    return 2 * inside <= (long)out_h * out_w * kh * kw;
+}
+
 /* y[p, c] = max(y[p, c] + bias[c], 0) (or without the max) for every pixel p. */
 static void bias_relu(float *y, size_t pixels, int channels, const float *bias, int relu)
 {

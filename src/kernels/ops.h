@@ -126,6 +126,19 @@ void hfc_gemm_tiled(const float *a, size_t rows, int k, const float *b, int cols
 void hfc_conv2d_im2col_tiled(const hfc_tensor *x, const float *wt, int kh, int kw, int sh,
                              int sw, int ph, int pw, const hfc_conv_extras *ex, float *col,
                              hfc_tensor *y);
+/* The taps [*lo, *hi) of a kernel of side k (stride s, padding p) that land
+ * inside a side of `in` pixels for output o. */
+void hfc_taps_inside(int o, int s, int p, int k, int in, int *lo, int *hi);
+/* Whether at most half of a conv's (output pixel, tap) pairs land inside
+ * the image: then its im2col product runs a pixel at a time over those
+ * taps alone (kernels/conv_simd.h: VGG's 2 x 2 maps, ResNet-50's 1 x 1). */
+int hfc_inside_taps_pay(int in_h, int in_w, int kh, int kw, int sh, int sw, int ph, int pw,
+                        int out_h, int out_w);
+/* The backward's dcol (dy's pixels, kh*kw*c) = dy (pixels, cout) w (cout,
+ * kh*kw*c), the tiled product, for the columns of taps inside the image
+ * only (col2im reads no others; those are left as they were). */
+void hfc_dcol_inside_taps(const hfc_tensor *dy, const float *w, int kh, int kw, int sh, int sw,
+                          int ph, int pw, int in_h, int in_w, int c, float *dcol);
 /* The same for groups of g input and g output channels, g dividing
  * hfc_tiled_lanes() (kernels/conv_simd.h); wt is W as (kh, kw, g, c):
  * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise

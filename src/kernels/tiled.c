@@ -85,7 +85,9 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u)
                                  const hfc_conv_extras *ex, float *scratch, hfc_tensor *y);       \
     void hfc_conv2d_small_groups_##S(const hfc_tensor *x, const float *wt, int g, int kh, int kw, \
                                      int sh, int sw, int ph, int pw, int dh, int dw,              \
-                                     const float *bias, int relu, hfc_tensor *y);
+                                     const float *bias, int relu, hfc_tensor *y);                 \
+    void hfc_dcol_inside_taps_##S(const hfc_tensor *dy, const float *w, int kh, int kw, int sh,   \
+                                  int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol);
 KERNEL_SET(avx512)
 KERNEL_SET(avx2)
 
@@ -108,6 +110,13 @@ void hfc_conv2d_im2col_tiled(const hfc_tensor *x, const float *wt, int kh, int k
 {
     (use_avx512() ? hfc_conv2d_im2col_tiled_avx512 : hfc_conv2d_im2col_tiled_avx2)(
         x, wt, kh, kw, sh, sw, ph, pw, ex, col, y);
+}
+
+void hfc_dcol_inside_taps(const hfc_tensor *dy, const float *w, int kh, int kw, int sh, int sw,
+                          int ph, int pw, int in_h, int in_w, int c, float *dcol)
+{
+    (use_avx512() ? hfc_dcol_inside_taps_avx512 : hfc_dcol_inside_taps_avx2)(
+        dy, w, kh, kw, sh, sw, ph, pw, in_h, in_w, c, dcol);
 }
 
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
