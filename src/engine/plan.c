@@ -133,7 +133,7 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
         else if (big && nd->out.h * nd->out.w < 16)
             P[i].path = CONV_IM2COL;
         else if (winograd && nd->kh == 3 && nd->kw == 3 && nd->sh == 1 && nd->sw == 1 &&
-                 nd->ph == 1 && nd->pw == 1 && nd->out.h % 4 == 0 && nd->out.w % 4 == 0 &&
+                 nd->ph == 1 && nd->pw == 1 && winograd_fits(nd->out.h, nd->out.w) &&
                  in.c >= 16 && nd->out.c % 16 == 0)
             P[i].path = CONV_WINOGRAD;
         else if (big && !pointwise)

@@ -307,11 +307,11 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                  * Winograd rows (VGG-16's 2x2 and 4x4 maps: its single-row
                  * direct tiles were 29% of a backward pass) */
                 const int big = (double)cin * nd->kh * nd->kw * cout >= IM2COL_WEIGHTS;
-                const int tiles = (nd->out.h / 4) * (nd->out.w / 4) * e->group;
+                const int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w) * e->group;
                 if (big && nd->out.h * nd->out.w < 16)
                     continue;
                 int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
-                           nd->out.h % 4 == 0 && nd->out.w % 4 == 0 && cout >= 16 &&
+                           winograd_fits(nd->out.h, nd->out.w) && cout >= 16 &&
                            cin % 16 == 0 && !(big && tiles < WINOGRAD_MIN_ROWS);
                 if (big && !wino)
                     continue;
@@ -429,7 +429,7 @@ static void plan_group(hfc_engine *e)
         int big = (double)cin / nd->groups * nd->kh * nd->kw * nd->out.c >= IM2COL_WEIGHTS;
         small_map |= nd->out.h * nd->out.w <= 16 && big;
         few_tiles |= e->steps[k].path == CONV_WINOGRAD && big &&
-                     (nd->out.h / 4) * (nd->out.w / 4) * 2 * HFC_ENGINE_GROUP < WINOGRAD_ROWS;
+                     hfc_winograd_tiles(nd->out.h, nd->out.w) * 2 * HFC_ENGINE_GROUP < WINOGRAD_ROWS;
         if (e->steps[k].path == CONV_GEMM)
             e->group = HFC_ENGINE_GROUP;
     }
@@ -458,7 +458,7 @@ static void plan_group(hfc_engine *e)
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
         if (cs->path == CONV_WINOGRAD && !cs->in_scale && /* im2col reads x as it is */
-            (nd->out.h / 4) * (nd->out.w / 4) * e->group < WINOGRAD_MIN_ROWS &&
+            hfc_winograd_tiles(nd->out.h, nd->out.w) * e->group < WINOGRAD_MIN_ROWS &&
             (double)m->nodes[nd->in[0]].out.c * 9 * nd->out.c >= IM2COL_WEIGHTS)
             cs->path = CONV_IM2COL;
     }
@@ -537,7 +537,7 @@ static size_t conv_layout(const hfc_engine *e, step *cs, const float *w, float *
         return kk * nd->out.c;
     }
     hfc_winograd_weights(w, in.c, nd->out.c, wt);
-    int tiles = (nd->out.h / 4) * (nd->out.w / 4);
+    int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w);
     cs->chunk = tiles >= WINOGRAD_ROWS ? 1
                 : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
                                                    : e->group;

@@ -589,16 +589,21 @@ SIMD static void winograd_input(const float *img, int h, int w, int cin, int pad
 }
 
 /* y's 4x4 block of every tile = A^T m A (+ bias, + res, ReLU) from
- * m[WP][tiles][cout] (planes `plane` floats apart); res: NULL or like y. */
-SIMD static void winograd_output(const float *m, int th, int tw, int cout, size_t plane,
-                                   const float *bias, const float *res, int relu, float *y)
+ * m[WP][tiles][cout] (planes `plane` floats apart); res: NULL or like y, an
+ * image of h x w pixels; the last tiles of a side that is not a multiple of 4
+ * write only the pixels inside. */
+SIMD static void winograd_output(const float *m, int h, int w, int th, int tw, int cout,
+                                   size_t plane, const float *bias, const float *res, int relu,
+                                   float *y)
 {
-    const size_t row = (size_t)WO * tw * cout;
+    const size_t row = (size_t)w * cout;
     const vf zero = vzero();
     for (int ty = 0; ty < th; ty++)
         for (int tx = 0; tx < tw; tx++) {
             const float *mt = m + ((size_t)ty * tw + tx) * cout;
             const size_t base = WO * ty * row + (size_t)WO * tx * cout;  /* in y and res */
+            const int rows = h - WO * ty < WO ? h - WO * ty : WO;
+            const int cols = w - WO * tx < WO ? w - WO * tx : WO;
             for (int o = 0; o < cout; o += VW) {
                 vf t[WO][WT], x[WT], r[WO];
                 for (int j = 0; j < WT; j++) {  /* columns: A^T m */
@@ -609,9 +614,9 @@ SIMD static void winograd_output(const float *m, int th, int tw, int cout, size_
                         t[i][j] = r[i];
                 }
                 vf b = bias ? vload(bias + o) : zero;
-                for (int i = 0; i < WO; i++) {  /* rows: (A^T m) A */
+                for (int i = 0; i < rows; i++) {  /* rows: (A^T m) A */
                     output_1d(t[i], r);
-                    for (int j = 0; j < WO; j++) {
+                    for (int j = 0; j < cols; j++) {
                         size_t at = base + i * row + (size_t)j * cout + o;
                         vf val = vadd(r[j], b);
                         if (res)
@@ -630,7 +635,8 @@ SIMD static void winograd_output(const float *m, int th, int tw, int cout, size_
 void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
                          const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
 {
-    const int cin = x->c, cout = y->c, th = y->h / WO, tw = y->w / WO, tiles = th * tw;
+    const int cin = x->c, cout = y->c, th = (y->h + WO - 1) / WO, tw = (y->w + WO - 1) / WO;
+    const int tiles = th * tw;
     const size_t vplane = plane_stride(chunk * tiles, cin);
     const size_t mplane = plane_stride(chunk * tiles, cout);
     const size_t out_image = (size_t)y->h * y->w * cout;
@@ -657,7 +663,7 @@ void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
                     NULL, NULL, 0, m + k * mplane);
         for (int b = 0; b < nb; b++) {
             size_t at = (size_t)(b0 + b) * out_image;
-            winograd_output(m + (size_t)b * tiles * cout, th, tw, cout, mplane, ex->bias,
+            winograd_output(m + (size_t)b * tiles * cout, y->h, y->w, th, tw, cout, mplane, ex->bias,
                             ex->residual ? ex->residual + at : NULL, ex->relu, y->data + at);
         }
     }

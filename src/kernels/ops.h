@@ -73,12 +73,17 @@ int hfc_panel_width(int left);
  * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y);
-/* 3x3, stride 1, padding 1, y.h and y.w multiples of 4, by Winograd
+/* 3x3, stride 1, padding 1, y.h and y.w of 4 or more, by Winograd
  * F(4x4, 3x3): u from hfc_winograd_weights, 36 * cin * cout floats (36
  * (cin, cout) matrices in panels), from W as (cout, 3, 3, cin). The
  * products run on `chunk` images at a time (more rows per weight load when
- * an image has few tiles); scratch: of hfc_conv2d_winograd_scratch floats. */
+ * an image has few tiles); scratch: of hfc_conv2d_winograd_scratch floats.
+ * A side that is not a multiple of 4 (ResNet-50's 14 and 7 at 224 x 224)
+ * gets a last tile that reaches past it: its inputs there are zeros and
+ * its outputs there are not written. */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
+/* The 4x4 output tiles of an h x w map: ceil(h / 4) * ceil(w / 4). */
+int hfc_winograd_tiles(int h, int w);
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
 /* Floats from one transformed plane to the next: a plane plus one cache
  * line, so that one tile's planes do not all fall into the same L1 set

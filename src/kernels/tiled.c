@@ -35,9 +35,11 @@ size_t hfc_panel_offset(int k, int cols, int r, int c)
 
 size_t hfc_winograd_plane_stride(int tiles, int c) { return (size_t)tiles * c + 16; }
 
+int hfc_winograd_tiles(int h, int w) { return ((h + 3) / 4) * ((w + 3) / 4); }
+
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk)
 {
-    const int tiles = chunk * (h / 4) * (w / 4);
+    const int tiles = chunk * hfc_winograd_tiles(h, w);
     return (size_t)(h + 2) * (w + 2) * cin +
            WT * WT * (hfc_winograd_plane_stride(tiles, cin) + hfc_winograd_plane_stride(tiles, cout));
 }
