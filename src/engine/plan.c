@@ -290,9 +290,8 @@ static void plan_liveness(const hfc_model *m, node_plan *P, int tap)
         P[root_of(P, tap)].last_use = m->n_nodes;
 }
 
-static hfc_status plan_workspaces(hfc_engine *e, int threads, hfc_error *err)
+static hfc_status plan_workspaces(hfc_engine *e, hfc_error *err)
 {
-    e->threads = threads < 1 ? 1 : threads;
     e->ws = calloc((size_t)e->threads, sizeof *e->ws);
     if (!e->ws)
         return hfc_fail(err, HFC_ERR_NOMEM, e->model->path, "out of memory for thread buffers");
@@ -343,6 +342,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     e->bn_batch = opt->bn_batch > 0 ? opt->bn_batch : 0;
     e->gradients = opt->gradients;
     e->keep_values = opt->keep_values;
+    e->threads = opt->threads < 1 ? 1 : opt->threads; /* planning's transforms use them too */
     if (!e->keep_values) /* gradient engines undo it: backward_fused */
         plan_fusion(m, P, e->bn_batch);
     if (!e->bn_batch) /* gradient engines undo it: backward_deferred_bn */
@@ -357,7 +357,7 @@ hfc_status hfc_engine_new(hfc_engine **out, const hfc_model *m, const hfc_engine
     if (!st && e->gradients)
         st = plan_gradient_buffers(e, err);
     if (!st)
-        st = plan_workspaces(e, opt->threads, err);
+        st = plan_workspaces(e, err);
     free(P);
     if (st) {
         hfc_engine_free(e);

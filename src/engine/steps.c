@@ -338,7 +338,7 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                             for (int co = 0; co < cout; co++)
                                 flipped[((size_t)(ci * kh + ky) * kw + kx) * cout + co] =
                                     w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
-                hfc_winograd_weights(flipped, cout, cin, at);
+                hfc_winograd_weights(flipped, cout, cin, at, e->threads);
                 free(flipped);
                 if (!cs->chunk)
                     cs->chunk = 1;
@@ -536,7 +536,7 @@ static size_t conv_layout(const hfc_engine *e, step *cs, const float *w, float *
             *scratch = padded > *scratch ? padded : *scratch;
         return kk * nd->out.c;
     }
-    hfc_winograd_weights(w, in.c, nd->out.c, wt);
+    hfc_winograd_weights(w, in.c, nd->out.c, wt, e->threads);
     int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w);
     cs->chunk = tiles >= WINOGRAD_ROWS ? 1
                 : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles

@@ -81,7 +81,8 @@ void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int
  * A side that is not a multiple of 4 (ResNet-50's 14 and 7 at 224 x 224)
  * gets a last tile that reaches past it: its inputs there are zeros and
  * its outputs there are not written. */
-void hfc_winograd_weights(const float *w, int cin, int cout, float *u);
+/* threads: at most that many share the work (the caller's thread one of them). */
+void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threads);
 /* The 4x4 output tiles of an h x w map: ceil(h / 4) * ceil(w / 4). */
 int hfc_winograd_tiles(int h, int w);
 size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
