@@ -532,6 +532,9 @@ static size_t conv_layout(const hfc_engine *e, step *cs, const float *w, float *
             for (size_t t = 0; t < kk; t++)
                 wt[hfc_panel_offset((int)kk, nd->out.c, (int)t, o)] = w[o * kk + t];
         size_t padded = (size_t)(in.h + 2 * nd->ph) * (in.w + 2 * nd->pw) * in.c;
+        if (nd->kh == 1 && nd->kw == 1 && nd->sh == 1 && nd->sw == 1 && !nd->ph && !nd->pw &&
+            cs->in_scale)
+            padded *= (size_t)e->group; /* hfc_conv2d_direct scales the whole group first */
         if (cs->path == CONV_DIRECT)
             *scratch = padded > *scratch ? padded : *scratch;
         return kk * nd->out.c;

@@ -469,9 +469,18 @@ void SFX(hfc_conv2d_im2col_tiled)(const hfc_tensor *x, const float *wt, int kh, 
 void SFX(hfc_conv2d_direct)(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y)
 {
-    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw && !ex->in_scale) {
-        /* one product over the group's pixels, read in place */
-        product(x->data, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1, NULL, 0}, ex->bias,
+    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && !ph && !pw) {
+        /* one product over the group's pixels, read in place, or with a
+         * deferred BatchNorm (+ ReLU) the whole group scaled into pad first
+         * (DenseNet's 1x1 convs: one product a row of the map read every
+         * weight for 1 to 8 pixels) */
+        const float *a = x->data;
+        if (ex->in_scale) {
+            for (int b = 0; b < x->n; b++)
+                copy_padded(x, b, 0, 0, ex, pad + (size_t)b * x->h * x->w * x->c);
+            a = pad;
+        }
+        product(a, (size_t)x->n * x->h * x->w, (matrix){wt, x->c, y->c, 1, NULL, 0}, ex->bias,
                 ex->residual, ex->relu, y->data);
         return;
     }

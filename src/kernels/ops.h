@@ -70,7 +70,8 @@ int hfc_panel_start(int cols, int c, int *width);
  * 16 or the rest under AVX-512; 16 or the rest under AVX2. */
 int hfc_panel_width(int left);
 /* Any kernel, stride and padding: wt is W as (kh*kw*x.c, y.c) in panels;
- * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats. */
+ * pad: scratch of (x.h + 2ph) * (x.w + 2pw) * x.c floats, x.n times that
+ * for a 1x1 stride-1 conv with ex->in_scale. */
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,
                        int ph, int pw, const hfc_conv_extras *ex, float *pad, hfc_tensor *y);
 /* 3x3, stride 1, padding 1, y.h and y.w of 4 or more, by Winograd
