@@ -4,6 +4,7 @@
  * by hfc_isa (src/core/cpu.c). The kernels themselves are
  * kernels/conv_simd.h, built by simd_avx512.c and simd_avx2.c. */
 #include <pthread.h>
+#include <string.h>
 
 #include "hfc/core.h"
 #include "kernels/ops.h"
@@ -46,10 +47,12 @@ size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk)
            WT * WT * (hfc_winograd_plane_stride(tiles, cin) + hfc_winograd_plane_stride(tiles, cout));
 }
 
-/* c in runs of C_RUN: each o's taps are then runs of adjacent floats of w,
- * and a panel's row gets o's neighbours while its lines are in L1 (512 x
- * 512: 0.095 s with o outer, 0.059 with c outer, 0.050 now) */
-enum { C_RUN = 8 };
+/* The transform runs on O_RUN output channels at once (vectors of doubles:
+ * each lane computes the same sums in the same order as a scalar would).
+ * O_RUN divides every panel's start (64, 32, 16), so a run's floats are
+ * adjacent in each of the 36 planes; w's lines (o fixed, c adjacent) stay
+ * in L1 while c moves on. */
+enum { O_RUN = 16 };
 
 typedef struct {
     const float *w;
@@ -64,28 +67,37 @@ static void *winograd_weights_part(void *arg)
                                     {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
     const winograd_part *p = arg;
     const int cin = p->cin, cout = p->cout;
-    for (int c0 = p->c_from; c0 < p->c_to; c0 += C_RUN)
-        for (int o = 0; o < cout; o++)
-            for (int c = c0; c < c0 + C_RUN && c < p->c_to; c++) {
-                double g[3][3], gg[WT][3];
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++)
-                        g[ky][kx] = p->w[(((size_t)o * 3 + ky) * 3 + kx) * cin + c];
-                for (int i = 0; i < WT; i++)
-                    for (int kx = 0; kx < 3; kx++)
-                        gg[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
-                float *at = p->u + hfc_panel_offset(cin, cout, c, o);
-                for (int i = 0; i < WT; i++)
-                    for (int j = 0; j < WT; j++)
-                        at[(size_t)(WT * i + j) * cin * cout] = (float)(
-                            gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
-            }
+    const size_t plane = (size_t)cin * cout;
+    for (int o0 = 0; o0 < cout; o0 += O_RUN) {
+        const int n = cout - o0 < O_RUN ? cout - o0 : O_RUN;
+        for (int c = p->c_from; c < p->c_to; c++) {
+            double g[3][3][O_RUN], gg[WT][3][O_RUN];
+            float r[O_RUN];
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    for (int l = 0; l < O_RUN; l++)
+                        g[ky][kx][l] =
+                            l < n ? p->w[(((size_t)(o0 + l) * 3 + ky) * 3 + kx) * cin + c] : 0.0;
+            for (int i = 0; i < WT; i++)
+                for (int kx = 0; kx < 3; kx++)
+                    for (int l = 0; l < O_RUN; l++)
+                        gg[i][kx][l] = G[i][0] * g[0][kx][l] + G[i][1] * g[1][kx][l] +
+                                       G[i][2] * g[2][kx][l];
+            float *at = p->u + hfc_panel_offset(cin, cout, c, o0);
+            for (int i = 0; i < WT; i++)
+                for (int j = 0; j < WT; j++) {
+                    for (int l = 0; l < O_RUN; l++)
+                        r[l] = (float)(gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] +
+                                       gg[i][2][l] * G[j][2]);
+                    memcpy(at + (size_t)(WT * i + j) * plane, r, (size_t)n * sizeof *r);
+                }
+        }
+    }
     return NULL;
 }
 
-/* The input channels are shared out among the threads in runs of C_RUN
- * (each value is computed alone, so the split changes nothing): a big
- * model's planning is mostly these transforms and the first touch of the
+/* The input channels are shared out among the threads (each value is
+ * computed alone, so the split changes nothing): a big model's planning is mostly these transforms and the first touch of the
  * pages they fill, which the threads then take in parallel (VGG-16's
  * gradient engine writes 240 MB of them). */
 void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threads)
@@ -93,16 +105,12 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threa
     enum { MAX_PARTS = 16, MIN_WEIGHTS = 65536 };
     int parts = (double)cin * cout < MIN_WEIGHTS ? 1 : threads;
     parts = parts > MAX_PARTS ? MAX_PARTS : parts < 1 ? 1 : parts;
-    const int runs = (cin + C_RUN - 1) / C_RUN;
-    parts = parts > runs ? runs : parts;
+    parts = parts > cin ? cin : parts;
     winograd_part part[MAX_PARTS];
     pthread_t tid[MAX_PARTS];
     int started[MAX_PARTS] = {0};
     for (int k = 0; k < parts; k++) {
-        part[k] = (winograd_part){w, cin, cout, runs * k / parts * C_RUN,
-                                  runs * (k + 1) / parts * C_RUN, u};
-        if (part[k].c_to > cin)
-            part[k].c_to = cin;
+        part[k] = (winograd_part){w, cin, cout, cin * k / parts, cin * (k + 1) / parts, u};
         started[k] = k > 0 && pthread_create(&tid[k], NULL, winograd_weights_part, &part[k]) == 0;
     }
     for (int k = 0; k < parts; k++)
