@@ -547,12 +547,16 @@ SIMD __attribute__((always_inline)) static inline void output_1d(const vf x[WT],
  * zeros (the padding), and `at` may be negative. */
 SIMD __attribute__((always_inline)) static inline void
 input_tile(const float *img, ptrdiff_t at, ptrdiff_t row, int cin, unsigned rows_in,
-           unsigned cols_in, size_t plane, float *vt, const int BORDER)
+           unsigned cols_in, size_t plane, float *vt, const float *pf, int pf_rows, int pf_cols,
+           const int BORDER)
 {
     for (int c = 0; c < cin; c += VW) {
         const vmask k = vmask_n(cin - c);
         const int whole = cin - c >= VW;
         vf s[WT][WT], x[WT], y[WT];
+        for (int i = 0; i < pf_rows; i++)
+            for (int j = 0; j < pf_cols; j++)
+                _mm_prefetch((const char *)(pf + i * row + j * cin + c), _MM_HINT_T0);
         for (int j = 0; j < WT; j++) {  /* columns: B^T d */
             for (int i = 0; i < WT; i++) {
                 const int in = !BORDER || (rows_in >> i & cols_in >> j & 1);
@@ -584,8 +588,14 @@ SIMD static void winograd_input(const float *img, int h, int w, int cin, int pad
             const int y0 = WO * ty - pad, x0 = WO * tx - pad; /* the block's corner in img */
             const ptrdiff_t at = y0 * row + (ptrdiff_t)x0 * cin;
             float *vt = v + ((size_t)ty * tw + tx) * cin;
+            /* the rows the next row of tiles adds, below this tile: fetched into
+             * L1 while this tile runs (read from L3, an image's rows came too late) */
+            const int py = y0 + WT, px = WO * tx;
+            const int pf_rows = py >= h ? 0 : h - py < WO ? h - py : WO;
+            const int pf_cols = w - px < WO ? w - px : WO;
+            const float *pf = pf_rows ? img + py * row + (ptrdiff_t)px * cin : img;
             if (y0 >= 0 && x0 >= 0 && y0 + WT <= h && x0 + WT <= w) {
-                input_tile(img, at, row, cin, 0, 0, plane, vt, 0);
+                input_tile(img, at, row, cin, 0, 0, plane, vt, pf, pf_rows, pf_cols, 0);
                 continue;
             }
             unsigned rows_in = 0, cols_in = 0;
@@ -593,7 +603,7 @@ SIMD static void winograd_input(const float *img, int h, int w, int cin, int pad
                 rows_in |= (unsigned)(y0 + i >= 0 && y0 + i < h) << i;
                 cols_in |= (unsigned)(x0 + i >= 0 && x0 + i < w) << i;
             }
-            input_tile(img, at, row, cin, rows_in, cols_in, plane, vt, 1);
+            input_tile(img, at, row, cin, rows_in, cols_in, plane, vt, pf, pf_rows, pf_cols, 1);
         }
 }
 
