@@ -133,6 +133,15 @@ static inline int winograd_fits(int h, int w)
     return (h % 4 == 0 && w % 4 == 0) || (h >= 6 && w >= 6);
 }
 
+/* A conv that runs (forward) CONV_WINOGRAD_S2: 3x3, stride 2, padding 1,
+ * an output of at least 4x4 and of a multiple of 16 channels. */
+static inline int winograd_s2(const hfc_node *nd, int cin)
+{
+    return nd->kh == 3 && nd->kw == 3 && nd->sh == 2 && nd->sw == 2 && nd->ph == 1 &&
+           nd->pw == 1 && nd->dh == 1 && nd->dw == 1 && nd->groups == 1 && cin >= 16 &&
+           nd->out.c % 16 == 0 && nd->out.h >= 4 && nd->out.w >= 4;
+}
+
 /* The planning passes (src/engine/plan.c) and what they share with the
  * step and weight planning (src/engine/steps.c). */
 int root_of(const node_plan *P, int i);

@@ -80,7 +80,8 @@ static int single_reader_chain(const node_plan *P, int p)
 static int is_tiled_conv(const hfc_model *m, const node_plan *P, int i)
 {
     return m->nodes[i].op == HFC_OP_CONV2D &&
-           (P[i].path == CONV_DIRECT || P[i].path == CONV_WINOGRAD);
+           (P[i].path == CONV_DIRECT || P[i].path == CONV_WINOGRAD ||
+            P[i].path == CONV_WINOGRAD_S2);
 }
 
 /* We thread across images ourselves, so OpenBLAS runs on the calling thread.
@@ -136,6 +137,8 @@ static void plan_conv_paths(const hfc_model *m, node_plan *P, hfc_conv_choice ch
                  nd->ph == 1 && nd->pw == 1 && winograd_fits(nd->out.h, nd->out.w) &&
                  in.c >= 16 && nd->out.c % 16 == 0)
             P[i].path = CONV_WINOGRAD;
+        else if (winograd && winograd_s2(nd, in.c))
+            P[i].path = CONV_WINOGRAD_S2;
         else if (big && !pointwise)
             P[i].path = CONV_IM2COL;
         else

@@ -35,7 +35,8 @@ static double layer_macs(const hfc_model *m, const hfc_node *nd)
 static int keeps_folded(const hfc_engine *e, conv_path path)
 {
     return e->gradients || !(path == CONV_DIRECT || path == CONV_WINOGRAD ||
-                             path == CONV_SMALL_GROUPS || path == CONV_IM2COL);
+                             path == CONV_WINOGRAD_S2 || path == CONV_SMALL_GROUPS ||
+                             path == CONV_IM2COL);
 }
 
 static size_t conv_weights(const hfc_model *m, const hfc_node *nd)
@@ -278,16 +279,66 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
  * run's time on preact20-bn). */
 #define BACK_DIRECT_MIN_CIN 16
 
+/* Images per product of a Winograd conv whose output has `tiles` 4x4 blocks
+ * an image: as many as make WINOGRAD_ROWS rows, within the group. */
+static int winograd_chunk(const hfc_engine *e, int tiles)
+{
+    return tiles >= WINOGRAD_ROWS                ? 1
+           : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
+                                              : e->group;
+}
+
+/* How conv step cs's d/dx runs (plan_backward_convs): *weights grows by the
+ * floats of its own weights, *scratch is what it needs per call. */
+static conv_path backward_path(const hfc_engine *e, step *cs, int cin, hfc_conv_choice choice,
+                               size_t *weights, size_t *scratch)
+{
+    const hfc_node *nd = cs->node;
+    const int cout = nd->out.c;
+    if (hfc_isa() < HFC_ISA_AVX2 || choice == HFC_CONV_GEMM)
+        return CONV_GEMM; /* SGEMM + col2im */
+    const int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w);
+    if (choice != HFC_CONV_DIRECT && winograd_s2(nd, cin) && cin % 16 == 0 &&
+        tiles * e->group >= WINOGRAD_MIN_ROWS) {
+        *weights += 36 * (size_t)cin * cout;
+        *scratch = hfc_winograd_s2_scratch(nd->out.h, nd->out.w, cout, cin,
+                                           winograd_chunk(e, tiles) * tiles);
+        return CONV_WINOGRAD_S2;
+    }
+    if (nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 || nd->dw != 1 ||
+        nd->kh % 2 == 0 || nd->kw % 2 == 0 || nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2 ||
+        cin < BACK_DIRECT_MIN_CIN)
+        return CONV_IM2COL; /* the tiled product + col2im */
+    /* as plan_conv_paths and plan_group would choose for this conv: the
+     * product + col2im where many weights meet few pixels or few Winograd
+     * rows (VGG-16's 2x2 and 4x4 maps: its single-row direct tiles were 29%
+     * of a backward pass) */
+    const int big = (double)cin * nd->kh * nd->kw * cout >= IM2COL_WEIGHTS;
+    if (big && nd->out.h * nd->out.w < 16)
+        return CONV_IM2COL;
+    int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
+               winograd_fits(nd->out.h, nd->out.w) && cout >= 16 && cin % 16 == 0 &&
+               !(big && tiles * e->group < WINOGRAD_MIN_ROWS);
+    if (big && !wino)
+        return CONV_IM2COL;
+    *weights += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
+    *scratch = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
+                                                  cs->chunk ? cs->chunk : 1)
+                    : (size_t)(nd->out.h + 2 * nd->ph) * (nd->out.w + 2 * nd->pw) * cout;
+    return wino ? CONV_WINOGRAD : CONV_DIRECT;
+}
+
 /* plan_backward_convs (gradient engines): a stride-1 conv with 'same'
  * padding has dx = conv(dy, W') with W'[ci][ky][kx][co] = W[co][kh-1-ky][kw-1-kx][ci]
  * and the same padding, so its backward runs on the forward's tiled
  * kernels (Winograd where the forward's conditions hold with the channels
- * swapped, else direct), adding into dx through the kernels' residual. */
+ * swapped, else direct), adding into dx through the kernels' residual; a
+ * 3x3 stride-2 conv with padding 1 runs the transposed form of its forward
+ * split (CONV_WINOGRAD_S2) on the same flipped kernel. */
 hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err)
 {
     const hfc_model *m = e->model;
     size_t total = 0;
-    int tiled = hfc_isa() >= HFC_ISA_AVX2 && choice != HFC_CONV_GEMM;
     for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
         float *at = e->back_weights;
         for (int k = 0; k < e->n_steps; k++) {
@@ -297,30 +348,8 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                 continue;
             const int cin = m->nodes[nd->in[0]].out.c, cout = nd->out.c;
             if (pass == 0) {
-                cs->back = tiled ? CONV_IM2COL : CONV_GEMM; /* the product + col2im */
-                if (!tiled || nd->groups != 1 || nd->sh != 1 || nd->sw != 1 || nd->dh != 1 ||
-                    nd->dw != 1 || nd->kh % 2 == 0 || nd->kw % 2 == 0 ||
-                    nd->ph != nd->kh / 2 || nd->pw != nd->kw / 2 || cin < BACK_DIRECT_MIN_CIN)
-                    continue;
-                /* as plan_conv_paths and plan_group would choose for this conv: the
-                 * product + col2im where many weights meet few pixels or few
-                 * Winograd rows (VGG-16's 2x2 and 4x4 maps: its single-row
-                 * direct tiles were 29% of a backward pass) */
-                const int big = (double)cin * nd->kh * nd->kw * cout >= IM2COL_WEIGHTS;
-                const int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w) * e->group;
-                if (big && nd->out.h * nd->out.w < 16)
-                    continue;
-                int wino = choice != HFC_CONV_DIRECT && nd->kh == 3 && nd->kw == 3 &&
-                           winograd_fits(nd->out.h, nd->out.w) && cout >= 16 &&
-                           cin % 16 == 0 && !(big && tiles < WINOGRAD_MIN_ROWS);
-                if (big && !wino)
-                    continue;
-                cs->back = wino ? CONV_WINOGRAD : CONV_DIRECT;
-                total += (wino ? 36 : (size_t)nd->kh * nd->kw) * cin * cout;
-                size_t need = wino ? hfc_conv2d_winograd_scratch(nd->out.h, nd->out.w, cout, cin,
-                                                                 cs->chunk ? cs->chunk : 1)
-                                   : (size_t)(nd->out.h + 2 * nd->ph) * (nd->out.w + 2 * nd->pw) *
-                                         cout;
+                size_t need = 0;
+                cs->back = backward_path(e, cs, cin, choice, &total, &need);
                 e->col_floats = need > e->col_floats ? need : e->col_floats;
                 continue;
             }
@@ -328,7 +357,7 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                 continue;
             const int kh = nd->kh, kw = nd->kw;
             const float *w = cs->w; /* (cout, kh, kw, cin) */
-            if (cs->back == CONV_WINOGRAD) {
+            if (cs->back == CONV_WINOGRAD || cs->back == CONV_WINOGRAD_S2) {
                 float *flipped = malloc((size_t)cin * kh * kw * cout * sizeof *flipped);
                 if (!flipped)
                     return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
@@ -338,7 +367,12 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                             for (int co = 0; co < cout; co++)
                                 flipped[((size_t)(ci * kh + ky) * kw + kx) * cout + co] =
                                     w[((size_t)(co * kh + kh - 1 - ky) * kw + kw - 1 - kx) * cin + ci];
-                hfc_winograd_weights(flipped, cout, cin, at, e->threads);
+                if (cs->back == CONV_WINOGRAD_S2) {
+                    hfc_winograd_s2_weights(flipped, cout, cin, at, e->threads);
+                    cs->chunk = winograd_chunk(e, hfc_winograd_tiles(nd->out.h, nd->out.w));
+                } else {
+                    hfc_winograd_weights(flipped, cout, cin, at, e->threads);
+                }
                 free(flipped);
                 if (!cs->chunk)
                     cs->chunk = 1;
@@ -457,7 +491,8 @@ static void plan_group(hfc_engine *e)
     for (int k = 0; k < e->n_steps; k++) {
         step *cs = &e->steps[k];
         const hfc_node *nd = cs->node;
-        if (cs->path == CONV_WINOGRAD && !cs->in_scale && /* im2col reads x as it is */
+        if ((cs->path == CONV_WINOGRAD || cs->path == CONV_WINOGRAD_S2) &&
+            !cs->in_scale && /* im2col reads x as it is */
             hfc_winograd_tiles(nd->out.h, nd->out.w) * e->group < WINOGRAD_MIN_ROWS &&
             (double)m->nodes[nd->in[0]].out.c * 9 * nd->out.c >= IM2COL_WEIGHTS)
             cs->path = CONV_IM2COL;
@@ -496,7 +531,7 @@ static void conv_layout_sizes(const hfc_engine *e, size_t *layouts, size_t *im2c
         size_t cin = (size_t)m->nodes[nd->in[0]].out.c;
         if (cs->path == CONV_DIRECT || cs->path == CONV_IM2COL || groups_layout(m, cs))
             *layouts += cin * nd->kh * nd->kw * nd->out.c / nd->groups;
-        else if (cs->path == CONV_WINOGRAD)
+        else if (cs->path == CONV_WINOGRAD || cs->path == CONV_WINOGRAD_S2)
             *layouts += 36 * cin * nd->out.c;
         if (cs->path == CONV_GEMM || cs->path == CONV_IM2COL) {
             size_t col = cin * nd->kh * nd->kw * nd->out.h * nd->out.w;
@@ -539,12 +574,16 @@ static size_t conv_layout(const hfc_engine *e, step *cs, const float *w, float *
             *scratch = padded > *scratch ? padded : *scratch;
         return kk * nd->out.c;
     }
-    hfc_winograd_weights(w, in.c, nd->out.c, wt, e->threads);
     int tiles = hfc_winograd_tiles(nd->out.h, nd->out.w);
-    cs->chunk = tiles >= WINOGRAD_ROWS ? 1
-                : WINOGRAD_ROWS / tiles < e->group ? WINOGRAD_ROWS / tiles
-                                                   : e->group;
-    size_t need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
+    cs->chunk = winograd_chunk(e, tiles);
+    size_t need;
+    if (cs->path == CONV_WINOGRAD_S2) {
+        hfc_winograd_s2_weights(w, in.c, nd->out.c, wt, e->threads);
+        need = hfc_winograd_s2_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk * tiles);
+    } else {
+        hfc_winograd_weights(w, in.c, nd->out.c, wt, e->threads);
+        need = hfc_conv2d_winograd_scratch(in.h, in.w, in.c, nd->out.c, cs->chunk);
+    }
     *scratch = need > *scratch ? need : *scratch;
     return 36 * (size_t)in.c * nd->out.c;
 }
@@ -587,7 +626,8 @@ hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
             continue;
         }
         if (nd->op != HFC_OP_CONV2D ||
-            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD && cs->path != CONV_IM2COL &&
+            (cs->path != CONV_DIRECT && cs->path != CONV_WINOGRAD &&
+             cs->path != CONV_WINOGRAD_S2 && cs->path != CONV_IM2COL &&
              !groups_layout(m, cs)))
             continue;
         const float *w = cs->w;

@@ -687,3 +687,229 @@ void SFX(hfc_conv2d_winograd)(const hfc_tensor *x, const float *u, int chunk,
         }
     }
 }
+
+/* ---- Stride-2 3x3 convs by phases and F(4, 2) ------------------------------
+ * Along each side, a 3x3 stride-2 conv with padding 1 reads the even input
+ * positions through tap 1 alone and the odd ones through taps 0 and 2: the
+ * odd phase is a 2-tap stride-1 correlation, done by Winograd F(4, 2) (5
+ * multiplies for 4 outputs), the even phase a plain product. A 4x4 block of
+ * outputs then costs (4 + 5)^2 = 81 multiplies per channel pair instead of
+ * 144. The 6 x 6 weight matrices (a, b) (hfc_winograd_s2_weights): index 0
+ * the even phase (tap 1), 1..5 F(4, 2)'s five of (tap 0, tap 2); matrix
+ * (a, b) multiplies n(a) n(b) rows per tile, n(0) = 4, else 1.
+ * The backward (d/dx of such a conv, TRANSPOSED) is the same split seen
+ * from the other side: dx's even positions are dy through tap 1, its odd
+ * ones dy[m] through tap 2 plus dy[m + 1] through tap 0, with the kernel
+ * flipped (as plan_backward_convs passes it) again taps 0 and 2 of a 2-tap
+ * correlation; one tile of dy (5 x 5 read) gives an 8 x 8 block of dx.
+ * F(4, 2) on the points 0, 1, -1, 2: y = A^T [(G g) . (B^T d)], with
+ * B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1],
+ * G = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1] (tiled.c),
+ * A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]. */
+
+#define S2_SIDE 6 /* weight matrices per side: the even phase, then F(4, 2)'s 5 */
+
+static int s2_rows(int a, int b) { return (a ? 1 : WO) * (b ? 1 : WO); }
+
+/* Where matrix g = S2_SIDE * a + b's rows start in v (c channels a row) or m. */
+static size_t s2_block(int g, int tiles, int c)
+{
+    size_t at = 0;
+    for (int k = 0; k < g; k++)
+        at += (size_t)s2_rows(k / S2_SIDE, k % S2_SIDE) * tiles * c + 16;
+    return at;
+}
+
+/* y = B^T d for five vectors. */
+SIMD __attribute__((always_inline)) static inline void s2_input_1d(const vf d[5], vf y[5])
+{
+    const vf two = vset1(2), three = vset1(3);
+    const vf t = vsub(d[3], d[1]);
+    y[0] = vfmadd(two, vsub(d[0], d[2]), t);
+    y[1] = vfnmadd(two, d[1], vsub(d[3], d[2]));
+    y[2] = vfmadd(two, d[1], vfnmadd(three, d[2], d[3]));
+    y[3] = t;
+    y[4] = vfmadd(two, vsub(d[1], d[3]), vsub(d[4], d[2]));
+}
+
+/* y = A^T m for five vectors. */
+SIMD __attribute__((always_inline)) static inline void s2_output_1d(const vf m[5], vf y[WO])
+{
+    const vf a = vadd(m[1], m[2]), b = vsub(m[1], m[2]);
+    y[0] = vadd(vadd(m[0], a), m[3]);
+    y[1] = vfmadd(vset1(2), m[3], b);
+    y[2] = vfmadd(vset1(4), m[3], a);
+    y[3] = vadd(vfmadd(vset1(8), m[3], b), m[4]);
+}
+
+/* One side's split of a patch's values p[0..n): the even phase's 4 at
+ * ev[0..4) and the 5 of F(4, 2)'s input transform of the odd phase at
+ * od[0..5) (forward: p has 9 values, even at 1, 3, 5, 7 and odd at 0, 2, 4,
+ * 6, 8; TRANSPOSED: 5, even at 0..3, odd at 0..4); out[0..4) = even,
+ * out[4..9) = transformed odd. */
+SIMD __attribute__((always_inline)) static inline void s2_split(const vf *p, int transposed,
+                                                                  vf out[9])
+{
+    vf d[5];
+    for (int i = 0; i < WO; i++)
+        out[i] = p[transposed ? i : 2 * i + 1];
+    for (int l = 0; l < 5; l++)
+        d[l] = p[transposed ? l : 2 * l];
+    s2_input_1d(d, out + WO);
+}
+
+/* v: every tile's 81 values per channel, matrix by matrix (s2_block). The
+ * tiles of img (h x w x cin, zero-padded by pad): forward, a 9 x 9 patch
+ * at (8 ty - pad, 8 tx - pad); transposed, 5 x 5 at (4 ty, 4 tx). */
+SIMD static void s2_input(const float *img, int h, int w, int cin, int pad, int th, int tw,
+                          int tiles, int first_tile, int transposed, float *v)
+{
+    const int n = transposed ? 5 : 9;
+    const ptrdiff_t row = (ptrdiff_t)w * cin;
+    size_t block[S2_SIDE * S2_SIDE];
+    for (int g = 0; g < S2_SIDE * S2_SIDE; g++)
+        block[g] = s2_block(g, tiles, cin);
+    for (int ty = 0; ty < th; ty++)
+        for (int tx = 0; tx < tw; tx++) {
+            const int y0 = transposed ? WO * ty : 2 * WO * ty - pad;
+            const int x0 = transposed ? WO * tx : 2 * WO * tx - pad;
+            const size_t t = (size_t)first_tile + (size_t)ty * tw + tx;
+            for (int c = 0; c < cin; c += VW) {
+                const vmask k = vmask_n(cin - c);
+                const int whole = cin - c >= VW;
+                vf p[9], rows[9][9], col[9], out[9];
+                for (int i = 0; i < n; i++) { /* each row of the patch, split along x */
+                    const int yy = y0 + i;
+                    for (int j = 0; j < n; j++) {
+                        const int xx = x0 + j;
+                        const int in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+                        p[j] = vload_lanes(whole, in, k, in ? img + yy * row + (ptrdiff_t)xx * cin + c
+                                                            : img);
+                    }
+                    s2_split(p, transposed, rows[i]);
+                }
+                for (int b = 0; b < 9; b++) { /* each column, split along y */
+                    for (int i = 0; i < n; i++)
+                        col[i] = rows[i][b];
+                    s2_split(col, transposed, out);
+                    for (int a = 0; a < 9; a++) {
+                        const int ga = a < WO ? 0 : a - WO + 1, gb = b < WO ? 0 : b - WO + 1;
+                        const int sub = (ga ? 0 : a) * (gb ? 1 : WO) + (gb ? 0 : b);
+                        float *at = v + block[S2_SIDE * ga + gb] + ((size_t)sub * tiles + t) * cin + c;
+                        vstore_lanes(whole, at, k, out[a]);
+                    }
+                }
+            }
+        }
+}
+
+/* m's 81 values per tile back to the output: forward, the 4x4 block at
+ * (4 ty, 4 tx) of y (+ bias, + res, ReLU); TRANSPOSED, the 8x8 block at
+ * (8 ty, 8 tx), added to res when not NULL (y and res the same). Only the
+ * pixels inside y are written. */
+SIMD static void s2_output(const float *m, int h, int w, int th, int tw, int cout, int tiles,
+                           int first_tile, int transposed, const float *bias, const float *res,
+                           int relu, float *y)
+{
+    const size_t row = (size_t)w * cout;
+    const int side = transposed ? 2 * WO : WO;
+    const vf zero = vzero();
+    size_t block[S2_SIDE * S2_SIDE];
+    for (int g = 0; g < S2_SIDE * S2_SIDE; g++)
+        block[g] = s2_block(g, tiles, cout);
+    for (int ty = 0; ty < th; ty++)
+        for (int tx = 0; tx < tw; tx++) {
+            const size_t t = (size_t)first_tile + (size_t)ty * tw + tx;
+            const int oy = side * ty, ox = side * tx;
+            const int rows = h - oy < side ? h - oy : side, cols = w - ox < side ? w - ox : side;
+            for (int o = 0; o < cout; o += VW) {
+                vf z[9][2 * WO], e[5], r[WO], col[2 * WO];
+                for (int a = 0; a < 9; a++) { /* each row index: combine along x */
+                    const int ga = a < WO ? 0 : a - WO + 1;
+                    const int sa = ga ? 0 : a; /* the row's sub index before its columns */
+                    vf ev[WO];
+                    for (int j = 0; j < WO; j++)
+                        ev[j] = vload(m + block[S2_SIDE * ga] +
+                                      ((size_t)(sa * WO + j) * tiles + t) * cout + o);
+                    for (int q = 0; q < 5; q++)
+                        e[q] = vload(m + block[S2_SIDE * ga + q + 1] + ((size_t)sa * tiles + t) * cout + o);
+                    s2_output_1d(e, r);
+                    for (int j = 0; j < WO; j++) {
+                        if (transposed) {
+                            z[a][2 * j] = ev[j];
+                            z[a][2 * j + 1] = r[j];
+                        } else {
+                            z[a][j] = vadd(ev[j], r[j]);
+                        }
+                    }
+                }
+                vf b = bias ? vload(bias + o) : zero;
+                for (int j = 0; j < cols; j++) { /* each column: combine along y */
+                    for (int q = 0; q < 5; q++)
+                        e[q] = z[WO + q][j];
+                    s2_output_1d(e, r);
+                    for (int i = 0; i < WO; i++) {
+                        if (transposed) {
+                            col[2 * i] = z[i][j];
+                            col[2 * i + 1] = r[i];
+                        } else {
+                            col[i] = vadd(z[i][j], r[i]);
+                        }
+                    }
+                    for (int i = 0; i < rows; i++) {
+                        size_t at = (oy + i) * row + (size_t)(ox + j) * cout + o;
+                        vf val = transposed ? col[i] : vadd(col[i], b);
+                        if (res)
+                            val = vadd(val, vload(res + at));
+                        if (relu)
+                            val = vmax(val, zero);
+                        if (relu == HFC_FUSED_RELU6)
+                            val = vmin(val, vset1(6.0f));
+                        vstore(y + at, val);
+                    }
+                }
+            }
+        }
+}
+
+void SFX(hfc_conv2d_winograd_s2)(const hfc_tensor *x, const float *u, int chunk, int transposed,
+                                 const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
+{
+    const int cin = x->c, cout = y->c;
+    /* tiles cover the output (forward) or the input dy (transposed) in 4x4 blocks */
+    const int th = transposed ? (x->h + WO - 1) / WO : (y->h + WO - 1) / WO;
+    const int tw = transposed ? (x->w + WO - 1) / WO : (y->w + WO - 1) / WO;
+    const int tiles = chunk * th * tw;
+    const size_t out_image = (size_t)y->h * y->w * cout, in_image = (size_t)x->h * x->w * cin;
+    float *pad = scratch;
+    float *v = pad + (size_t)(x->h + 2) * (x->w + 2) * cin;
+    float *m = v + s2_block(S2_SIDE * S2_SIDE, tiles, cin);
+    for (int b0 = 0; b0 < x->n; b0 += chunk) {
+        const int nb = x->n - b0 < chunk ? x->n - b0 : chunk;
+        const int lt = nb * th * tw; /* this chunk's tiles: v and m are laid out for them */
+        for (int b = 0; b < nb; b++) {
+            if (ex->in_scale) { /* a deferred BatchNorm: applied as the image is copied */
+                copy_padded(x, b0 + b, 1, 1, ex, pad);
+                s2_input(pad, x->h + 2, x->w + 2, cin, 0, th, tw, lt, b * th * tw,
+                         transposed, v);
+            } else {
+                s2_input(x->data + (size_t)(b0 + b) * in_image, x->h, x->w, cin, 1, th, tw, lt,
+                         b * th * tw, transposed, v);
+            }
+        }
+        /* the rows of all nb images' tiles; each row's sum is the same whatever nb is */
+        for (int g = 0; g < S2_SIDE * S2_SIDE; g++) {
+            const int rows = s2_rows(g / S2_SIDE, g % S2_SIDE);
+            const float *next = g + 1 < S2_SIDE * S2_SIDE ? u + (size_t)(g + 1) * cin * cout : NULL;
+            product(v + s2_block(g, lt, cin), (size_t)rows * lt,
+                    (matrix){u + (size_t)g * cin * cout, cin, cout, 1, next, 0}, NULL, NULL, 0,
+                    m + s2_block(g, lt, cout));
+        }
+        for (int b = 0; b < nb; b++) {
+            size_t at = (size_t)(b0 + b) * out_image;
+            s2_output(m, y->h, y->w, th, tw, cout, lt, b * th * tw, transposed,
+                      transposed ? NULL : ex->bias, ex->residual ? ex->residual + at : NULL,
+                      transposed ? 0 : ex->relu, y->data + at);
+        }
+    }
+}

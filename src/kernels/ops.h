@@ -93,6 +93,19 @@ size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk);
 size_t hfc_winograd_plane_stride(int tiles, int c);
 void hfc_conv2d_winograd(const hfc_tensor *x, const float *u, int chunk,
                          const hfc_conv_extras *ex, float *scratch, hfc_tensor *y);
+/* 3x3, stride 2, padding 1 by phases: per side, the even inputs through tap
+ * 1 and the odd ones through taps 0 and 2 by Winograd F(4, 2), 81 instead
+ * of 144 multiplies per 4x4 outputs and channel pair (kernels/conv_simd.h).
+ * u from hfc_winograd_s2_weights (36 (cin, cout) matrices in panels); y.c
+ * a multiple of 16. TRANSPOSED: d/dx of such a conv instead, x being dy and
+ * y dx (dx's size given by y), u from the flipped kernel as
+ * plan_backward_convs makes it; added to ex->residual (y itself) if not
+ * NULL, else written. Scratch: hfc_winograd_s2_scratch(x.h, x.w, x.c, y.c,
+ * chunk * tiles), tiles the 4x4 blocks of y (forward) or of x (transposed). */
+void hfc_winograd_s2_weights(const float *w, int cin, int cout, float *u, int threads);
+size_t hfc_winograd_s2_scratch(int h, int w, int cin, int cout, int tiles);
+void hfc_conv2d_winograd_s2(const hfc_tensor *x, const float *u, int chunk, int transposed,
+                            const hfc_conv_extras *ex, float *scratch, hfc_tensor *y);
 /* y[c] = x[c] * scale[c] + shift[c]: inference BatchNorm after folding
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
 void hfc_scale_shift(const hfc_tensor *x, const float *scale, const float *shift, int relu,

@@ -55,17 +55,25 @@ size_t hfc_conv2d_winograd_scratch(int h, int w, int cin, int cout, int chunk)
 enum { O_RUN = 16 };
 
 typedef struct {
+    const double (*G)[3]; /* the 6 x 3 weight transform, per side */
     const float *w;
     int cin, cout, c_from, c_to; /* this part's input channels */
     float *u;
 } winograd_part;
 
+/* F(4x4, 3x3)'s G (points 0, 1, -1, 2, -2) */
+static const double G43[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
+                                  {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
+                                  {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
+/* the stride-2 split (kernels/conv_simd.h): tap 1 alone, then F(4, 2)'s G
+ * (points 0, 1, -1, 2) on taps 0 and 2 */
+static const double G_S2[WT][3] = {{0, 1, 0},           {1 / 2., 0, 0},       {-1 / 2., 0, -1 / 2.},
+                                   {-1 / 6., 0, 1 / 6.}, {1 / 6., 0, 1 / 3.}, {0, 0, 1}};
+
 static void *winograd_weights_part(void *arg)
 {
-    static const double G[WT][3] = {{1 / 4., 0, 0},           {-1 / 6., -1 / 6., -1 / 6.},
-                                    {-1 / 6., 1 / 6., -1 / 6.}, {1 / 24., 1 / 12., 1 / 6.},
-                                    {1 / 24., -1 / 12., 1 / 6.}, {0, 0, 1}};
     const winograd_part *p = arg;
+    const double(*G)[3] = p->G;
     const int cin = p->cin, cout = p->cout;
     const size_t plane = (size_t)cin * cout;
     for (int o0 = 0; o0 < cout; o0 += O_RUN) {
@@ -100,7 +108,8 @@ static void *winograd_weights_part(void *arg)
  * computed alone, so the split changes nothing): a big model's planning is mostly these transforms and the first touch of the
  * pages they fill, which the threads then take in parallel (VGG-16's
  * gradient engine writes 240 MB of them). */
-void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threads)
+static void transform_weights(const double (*G)[3], const float *w, int cin, int cout, float *u,
+                              int threads)
 {
     enum { MAX_PARTS = 16, MIN_WEIGHTS = 65536 };
     int parts = (double)cin * cout < MIN_WEIGHTS ? 1 : threads;
@@ -110,7 +119,7 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threa
     pthread_t tid[MAX_PARTS];
     int started[MAX_PARTS] = {0};
     for (int k = 0; k < parts; k++) {
-        part[k] = (winograd_part){w, cin, cout, cin * k / parts, cin * (k + 1) / parts, u};
+        part[k] = (winograd_part){G, w, cin, cout, cin * k / parts, cin * (k + 1) / parts, u};
         started[k] = k > 0 && pthread_create(&tid[k], NULL, winograd_weights_part, &part[k]) == 0;
     }
     for (int k = 0; k < parts; k++)
@@ -119,6 +128,23 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threa
     for (int k = 1; k < parts; k++)
         if (started[k])
             pthread_join(tid[k], NULL);
+}
+
+void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threads)
+{
+    transform_weights(G43, w, cin, cout, u, threads);
+}
+
+void hfc_winograd_s2_weights(const float *w, int cin, int cout, float *u, int threads)
+{
+    transform_weights(G_S2, w, cin, cout, u, threads);
+}
+
+/* 81 rows of values a tile in v and in m, 36 matrices each a cache line apart
+ * (conv_simd.h, s2_block), and a padded copy of one image */
+size_t hfc_winograd_s2_scratch(int h, int w, int cin, int cout, int tiles)
+{
+    return (size_t)(h + 2) * (w + 2) * cin + 81 * (size_t)tiles * (cin + cout) + 2 * 36 * 16;
 }
 
 /* ------------------------------------------------- one set for the run */
@@ -139,7 +165,10 @@ void hfc_winograd_weights(const float *w, int cin, int cout, float *u, int threa
                                      int sh, int sw, int ph, int pw, int dh, int dw,              \
                                      const float *bias, int relu, hfc_tensor *y);                 \
     void hfc_dcol_inside_taps_##S(const hfc_tensor *dy, const float *w, int kh, int kw, int sh,   \
-                                  int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol);
+                                  int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol); \
+    void hfc_conv2d_winograd_s2_##S(const hfc_tensor *x, const float *u, int chunk,              \
+                                    int transposed, const hfc_conv_extras *ex, float *scratch,    \
+                                    hfc_tensor *y);
 KERNEL_SET(avx512)
 KERNEL_SET(avx2)
 
@@ -169,6 +198,13 @@ void hfc_dcol_inside_taps(const hfc_tensor *dy, const float *w, int kh, int kw, 
 {
     (use_avx512() ? hfc_dcol_inside_taps_avx512 : hfc_dcol_inside_taps_avx2)(
         dy, w, kh, kw, sh, sw, ph, pw, in_h, in_w, c, dcol);
+}
+
+void hfc_conv2d_winograd_s2(const hfc_tensor *x, const float *u, int chunk, int transposed,
+                            const hfc_conv_extras *ex, float *scratch, hfc_tensor *y)
+{
+    (use_avx512() ? hfc_conv2d_winograd_s2_avx512 : hfc_conv2d_winograd_s2_avx2)(
+        x, u, chunk, transposed, ex, scratch, y);
 }
 
 void hfc_conv2d_direct(const hfc_tensor *x, const float *wt, int kh, int kw, int sh, int sw,

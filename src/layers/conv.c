@@ -63,6 +63,9 @@ void forward_conv2d(const step_run *r)
     case CONV_WINOGRAD:
         hfc_conv2d_winograd(&r->x[0], s->wt, s->chunk, &ex, r->scratch, &y);
         break;
+    case CONV_WINOGRAD_S2:
+        hfc_conv2d_winograd_s2(&r->x[0], s->wt, s->chunk, 0, &ex, r->scratch, &y);
+        break;
     case CONV_DIRECT:
         hfc_conv2d_direct(&r->x[0], s->wt, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &ex,
                           r->scratch, &y);
@@ -134,6 +137,11 @@ void backward_conv2d(const step_back *r)
     const hfc_tensor *dy = &r->dy;
     hfc_tensor dx = r->dx[0];
     float *add_to = r->assign ? NULL : dx.data; /* NULL: dx is written, not added to */
+    if (r->s->back == CONV_WINOGRAD_S2) { /* dx += the transposed stride-2 split */
+        hfc_conv_extras ex = {NULL, NULL, NULL, 0, add_to, 0};
+        hfc_conv2d_winograd_s2(dy, r->s->wt_back, r->s->chunk, 1, &ex, r->scratch, &dx);
+        return;
+    }
     if (r->s->back == CONV_WINOGRAD || r->s->back == CONV_DIRECT) {
         /* dx += conv(dy, flipped W): plan_backward_convs */
         hfc_conv_extras ex = {NULL, NULL, NULL, 0, add_to, 0};

@@ -83,7 +83,8 @@ typedef enum {
     CONV_WINOGRAD,     /* tiled Winograd F(4x4, 3x3) */
     CONV_GROUPED,      /* grouped or dilated, portable loops */
     CONV_SMALL_GROUPS, /* groups of g in and g out channels, g dividing the lanes (16, 8) */
-    CONV_IM2COL        /* im2col + the tiled product (maps of few pixels) */
+    CONV_IM2COL,       /* im2col + the tiled product (maps of few pixels) */
+    CONV_WINOGRAD_S2   /* 3x3 stride 2: phases, F(4, 2) on the odd ones, tiled */
 } conv_path;
 
 /* The plan of one node, made by the engine (src/engine/plan.c): its step. */
@@ -101,7 +102,7 @@ typedef struct {
                               it (plan_fusion): the BatchNorm after a 1x1 conv of the
                               same input, and one of the input itself, or NULL */
     conv_path path;
-    int chunk;             /* CONV_WINOGRAD: images per product */
+    int chunk;             /* CONV_WINOGRAD(_S2): images per product */
     int residual;          /* conv: slot of an Add's other input done by the conv, or -1 */
     const float *in_scale, *in_shift;  /* conv: a BatchNorm done on its input, or NULL */
     int in_relu;           /* ... followed by a ReLU */
@@ -111,7 +112,8 @@ typedef struct {
     conv_path back;        /* gradients: how d/dx runs: CONV_GEMM (SGEMM + col2im),
                               CONV_IM2COL (the tiled product + col2im), or as the
                               forward conv of dy with the flipped kernel (stride 1,
-                              'same' padding): CONV_WINOGRAD or CONV_DIRECT with... */
+                              'same' padding): CONV_WINOGRAD or CONV_DIRECT, or
+                              CONV_WINOGRAD_S2 (3x3 stride 2, its transposed form) with... */
     const float *wt_back;  /* ... these weights */
 } step;
 
