@@ -288,6 +288,20 @@ static int winograd_chunk(const hfc_engine *e, int tiles)
                                               : e->group;
 }
 
+/* A conv whose backward product runs only over the taps inside the image
+ * (hfc_dx_inside_taps: VGG's 2x2 maps) reads W (cout, kh * kw * cin) in
+ * panels of its own (wt_back), like the forward's: each tile then streams
+ * its columns from adjacent addresses instead of one piece a row of W.
+ * cin a multiple of 64: a run of taps starts at a panel. */
+static int back_inside_panels(const hfc_model *m, const hfc_node *nd)
+{
+    const hfc_shape in = m->nodes[nd->in[0]].out;
+    return hfc_isa() >= HFC_ISA_AVX2 && nd->groups == 1 && nd->dh == 1 && nd->dw == 1 &&
+           in.c % 64 == 0 &&
+           hfc_inside_taps_pay(in.h, in.w, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw,
+                               nd->out.h, nd->out.w);
+}
+
 /* How conv step cs's d/dx runs (plan_backward_convs): *weights grows by the
  * floats of its own weights, *scratch is what it needs per call. */
 static conv_path backward_path(const hfc_engine *e, step *cs, int cin, hfc_conv_choice choice,
@@ -350,13 +364,24 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
             if (pass == 0) {
                 size_t need = 0;
                 cs->back = backward_path(e, cs, cin, choice, &total, &need);
+                if (cs->back == CONV_IM2COL && back_inside_panels(m, nd))
+                    total += (size_t)nd->kh * nd->kw * cin * cout;
                 e->col_floats = need > e->col_floats ? need : e->col_floats;
+                continue;
+            }
+            const int kh = nd->kh, kw = nd->kw;
+            const float *w = cs->w; /* (cout, kh, kw, cin) */
+            if (cs->back == CONV_IM2COL && back_inside_panels(m, nd)) {
+                const int k = kh * kw * cin; /* W as it is, (cout, k), in panels */
+                for (int o = 0; o < cout; o++)
+                    for (int t = 0; t < k; t++)
+                        at[hfc_panel_offset(cout, k, o, t)] = w[(size_t)o * k + t];
+                cs->wt_back = at;
+                at += (size_t)k * cout;
                 continue;
             }
             if (cs->back == CONV_GEMM || cs->back == CONV_IM2COL)
                 continue;
-            const int kh = nd->kh, kw = nd->kw;
-            const float *w = cs->w; /* (cout, kh, kw, cin) */
             if (cs->back == CONV_WINOGRAD || cs->back == CONV_WINOGRAD_S2) {
                 float *flipped = malloc((size_t)cin * kh * kw * cout * sizeof *flipped);
                 if (!flipped)

@@ -419,29 +419,34 @@ static void product_inside_taps(const float *col, const hfc_tensor *x, int kh, i
         }
 }
 
-/* The backward's dcol (pixels, kh * kw * c) = dy (pixels, cout) w (cout,
- * kh * kw * c) for the columns of taps inside the image only, which are all
- * that col2im reads: each value as the whole product sums it (over cout, in
- * the same K blocks), one product per output pixel and run of taps. */
-void SFX(hfc_dcol_inside_taps)(const hfc_tensor *dy, const float *w, int kh, int kw, int sh,
-                               int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol)
+/* The backward of a conv on small maps (as product_inside_taps):
+ * dx += dy (pixels, cout) w (cout, kh * kw * c) over the taps inside the
+ * image only, added straight into dx (in_h x in_w x c an image): a run of
+ * taps along x lands on adjacent pixels of dx, as its columns of w are
+ * adjacent, so each (output pixel, tap row) is one product over the
+ * group's images that adds into dx (its rows an image apart): no dcol, no
+ * col2im (which had summed each column over cout first). Each value of dx
+ * gets its adds in col2im's order (output pixels, then taps); a product's
+ * K blocks add into it one after another. */
+void SFX(hfc_dx_inside_taps)(const hfc_tensor *dy, const float *w, int panels, int kh, int kw, int sh, int sw,
+                             int ph, int pw, hfc_tensor *dx)
 {
-    const int k = kh * kw * c, npix = dy->h * dy->w;
+    const int c = dx->c, k = kh * kw * c, npix = dy->h * dy->w;
+    const int ldo = dx->h * dx->w * c;
     for (int oy = 0; oy < dy->h; oy++)
         for (int ox = 0; ox < dy->w; ox++) {
             int y0, y1, x0, x1;
-            hfc_taps_inside(oy, sh, ph, kh, in_h, &y0, &y1);
-            hfc_taps_inside(ox, sw, pw, kw, in_w, &x0, &x1);
+            hfc_taps_inside(oy, sh, ph, kh, dx->h, &y0, &y1);
+            hfc_taps_inside(ox, sw, pw, kw, dx->w, &x0, &x1);
             const size_t p = (size_t)oy * dy->w + ox;
-            const int whole_rows = x0 == 0 && x1 == kw; /* then the taps are one run */
-            for (int ty = y0; ty < y1; ty += whole_rows ? y1 - y0 : 1) {
-                const int c0 = (ty * kw + x0) * c;
-                const int c1 = whole_rows ? y1 * kw * c : (ty * kw + x1) * c;
-                if (c1 <= c0)
-                    continue;
-                const matrix b = {w + c0, dy->c, c1 - c0, 0, NULL, k};
+            for (int ty = y0; ty < y1 && x1 > x0; ty++) {
+                const int iy = oy * sh - ph + ty, ix = ox * sw - pw + x0;
+                float *d = dx->data + ((size_t)iy * dx->w + ix) * c;
+                const int c0 = (ty * kw + x0) * c; /* panels: c0 starts one (c % 64 == 0) */
+                const matrix b = panels ? (matrix){w + (size_t)dy->c * c0, dy->c, (x1 - x0) * c, 1, NULL, 0}
+                                        : (matrix){w + c0, dy->c, (x1 - x0) * c, 0, NULL, k};
                 product_strided(dy->data + p * dy->c, (size_t)npix * dy->c, (size_t)dy->n, b,
-                                NULL, NULL, 0, dcol + p * k + c0, npix * k);
+                                NULL, d, 0, d, ldo);
             }
         }
 }

@@ -154,11 +154,12 @@ void hfc_taps_inside(int o, int s, int p, int k, int in, int *lo, int *hi);
  * taps alone (kernels/conv_simd.h: VGG's 2 x 2 maps, ResNet-50's 1 x 1). */
 int hfc_inside_taps_pay(int in_h, int in_w, int kh, int kw, int sh, int sw, int ph, int pw,
                         int out_h, int out_w);
-/* The backward's dcol (dy's pixels, kh*kw*c) = dy (pixels, cout) w (cout,
- * kh*kw*c), the tiled product, for the columns of taps inside the image
- * only (col2im reads no others; those are left as they were). */
-void hfc_dcol_inside_taps(const hfc_tensor *dy, const float *w, int kh, int kw, int sh, int sw,
-                          int ph, int pw, int in_h, int in_w, int c, float *dcol);
+/* The backward on such maps: dx += dy (pixels, cout) w (cout, kh*kw*c)
+ * over the taps inside the image only, the tiled product added straight
+ * into dx (dx's size given by dx); w is (cout, kh*kw*c) row-major, or in
+ * panels (hfc_panel_offset) if PANELS, which needs c a multiple of 64. */
+void hfc_dx_inside_taps(const hfc_tensor *dy, const float *w, int panels, int kh, int kw, int sh, int sw,
+                        int ph, int pw, hfc_tensor *dx);
 /* The same for groups of g input and g output channels, g dividing
  * hfc_tiled_lanes() (kernels/conv_simd.h); wt is W as (kh, kw, g, c):
  * wt[((ky*kw + kx)*g + j)*c + o] = W[o][j][ky][kx] (for g = 1, the depthwise

@@ -164,8 +164,8 @@ size_t hfc_winograd_s2_scratch(int h, int w, int cin, int cout, int tiles)
     void hfc_conv2d_small_groups_##S(const hfc_tensor *x, const float *wt, int g, int kh, int kw, \
                                      int sh, int sw, int ph, int pw, int dh, int dw,              \
                                      const float *bias, int relu, hfc_tensor *y);                 \
-    void hfc_dcol_inside_taps_##S(const hfc_tensor *dy, const float *w, int kh, int kw, int sh,   \
-                                  int sw, int ph, int pw, int in_h, int in_w, int c, float *dcol); \
+    void hfc_dx_inside_taps_##S(const hfc_tensor *dy, const float *w, int panels, int kh, int kw, int sh,     \
+                                int sw, int ph, int pw, hfc_tensor *dx);                          \
     void hfc_conv2d_winograd_s2_##S(const hfc_tensor *x, const float *u, int chunk,              \
                                     int transposed, const hfc_conv_extras *ex, float *scratch,    \
                                     hfc_tensor *y);
@@ -193,11 +193,11 @@ void hfc_conv2d_im2col_tiled(const hfc_tensor *x, const float *wt, int kh, int k
         x, wt, kh, kw, sh, sw, ph, pw, ex, col, y);
 }
 
-void hfc_dcol_inside_taps(const hfc_tensor *dy, const float *w, int kh, int kw, int sh, int sw,
-                          int ph, int pw, int in_h, int in_w, int c, float *dcol)
+void hfc_dx_inside_taps(const hfc_tensor *dy, const float *w, int panels, int kh, int kw, int sh, int sw,
+                        int ph, int pw, hfc_tensor *dx)
 {
-    (use_avx512() ? hfc_dcol_inside_taps_avx512 : hfc_dcol_inside_taps_avx2)(
-        dy, w, kh, kw, sh, sw, ph, pw, in_h, in_w, c, dcol);
+    (use_avx512() ? hfc_dx_inside_taps_avx512 : hfc_dx_inside_taps_avx2)(dy, w, panels, kh, kw, sh, sw,
+                                                                        ph, pw, dx);
 }
 
 void hfc_conv2d_winograd_s2(const hfc_tensor *x, const float *u, int chunk, int transposed,

@@ -163,11 +163,13 @@ void backward_conv2d(const step_back *r)
             memset(dx.data, 0, hfc_tensor_size(&dx) * sizeof(float));
         if (r->s->back == CONV_IM2COL &&
             hfc_inside_taps_pay(dx.h, dx.w, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy->h,
-                                dy->w))
-            hfc_dcol_inside_taps(dy, w, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dx.h, dx.w,
-                                 dx.c, r->scratch);
-        else
-            times_weights(r, dy, w, k, NULL, r->scratch);
+                                dy->w)) {
+            /* W in panels where plan_backward_convs made them */
+            hfc_dx_inside_taps(dy, r->s->wt_back ? r->s->wt_back : w, r->s->wt_back != NULL, nd->kh,
+                               nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, &dx);
+            return;
+        }
+        times_weights(r, dy, w, k, NULL, r->scratch);
         col2im_add(r->scratch, nd->kh, nd->kw, nd->sh, nd->sw, nd->ph, nd->pw, dy, &dx);
         return;
     }
