@@ -89,7 +89,11 @@ void forward_conv2d(const step_run *r)
     }
 }
 
-/* dx += col2im(dcol): the inverse of src/kernels/ops.c's im2col, accumulating. */
+/* dx += col2im(dcol): the inverse of src/kernels/ops.c's im2col, accumulating.
+ * A kernel row's taps inside the image land on adjacent pixels of dx and
+ * are adjacent in dcol: one run of (taps) * c floats each (the first conv's
+ * 3 channels: 9 floats instead of 3 runs of 3). Each value of dx gets its
+ * adds in the same order as a tap at a time would. */
 static void col2im_add(const float *dcol, int kh, int kw, int sh, int sw, int ph, int pw,
                        const hfc_tensor *dy, hfc_tensor *dx)
 {
@@ -98,16 +102,17 @@ static void col2im_add(const float *dcol, int kh, int kw, int sh, int sw, int ph
         for (int oy = 0; oy < dy->h; oy++)
             for (int ox = 0; ox < dy->w; ox++) {
                 const float *src = dcol + (((size_t)b * dy->h + oy) * dy->w + ox) * k;
-                for (int ky = 0; ky < kh; ky++) {
+                int x0, x1; /* the taps along x inside the image */
+                hfc_taps_inside(ox, sw, pw, kw, dx->w, &x0, &x1);
+                for (int ky = 0; ky < kh && x1 > x0; ky++) {
                     int iy = oy * sh - ph + ky;
-                    for (int kx = 0; kx < kw; kx++, src += c) {
-                        int ix = ox * sw - pw + kx;
-                        if (iy < 0 || iy >= dx->h || ix < 0 || ix >= dx->w)
-                            continue;
-                        float *dst = dx->data + (((size_t)b * dx->h + iy) * dx->w + ix) * c;
-                        for (size_t q = 0; q < c; q++)
-                            dst[q] += src[q];
-                    }
+                    if (iy < 0 || iy >= dx->h)
+                        continue;
+                    const float *restrict s = src + ((size_t)ky * kw + x0) * c;
+                    float *restrict dst =
+                        dx->data + (((size_t)b * dx->h + iy) * dx->w + ox * sw - pw + x0) * c;
+                    for (size_t q = 0, n = (size_t)(x1 - x0) * c; q < n; q++)
+                        dst[q] += s[q];
                 }
             }
 }
