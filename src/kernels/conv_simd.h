@@ -612,6 +612,20 @@ SIMD static void winograd_input(const float *img, int h, int w, int cin, int pad
         }
 }
 
+/* y[at..] = val (+ res[at..]), then ReLU or ReLU6 (relu): the end of a
+ * Winograd output transform. */
+SIMD __attribute__((always_inline)) static inline void
+store_epilogue(float *y, const float *res, size_t at, int relu, vf val)
+{
+    if (res)
+        val = vadd(val, vload(res + at));
+    if (relu)
+        val = vmax(val, vzero());
+    if (relu == HFC_FUSED_RELU6)
+        val = vmin(val, vset1(6.0f));
+    vstore(y + at, val);
+}
+
 /* y's 4x4 block of every tile = A^T m A (+ bias, + res, ReLU) from
  * m[WP][tiles][cout] (planes `plane` floats apart); res: NULL or like y, an
  * image of h x w pixels; the last tiles of a side that is not a multiple of 4
@@ -643,13 +657,7 @@ SIMD static void winograd_output(const float *m, int h, int w, int th, int tw, i
                     for (int j = 0; j < cols; j++) {
                         size_t at = base + i * row + (size_t)j * cout + o;
                         vf val = vadd(r[j], b);
-                        if (res)
-                            val = vadd(val, vload(res + at));
-                        if (relu)
-                            val = vmax(val, zero);
-                        if (relu == HFC_FUSED_RELU6)
-                            val = vmin(val, vset1(6.0f));
-                        vstore(y + at, val);
+                        store_epilogue(y, res, at, relu, val);
                     }
                 }
             }
@@ -864,13 +872,7 @@ SIMD static void s2_output(const float *m, int h, int w, int th, int tw, int cou
                     for (int i = 0; i < rows; i++) {
                         size_t at = (oy + i) * row + (size_t)(ox + j) * cout + o;
                         vf val = transposed ? col[i] : vadd(col[i], b);
-                        if (res)
-                            val = vadd(val, vload(res + at));
-                        if (relu)
-                            val = vmax(val, zero);
-                        if (relu == HFC_FUSED_RELU6)
-                            val = vmin(val, vset1(6.0f));
-                        vstore(y + at, val);
+                        store_epilogue(y, res, at, relu, val);
                     }
                 }
             }
