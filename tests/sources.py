@@ -91,8 +91,10 @@ def folder(bin_, root):
 def split(bin_, d):
     rng = np.random.default_rng(5)
     with tempfile.TemporaryDirectory() as tmp:
+        # the projection (at most 32 basis vectors a side), and FFTW beyond it (r = 30)
         for c, h, w, r in ((3, 31, 33, 5), (1, 28, 28, 4), (3, 64, 64, 8), (2, 17, 24, 3.5),
-                           (3, 224, 224, 16), (3, 32, 32, 4)):
+                           (3, 224, 224, 16), (3, 32, 32, 4), (3, 96, 80, 30), (1, 9, 12, 20),
+                           (3, 40, 36, 0)):
             x = rng.integers(0, 256, (3, h, w, c), dtype=np.uint8)
             np.save(os.path.join(tmp, "x.npy"), x)
             np.save(os.path.join(tmp, "y.npy"), np.zeros(3, dtype=np.int64))
