@@ -110,6 +110,7 @@ typedef struct {
 /* plan_group: 16, 32 or 64 images per group for models with such small maps
  * whose widest value per image is at most this many floats (512 KB). */
 #define SMALL_MAP_GROUP_FLOATS 131072
+#define LARGE_GROUP_FLOATS ((size_t)2 << 20) /* 8 MB a slot: plan_group */
 #define FEW_TILES_SLOT_FLOATS ((size_t)3 << 20) /* 12 MB: plan_group */
 /* A Winograd conv's 36 products take the tiles of this many images at once
  * that they have about this many rows (as the group allows): every weight
