@@ -106,7 +106,10 @@ typedef void (*tile_fn)(const float *, size_t, size_t, int, int, const float *, 
  * 64-, 32- or 16-column block of B's panels, or (masked) a last block of
  * fewer than 16; for each, tiles of several row counts, the most first, the
  * last of 1 row. AVX-512's 32 registers hold 16 sums of 16 lanes: 16 x 16,
- * 8 x 32 or 4 x 64 per tile, and a remainder of rows goes one at a time.
+ * 8 x 32 or 4 x 64 per tile, and a remainder of rows by 8, 4 or 2 where
+ * the shape allows, then one at a time (one at a time, the 4-image groups
+ * of DenseNet-121's 32-channel convs on small maps spent a fifth of its
+ * time in single-row tiles).
  * AVX2's 16 hold 12 of 8 lanes: 6 rows x 16 columns (the shape of the
  * classic Haswell SGEMM kernel), so its tiles take a panel 16 columns at a
  * time (reading each row of A again per 16), and a remainder of rows by 4
@@ -131,6 +134,12 @@ GEMM_TILE_FN(1, 2, 0, gemm_tile_1_2)
 GEMM_TILE_FN(1, 4, 0, gemm_tile_1_4)
 GEMM_TILE_FN(16, 1, 1, gemm_tile_16_1_masked)
 GEMM_TILE_FN(1, 1, 1, gemm_tile_1_1_masked)
+GEMM_TILE_FN(2, 4, 0, gemm_tile_2_4)
+GEMM_TILE_FN(4, 2, 0, gemm_tile_4_2)
+GEMM_TILE_FN(2, 2, 0, gemm_tile_2_2)
+GEMM_TILE_FN(8, 1, 0, gemm_tile_8_1)
+GEMM_TILE_FN(4, 1, 0, gemm_tile_4_1)
+GEMM_TILE_FN(4, 1, 1, gemm_tile_4_1_masked)
 tile_shape hfc_narrow_tiles_avx2(int left);
 /* A last block of 8 columns or fewer runs on the AVX2 build's 8-lane
  * tiles: in a 16-lane one half the multiply-adds were masked away, and
@@ -138,10 +147,13 @@ tile_shape hfc_narrow_tiles_avx2(int left);
  * half the time (ShuffleNetV2, 24 channels: 0.30 -> 0.23 s). */
 static tile_shape tile_for(int left)
 {
-    return left >= 64   ? (tile_shape){64, 2, {4, 1}, {gemm_tile_4_4, gemm_tile_1_4}}
-           : left >= 32 ? (tile_shape){32, 2, {8, 1}, {gemm_tile_8_2, gemm_tile_1_2}}
-           : left >= 16 ? (tile_shape){16, 2, {16, 1}, {gemm_tile_16_1, gemm_tile_1_1}}
-           : left > 8   ? (tile_shape){left, 2, {16, 1}, {gemm_tile_16_1_masked, gemm_tile_1_1_masked}}
+    return left >= 64   ? (tile_shape){64, 3, {4, 2, 1}, {gemm_tile_4_4, gemm_tile_2_4, gemm_tile_1_4}}
+           : left >= 32 ? (tile_shape){32, 4, {8, 4, 2, 1},
+                                       {gemm_tile_8_2, gemm_tile_4_2, gemm_tile_2_2, gemm_tile_1_2}}
+           : left >= 16 ? (tile_shape){16, 4, {16, 8, 4, 1},
+                                       {gemm_tile_16_1, gemm_tile_8_1, gemm_tile_4_1, gemm_tile_1_1}}
+           : left > 8   ? (tile_shape){left, 3, {16, 4, 1},
+                                       {gemm_tile_16_1_masked, gemm_tile_4_1_masked, gemm_tile_1_1_masked}}
                         : hfc_narrow_tiles_avx2(left);
 }
 #else
