@@ -167,7 +167,8 @@ int hfc_mask_equal(const hfc_mask *a, const hfc_mask *b);
  *   F = fftshift(fft2(x)); M = the mask's weights (disc: [dist < r])
  *   low = Re(ifft2(ifftshift(F*M))), high = x - low
  * computed as the same projection by small matrix products (see split.c),
- * or by FFTW for a mask that is not sign-symmetric.
+ * or by FFTW for a mask that is not sign-symmetric (at 32 x 32) or that
+ * needs more than 32 basis vectors a side (other sizes).
  * A splitter serves the masks it was made with (and any symmetric mask
  * within their largest frequency) for up to `capacity` images:
  * hfc_split_forward transforms a batch once, hfc_split_apply then makes
