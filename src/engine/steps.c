@@ -231,7 +231,7 @@ hfc_status plan_steps(hfc_engine *e, node_plan *P, hfc_error *err)
 {
     const hfc_model *m = e->model;
     const int n = m->n_nodes;
-    e->folded = malloc((folded_floats(e, P) + 1) * sizeof(float));
+    e->folded = hfc_alloc_big((folded_floats(e, P) + 1) * sizeof(float));
     e->steps = calloc((size_t)n, sizeof *e->steps);
     int *slot_free = calloc((size_t)n, sizeof *slot_free);
     e->slot_offset = calloc((size_t)n + 1, sizeof *e->slot_offset); /* sizes, for now */
@@ -352,7 +352,8 @@ static conv_path backward_path(const hfc_engine *e, step *cs, int cin, hfc_conv_
 hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error *err)
 {
     const hfc_model *m = e->model;
-    size_t total = 0;
+    size_t total = 0, largest = 0; /* largest: the flipped kernel of a Winograd backward */
+    float *flipped = NULL;
     for (int pass = 0; pass < 2; pass++) { /* 0: choose and count, 1: fill */
         float *at = e->back_weights;
         for (int k = 0; k < e->n_steps; k++) {
@@ -364,6 +365,9 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
             if (pass == 0) {
                 size_t need = 0;
                 cs->back = backward_path(e, cs, cin, choice, &total, &need);
+                if ((cs->back == CONV_WINOGRAD || cs->back == CONV_WINOGRAD_S2) &&
+                    (size_t)cin * nd->kh * nd->kw * cout > largest)
+                    largest = (size_t)cin * nd->kh * nd->kw * cout;
                 if (cs->back == CONV_IM2COL && back_inside_panels(m, nd))
                     total += (size_t)nd->kh * nd->kw * cin * cout;
                 e->col_floats = need > e->col_floats ? need : e->col_floats;
@@ -383,9 +387,6 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
             if (cs->back == CONV_GEMM || cs->back == CONV_IM2COL)
                 continue;
             if (cs->back == CONV_WINOGRAD || cs->back == CONV_WINOGRAD_S2) {
-                float *flipped = malloc((size_t)cin * kh * kw * cout * sizeof *flipped);
-                if (!flipped)
-                    return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
                 for (int ci = 0; ci < cin; ci++) /* (cin, kh, kw, cout) */
                     for (int ky = 0; ky < kh; ky++)
                         for (int kx = 0; kx < kw; kx++)
@@ -398,7 +399,6 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                 } else {
                     hfc_winograd_weights(flipped, cout, cin, at, e->threads);
                 }
-                free(flipped);
                 if (!cs->chunk)
                     cs->chunk = 1;
                 cs->wt_back = at;
@@ -415,9 +415,12 @@ hfc_status plan_backward_convs(hfc_engine *e, hfc_conv_choice choice, hfc_error 
                 at += (size_t)kh * kw * cout * cin;
             }
         }
-        if (pass == 0 && total && !(e->back_weights = malloc(total * sizeof(float))))
+        if (pass == 0 && total && !(e->back_weights = hfc_alloc_big(total * sizeof(float))))
+            return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
+        if (pass == 0 && largest && !(flipped = hfc_alloc_big(largest * sizeof *flipped)))
             return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
     }
+    free(flipped);
     return HFC_OK;
 }
 
@@ -634,7 +637,7 @@ hfc_status plan_conv_weights(hfc_engine *e, hfc_error *err)
                         "a convolution needs %zu MB of im2col scratch per image (at most 256)",
                         im2col * sizeof(float) >> 20);
     e->col_floats = e->group * im2col;
-    e->transposed = nt ? malloc(nt * sizeof(float)) : NULL;
+    e->transposed = nt ? hfc_alloc_big(nt * sizeof(float)) : NULL;
     if (nt && !e->transposed)
         return hfc_fail(err, HFC_ERR_NOMEM, m->path, "out of memory for conv weights");
     size_t largest = 0;  /* a copy for the convs whose folded weights are not kept */

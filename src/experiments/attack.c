@@ -180,10 +180,10 @@ hfc_status hfc_attack(hfc_engine *const *engines, const hfc_model *const *models
     attack_run c = {engines, n_models, n_eps, n_masks, ds->n_classes, spec, eps, masks, {0},
                     tallies};
     c.b.P = P;
-    c.b.x0 = malloc(batch * P * sizeof *c.b.x0);
-    c.b.x = malloc(batch * P * sizeof *c.b.x);
-    c.b.pix = malloc(batch * P * sizeof *c.b.pix);
-    c.b.grad = malloc(batch * P * sizeof *c.b.grad);
+    c.b.x0 = hfc_alloc_big(batch * P * sizeof *c.b.x0);
+    c.b.x = hfc_alloc_big(batch * P * sizeof *c.b.x);
+    c.b.pix = hfc_alloc_big(batch * P * sizeof *c.b.pix);
+    c.b.grad = hfc_alloc_big(batch * P * sizeof *c.b.grad);
     c.b.logits = malloc(batch * (size_t)c.K * sizeof *c.b.logits);
     if (!c.b.x0 || !c.b.x || !c.b.pix || !c.b.grad || !c.b.logits)
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);

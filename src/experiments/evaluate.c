@@ -87,7 +87,9 @@ hfc_status hfc_evaluate(hfc_engine *const *engines, const hfc_model *const *mode
     evaluate_run c = {engines, n_models, n_masks, ds->n_classes,
                       protocol && protocol->rescale_max, masks, NULL, NULL, tallies};
     c.logits = malloc(batch * (size_t)c.K * sizeof *c.logits);
-    c.scaled = c.rescale ? malloc(batch * hfc_dataset_image_size(ds) * sizeof *c.scaled) : NULL;
+    c.scaled = c.rescale
+                   ? hfc_alloc_big(batch * hfc_dataset_image_size(ds) * sizeof *c.scaled)
+                   : NULL;
     if (!c.logits || (c.rescale && !c.scaled)) {
         free(c.logits);
         free(c.scaled);

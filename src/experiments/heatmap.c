@@ -198,7 +198,7 @@ hfc_status hfc_heatmap(hfc_engine *const *engines, const hfc_model *const *model
     unsigned char *seen = calloc(plane, 1);
     c.pairs = malloc(HFC_MAX_EXTENT * HFC_MAX_EXTENT * sizeof *c.pairs);
     c.basis = malloc(plane * sizeof *c.basis);
-    c.pert = malloc(batch * P * sizeof *c.pert);
+    c.pert = hfc_alloc_big(batch * P * sizeof *c.pert);
     c.logits = malloc(batch * (size_t)c.K * sizeof *c.logits);
     if (!seen || !c.pairs || !c.basis || !c.pert || !c.logits) {
         st = hfc_fail(err, HFC_ERR_NOMEM, NULL, "out of memory for a batch of %zu images", batch);

@@ -284,13 +284,13 @@ hfc_status hfc_margin(hfc_engine *engine, const hfc_model *model, const hfc_data
     c.dct = (dct_basis){ds->channels, ds->height, ds->width, K, dct_matrix(ds->height),
                         dct_matrix(ds->width), malloc((size_t)K * ds->width * sizeof(double))};
     const size_t coefs = (size_t)ds->channels * K * K;
-    c.x0 = malloc(batch * P * sizeof *c.x0);
+    c.x0 = hfc_alloc_big(batch * P * sizeof *c.x0);
     c.label = malloc(batch * sizeof *c.label);
-    c.xi = malloc(cap * P * sizeof *c.xi), c.r = malloc(cap * P * sizeof *c.r);
+    c.xi = hfc_alloc_big(cap * P * sizeof *c.xi), c.r = hfc_alloc_big(cap * P * sizeof *c.r);
     c.item = malloc(cap * sizeof *c.item), c.iter = malloc(cap * sizeof *c.iter);
     c.done = malloc(cap * sizeof *c.done), c.at = malloc(cap * sizeof *c.at);
-    c.pix = malloc(cap * P * sizeof *c.pix);
-    c.grads = malloc((size_t)(C > 1 ? C - 1 : 1) * cap * P * sizeof *c.grads);
+    c.pix = hfc_alloc_big(cap * P * sizeof *c.pix);
+    c.grads = hfc_alloc_big((size_t)(C > 1 ? C - 1 : 1) * cap * P * sizeof *c.grads);
     c.f = malloc(cap * C * sizeof *c.f);
     c.logits = malloc((batch > cap ? batch : cap) * C * sizeof *c.logits);
     c.coef = malloc(coefs * sizeof *c.coef), c.best = malloc(coefs * sizeof *c.best);

@@ -189,7 +189,7 @@ static hfc_status parse_tensors(loader *L, const cJSON *arr, hfc_model *m)
     L->n_tensors = n;
     if ((st = check_overlaps(L)))
         return st;
-    m->arena = malloc((total ? total : 1) * sizeof(float));
+    m->arena = hfc_alloc_big((total ? total : 1) * sizeof(float));
     if (!m->arena)
         return hfc_fail(L->err, HFC_ERR_NOMEM, L->path, "out of memory for %zu weights", total);
     m->arena_floats = total;
